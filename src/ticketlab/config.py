@@ -1,0 +1,200 @@
+"""Validated configuration models and their stable ids.
+
+Every knob a result depends on lives in one of these models. They reject bad input at the edge with
+a message naming the field, the value and the allowed range, and hash to a stable id (the
+canonical JSON of the model) so that a finished trial is found again instead of recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+_GROUPS = re.compile(r"^groups:(\d+(,\d+)*)$")
+LAYOUTS = ("overlap", "random", "disjoint", "groups:N1,N2,...")
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration error: one line per bad field, each naming field and range."""
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    def stable_id(self) -> str:
+        return stable_hash(self.model_dump(mode="json"))
+
+
+def stable_hash(obj) -> str:
+    """A short hash of canonical JSON: identical configs give identical ids across runs and hosts."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "config"
+        value = e.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"invalid {prefix}{loc}{shown}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def build(model_cls, **kwargs):
+    """Construct a config model, turning pydantic's error into a ConfigError with readable lines."""
+    try:
+        return model_cls(**kwargs)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err)) from None
+
+
+class OracleSpec(Model):
+    """The pruned teacher: d inputs, K ReLU neurons, r non-zeros per neuron, a support layout."""
+
+    d: Annotated[int, Field(ge=1, description="input dimension (>= 1)")]
+    K: Annotated[int, Field(ge=1, description="number of hidden neurons (>= 1)")]
+    r: Annotated[
+        int | tuple[int, ...],
+        Field(description="kept weights per neuron: one value, or one per neuron (1 <= r <= d)"),
+    ]
+    r_spread: Annotated[
+        float,
+        Field(ge=0.0, lt=1.0, description="draw r_j uniformly from [(1-s) r, (1+s) r]; the paper's 0.1"),
+    ] = 0.0
+    layout: Annotated[
+        str, Field(description="support layout: overlap, random, disjoint or groups:N1,N2,...")
+    ] = "overlap"
+    noise: Annotated[float, Field(ge=0.0, description="noise level sigma / E_y (>= 0)")] = 0.0
+    extra: Annotated[
+        int, Field(ge=0, description="learner mask = oracle mask plus this many extra kept inputs per neuron")
+    ] = 0
+
+    @field_validator("r")
+    @classmethod
+    def _r_positive(cls, v):
+        values = (v,) if isinstance(v, int) else v
+        if any(x < 1 for x in values):
+            raise ValueError(f"every r must be >= 1 (got {v})")
+        return v
+
+    @field_validator("layout")
+    @classmethod
+    def _layout_known(cls, v):
+        if v in ("overlap", "random", "disjoint") or _GROUPS.match(v):
+            return v
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)} (got {v!r})")
+
+    @model_validator(mode="after")
+    def _fits(self):
+        rs = self.r_values()
+        if len(rs) != self.K:
+            raise ValueError(f"r has {len(rs)} values but K = {self.K}: give one value or exactly K")
+        r_hi = max(int(round(x * (1 + self.r_spread))) for x in rs)
+        if r_hi + self.extra > self.d:
+            raise ValueError(
+                f"r (up to {r_hi} with r_spread) plus extra ({self.extra}) must be <= d = {self.d}"
+            )
+        if self.layout == "disjoint" and sum(r_hi for _ in rs) > self.d:
+            raise ValueError(
+                f"layout 'disjoint' needs K * r_max = {self.K * r_hi} <= d = {self.d}; "
+                "lower K or r, or use layout 'overlap'/'random'"
+            )
+        groups = self.groups()
+        if groups is not None:
+            if sum(groups) != self.K:
+                raise ValueError(f"layout groups {groups} must add up to K = {self.K}")
+            if self.d // len(groups) < r_hi + self.extra:
+                raise ValueError(
+                    f"layout {self.layout!r} splits d = {self.d} into {len(groups)} blocks of "
+                    f"{self.d // len(groups)} coordinates, fewer than r_max + extra = {r_hi + self.extra}"
+                )
+        return self
+
+    def r_values(self) -> tuple[int, ...]:
+        return (self.r,) * self.K if isinstance(self.r, int) else tuple(self.r)
+
+    def groups(self) -> tuple[int, ...] | None:
+        m = _GROUPS.match(self.layout)
+        return tuple(int(x) for x in m.group(1).split(",")) if m else None
+
+
+StepConvention = Literal["literal", "K", "K2"]
+
+
+class SolverSpec(Model):
+    """Algorithm 1: heavy-ball AGD on the mask (beta = 0 is GD)."""
+
+    eta: Annotated[float, Field(gt=0.0, description="step size eta (> 0)")] = 0.5
+    beta: Annotated[float, Field(ge=0.0, lt=1.0, description="momentum beta in [0, 1); 0 is plain GD")] = 0.2
+    step_convention: Annotated[
+        StepConvention,
+        Field(
+            description="how eta scales the gradient of the literal objective: 'literal' (eta), "
+            "'K' (eta*K, the theory's eta = K/14 scale; closest to the paper's Figure 3 rates), "
+            "'K2' (eta*K^2); see docs/step-size.md"
+        ),
+    ] = "K"
+    max_iter: Annotated[int, Field(ge=1, description="iteration cap (>= 1)")] = 10_000
+    tol: Annotated[float, Field(gt=0.0, description="stop when ||W_t+1 - W_t|| / ||W_t|| < tol")] = 1e-8
+    sampling: Annotated[
+        Literal["full", "fresh"],
+        Field(description="'full': all N samples every iteration (the experiments); 'fresh': "
+              "split into num_batches disjoint batches, one per iteration (the analysed algorithm)"),
+    ] = "full"
+    num_batches: Annotated[int, Field(ge=1, description="batches T for sampling='fresh'")] = 1
+    diverge_factor: Annotated[
+        float, Field(gt=1.0, description="a trial whose ||W|| exceeds this times its start is failed")
+    ] = 1e6
+
+
+class InitSpec(Model):
+    """Where Algorithm 1 starts."""
+
+    kind: Annotated[
+        Literal["local", "random", "tensor", "moments"],
+        Field(description="local: W* plus a perturbation of relative size lam on the mask; random: "
+              "uniform on the mask; tensor/moments: method of moments from data alone"),
+    ] = "local"
+    lam: Annotated[float, Field(gt=0.0, description="relative distance of a local start (> 0)")] = 0.3
+
+
+class TrialSpec(Model):
+    """One oracle-learner trial, all but its seed."""
+
+    oracle: OracleSpec
+    N: Annotated[int, Field(ge=1, description="training samples (>= 1)")]
+    solver: SolverSpec = SolverSpec()
+    init: InitSpec = InitSpec()
+    test_error: Annotated[
+        Literal["exact", "sampled"],
+        Field(description="test RMSE from the closed-form population risk, or from fresh samples"),
+    ] = "exact"
+    n_test: Annotated[int, Field(ge=1, description="fresh samples for test_error='sampled'")] = 100_000
+    record_every: Annotated[
+        int, Field(ge=0, description="record the error curve every k iterations (0: off)")
+    ] = 0
+    dtype: Literal["float64", "float32"] = "float64"
+
+    @model_validator(mode="after")
+    def _batches_fit(self):
+        if self.solver.sampling == "fresh" and self.N < self.solver.num_batches:
+            raise ValueError(f"sampling='fresh' needs N >= num_batches (N={self.N}, "
+                             f"num_batches={self.solver.num_batches})")
+        return self
+
+
+def parse_init(text: str) -> InitSpec:
+    """'local:0.3', 'local', 'random', 'tensor' -> InitSpec (the CLI's compact form)."""
+    kind, _, arg = text.partition(":")
+    kwargs = {"kind": kind}
+    if arg:
+        try:
+            kwargs["lam"] = float(arg)
+        except ValueError:
+            raise ConfigError(f"invalid --init {text!r}: the part after ':' must be a number, e.g. local:0.3") from None
+    return build(InitSpec, **kwargs)

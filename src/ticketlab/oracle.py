@@ -1,0 +1,169 @@
+"""The pruned one-hidden-layer ReLU oracle: supports, weights, masks, data and noise.
+
+Everything random here is drawn from a ``torch.Generator`` seeded with the trial's own seed, on the
+CPU, so a trial's numbers do not depend on the batch it ran in, on the device, or on the worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .config import OracleSpec
+from .population import output_rms
+from .seeding import DATA, substream
+
+
+@dataclass
+class Problem:
+    """A batch of B independent oracle-learner trials with equal shapes.
+
+    X (B, N, d), y (B, N), W_star (B, d, K), oracle_mask and mask (B, d, K) as 0/1 in X's dtype,
+    sigma (B,) the absolute noise std. ``seeds`` identifies each trial.
+    """
+
+    X: torch.Tensor
+    y: torch.Tensor
+    W_star: torch.Tensor
+    oracle_mask: torch.Tensor
+    mask: torch.Tensor
+    sigma: torch.Tensor
+    seeds: list[int]
+
+    @property
+    def batch(self) -> int:
+        return self.X.shape[0]
+
+    def to(self, device=None, dtype=None) -> "Problem":
+        def f(t):
+            return t.to(device=device, dtype=dtype)
+
+        return Problem(f(self.X), f(self.y), f(self.W_star), f(self.oracle_mask), f(self.mask),
+                       f(self.sigma), self.seeds)
+
+    def select(self, idx) -> "Problem":
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return Problem(self.X[idx], self.y[idx], self.W_star[idx], self.oracle_mask[idx],
+                       self.mask[idx], self.sigma[idx], [self.seeds[i] for i in idx.tolist()])
+
+
+def forward(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """g(x; W) = (1/K) sum_j relu(w_j . x) for a batch: X (B, N, d), W (B, d, K) -> (B, N)."""
+    return torch.relu(X @ W).mean(dim=-1)
+
+
+def draw_r(spec: OracleSpec, gen: torch.Generator) -> list[int]:
+    """Per-neuron support sizes; with r_spread s, r_j is uniform on the integers of [(1-s)r, (1+s)r]."""
+    out = []
+    for r in spec.r_values():
+        lo, hi = max(1, int(round(r * (1 - spec.r_spread)))), int(round(r * (1 + spec.r_spread)))
+        out.append(int(torch.randint(lo, hi + 1, (1,), generator=gen)) if hi > lo else lo)
+    return out
+
+
+def _anchored_supports(coords: torch.Tensor, rs: list[int], gen: torch.Generator) -> list[torch.Tensor]:
+    """Random supports inside ``coords`` that all share one random anchor: pairwise intersecting."""
+    perm = coords[torch.randperm(len(coords), generator=gen)]
+    anchor, rest = perm[:1], perm[1:]
+    out = []
+    for r in rs:
+        pick = rest[torch.randperm(len(rest), generator=gen)[: r - 1]]
+        out.append(torch.cat([anchor, pick]))
+    return out
+
+
+def draw_supports(spec: OracleSpec, rs: list[int], gen: torch.Generator) -> list[torch.Tensor]:
+    d = spec.d
+    if spec.layout == "random":
+        return [torch.randperm(d, generator=gen)[:r] for r in rs]
+    if spec.layout == "disjoint":
+        perm = torch.randperm(d, generator=gen)
+        bounds = [0, *torch.tensor(rs).cumsum(0).tolist()]
+        return [perm[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    if spec.layout == "overlap":
+        return _anchored_supports(torch.arange(d), rs, gen)
+    # groups: disjoint blocks of coordinates; neurons of a group overlap inside their block.
+    groups = spec.groups()
+    perm = torch.randperm(d, generator=gen)
+    block = d // len(groups)
+    out, j = [], 0
+    for g, size in enumerate(groups):
+        out += _anchored_supports(perm[g * block:(g + 1) * block], rs[j:j + size], gen)
+        j += size
+    return out
+
+
+def support_mask(supports: list[torch.Tensor], d: int) -> torch.Tensor:
+    M = torch.zeros(d, len(supports), dtype=torch.float64)
+    for j, s in enumerate(supports):
+        M[s, j] = 1.0
+    return M
+
+
+def superset_mask(M: torch.Tensor, extra: int, gen: torch.Generator) -> torch.Tensor:
+    """An accurate learner mask: M plus ``extra`` random kept inputs per neuron."""
+    M = M.clone()
+    for j in range(M.shape[1]):
+        free = torch.nonzero(M[:, j] == 0).flatten()
+        M[free[torch.randperm(len(free), generator=gen)[:extra]], j] = 1.0
+    return M
+
+
+def draw_trial(spec: OracleSpec, N: int, seed: int, learner_mask: torch.Tensor | None = None):
+    """One trial on the CPU in float64: (X, y, W*, M*, M, sigma)."""
+    gen = torch.Generator().manual_seed(substream(seed, DATA))
+    rs = draw_r(spec, gen)
+    M_star = support_mask(draw_supports(spec, rs, gen), spec.d)
+    W_star = (torch.rand(spec.d, spec.K, generator=gen, dtype=torch.float64) - 0.5) * M_star
+    M = superset_mask(M_star, spec.extra, gen) if learner_mask is None else learner_mask.double()
+    X = torch.randn(N, spec.d, generator=gen, dtype=torch.float64)
+    sigma = spec.noise * output_rms(W_star)
+    y = forward(X[None], W_star[None])[0] + sigma * torch.randn(N, generator=gen, dtype=torch.float64)
+    return X, y, W_star, M_star, M, sigma
+
+
+def make_problem(spec: OracleSpec, N: int, seeds: list[int], *, device="cpu", dtype=torch.float64,
+                 learner_mask: torch.Tensor | None = None) -> Problem:
+    """A batch of trials, one per seed, drawn independently and stacked."""
+    parts = [draw_trial(spec, N, s, learner_mask) for s in seeds]
+    X, y, W, Ms, M, sig = (torch.stack([p[i] if torch.is_tensor(p[i]) else torch.tensor(p[i])
+                                        for p in parts]) for i in range(6))
+    return Problem(X, y, W, Ms, M, sig.double(), list(seeds)).to(device=device, dtype=dtype)
+
+
+def r_tilde(mask: torch.Tensor) -> torch.Tensor:
+    """Effective sparsity (the paper's Eq. 5) of masks (..., d, K):
+    (1/(8K^4)) (sum_{j,k} (1 + delta_jk) sqrt(r_j + r_k))^2, delta_jk = 1 if supports j, k intersect."""
+    m = (mask != 0).to(torch.float64)
+    K = m.shape[-1]
+    r = m.sum(-2)
+    delta = ((m.transpose(-1, -2) @ m) > 0).to(torch.float64)
+    s = ((1 + delta) * torch.sqrt(r[..., :, None] + r[..., None, :])).sum((-1, -2))
+    return s**2 / (8 * K**4)
+
+
+def mask_accuracy(oracle_mask: torch.Tensor, mask: torch.Tensor, perm: torch.Tensor | None = None) -> torch.Tensor:
+    """||M* (.) M||_0 / ||M*||_0, after permuting the learner's neurons by ``perm`` if given
+    (perm[..., k] = learner neuron matched to oracle neuron k)."""
+    if perm is not None:
+        mask = torch.gather(mask, -1, perm[..., None, :].expand_as(mask))
+    both = ((oracle_mask != 0) & (mask != 0)).sum((-1, -2))
+    return both / (oracle_mask != 0).sum((-1, -2))
+
+
+def pruning_ratio(mask: torch.Tensor) -> torch.Tensor:
+    """(1 - r_ave / d): the fraction of pruned input weights."""
+    d = mask.shape[-2]
+    return 1 - (mask != 0).sum(-2).to(torch.float64).mean(-1) / d
+
+
+def expected_pairwise_overlap(mask: torch.Tensor) -> float:
+    """Fraction of ordered neuron pairs (j != k) whose supports intersect (for reports)."""
+    m = (mask != 0).to(torch.float64)
+    K = m.shape[-1]
+    if K < 2:
+        return 1.0
+    delta = ((m.transpose(-1, -2) @ m) > 0).to(torch.float64)
+    return float((delta.sum((-1, -2)) - K).mean() / (K * (K - 1)))
+

@@ -1,0 +1,78 @@
+"""One oracle-learner experiment for a batch of seeds: draw, start, solve, measure.
+
+This is the unit every sweep, the CLI's ``train`` and the Python API call. It returns one plain
+dict per trial (JSON-ready), so the store, reports and Dask workers need to know nothing of torch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from . import engine
+from .config import TrialSpec
+from .init import make_start
+from .metrics import SUCCESS_THRESHOLD, aligned_relative_error, test_rmse_exact, test_rmse_sampled
+from .oracle import Problem, make_problem, mask_accuracy, pruning_ratio, r_tilde
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def run_trials(spec: TrialSpec, seeds: list[int], *, device: str = "cpu", backend: str = "auto",
+               problem: Problem | None = None, W0: torch.Tensor | None = None) -> list[dict]:
+    """Run ``spec`` once per seed (batched) and return one result dict per trial.
+
+    ``problem`` and ``W0`` may be given to solve prepared trials (e.g. a learner mask found by
+    pruning); by default both are drawn from the seeds.
+    """
+    t0 = time.perf_counter()
+    dtype = DTYPES[spec.dtype]
+    if problem is None:
+        problem = make_problem(spec.oracle, spec.N, seeds, device=device, dtype=dtype)
+    if W0 is None:
+        W0 = make_start(problem, spec.init)
+    init_err, _ = aligned_relative_error(W0, problem.W_star)
+    aligned_target = problem.W_star  # local starts are aligned with W* by construction
+    res = engine.solve(problem.X, problem.y, problem.mask, W0, spec.solver, W_target=aligned_target,
+                       record_every=spec.record_every, backend=backend)
+    W = res.W.double()
+    rel, perm = aligned_relative_error(W, problem.W_star)
+    if spec.test_error == "exact":
+        test = test_rmse_exact(W, problem.W_star)
+    else:
+        test = test_rmse_sampled(W, problem.W_star, problem.seeds, spec.n_test)
+    rt = r_tilde(problem.mask)
+    acc = mask_accuracy(problem.oracle_mask, problem.mask, perm)
+    pr = pruning_ratio(problem.mask)
+    wall = (time.perf_counter() - t0) / len(seeds)
+    rows = []
+    for b, seed in enumerate(problem.seeds):
+        failed = bool(res.failed[b]) or not math.isfinite(float(rel[b]))
+        row = {
+            "seed": int(seed),
+            "relative_error": _num(rel[b]),
+            "success": (not failed) and float(rel[b]) < SUCCESS_THRESHOLD,
+            "iterations": int(res.iterations[b]),
+            "converged": bool(res.converged[b]),
+            "failed": failed,
+            "rate": _num(res.rate[b]),
+            "test_rmse": _num(test[b]),
+            "init_relative_error": _num(init_err[b]),
+            "r_tilde": float(rt[b]),
+            "r_ave": float((problem.mask[b] != 0).sum(0).double().mean()),
+            "mask_accuracy": float(acc[b]),
+            "pruning_ratio": float(pr[b]),
+            "wall_time": wall,
+        }
+        if res.curve is not None:
+            row["curve"] = [_num(v) for v in res.curve[b].tolist()]
+            row["curve_every"] = spec.record_every
+        rows.append(row)
+    return rows
