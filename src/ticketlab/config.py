@@ -35,22 +35,30 @@ def stable_hash(obj) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+def format_validation_error(err: ValidationError, model_cls=None, flag_style: bool = False) -> str:
+    """One line per bad field: the field (or its --flag), the value, what was wrong and what is allowed."""
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "config"
+        msg = e["msg"].removeprefix("Value error, ")
+        if not e["loc"]:
+            lines.append(msg)
+            continue
+        field = str(e["loc"][0])
+        name = "--" + field.replace("_", "-") if flag_style else ".".join(str(p) for p in e["loc"])
+        info = getattr(model_cls, "model_fields", {}).get(field) if model_cls else None
+        allowed = f" [{info.description}]" if info is not None and info.description else ""
         value = e.get("input")
         shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"invalid {prefix}{loc}{shown}: {e['msg']}")
+        lines.append(f"invalid {name}{shown}: {msg}{allowed}")
     return "\n".join(lines)
 
 
-def build(model_cls, **kwargs):
+def build(model_cls, flag_style: bool = False, **kwargs):
     """Construct a config model, turning pydantic's error into a ConfigError with readable lines."""
     try:
         return model_cls(**kwargs)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err)) from None
+        raise ConfigError(format_validation_error(err, model_cls, flag_style)) from None
 
 
 class OracleSpec(Model):
@@ -197,4 +205,7 @@ def parse_init(text: str) -> InitSpec:
             kwargs["lam"] = float(arg)
         except ValueError:
             raise ConfigError(f"invalid --init {text!r}: the part after ':' must be a number, e.g. local:0.3") from None
-    return build(InitSpec, **kwargs)
+    try:
+        return build(InitSpec, **kwargs)
+    except ConfigError as err:
+        raise ConfigError(f"invalid --init {text!r}: {err}") from None

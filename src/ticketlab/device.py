@@ -1,0 +1,20 @@
+"""Device checks at the edge: a clear message instead of a CUDA traceback from deep inside torch."""
+
+from __future__ import annotations
+
+import torch
+
+from .config import ConfigError
+
+
+def resolve_device(device: str) -> str:
+    if device == "cpu":
+        return "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"invalid --device {device!r}: CUDA is not available on this machine; use --device cpu")
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"invalid --device {device!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+        return device
+    raise ConfigError(f"invalid --device {device!r}: must be 'cpu', 'cuda' or 'cuda:N'")

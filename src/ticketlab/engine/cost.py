@@ -1,0 +1,3 @@
+"""placeholder during calibration"""
+def prefer_packed(N, d, K, r_sum, u, itemsize):
+    return r_sum <= u * K

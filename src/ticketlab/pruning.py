@@ -1,0 +1,229 @@
+"""Pruning criteria and mask surgery, generic over named weight tensors and their 0/1 masks.
+
+One implementation serves the one-hidden-layer oracle learner (a single weight ``W`` of shape
+(d, K), or (B, d, K) for B independent trials with ``batched=True``) and multi-layer networks
+(LeNet, ResNet: one entry per prunable weight).
+
+Conventions shared by every function here:
+
+- ``weights``, ``scores`` and ``masks`` are mappings ``name -> tensor`` with equal keys and shapes.
+  Masks hold 0/1 in any dtype; 1 = kept.
+- A *score* is an importance: high = keep. ``prune`` removes the lowest-scored kept weights.
+  ``grasp_scores`` follows this convention too, so it returns the *negative* of Wang et al.'s
+  S(-theta) = -theta (.) H g (GraSP removes the weights whose S is largest).
+- ``prune`` only removes currently kept weights, so masks are nested across rounds, and it hits
+  the requested count exactly: ties are broken by position (the earlier weight in the flattened,
+  name-ordered concatenation is pruned first), so the result is deterministic.
+- ``batched=True``: the leading dimension of every tensor indexes independent trials; counts,
+  ranks and sparsities are per trial (row) and never mix trials.
+
+Typical uses::
+
+    # IMP round on a network, 20 % of the remaining weights, global, output layer at 10 %
+    masks = prune(magnitude_scores(weights), masks, 0.2, scope="global", overrides={"fc3.weight": 0.1})
+    # one-shot oracle learner: keep 40 % of W (d, K) per trial, by GraSP after some AGD steps
+    s = grasp_scores({"W": W}, lambda p: risk(X, y, p["W"]), masks={"W": M}, batched=True)
+    M = prune(s, {"W": M}, 0.6, of="total", batched=True)["W"]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+import torch
+
+from .config import ConfigError
+
+Tensors = Mapping[str, torch.Tensor]
+
+
+# --------------------------------------------------------------------------- criteria
+
+
+def magnitude_scores(weights: Tensors) -> dict[str, torch.Tensor]:
+    """|w| for every weight (the IMP / one-shot magnitude criterion)."""
+    return {k: w.detach().abs() for k, w in weights.items()}
+
+
+def random_scores(weights: Tensors, seed: int) -> dict[str, torch.Tensor]:
+    """Uniform(0, 1) scores from a CPU ``torch.Generator`` seeded with ``seed``.
+
+    Drawn in the mapping's order, in float64 on the CPU, then moved to each weight's device: the
+    same seed gives the same scores (hence the same random mask) on every device.
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    return {k: torch.rand(w.shape, generator=gen, dtype=torch.float64).to(w.device) for k, w in weights.items()}
+
+
+def hessian_gradient_product(params: Tensors, loss_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+                             masks: Tensors | None = None) -> dict[str, torch.Tensor]:
+    """H g at theta (.) m, restricted to the kept coordinates, by double backward (see ``grasp_scores``)."""
+    names = list(params)
+    ms = {k: (masks[k] != 0).to(p.dtype) if masks is not None else torch.ones_like(p) for k, p in params.items()}
+    theta = {k: (params[k].detach() * ms[k]).requires_grad_(True) for k in names}
+    with torch.enable_grad():
+        loss = loss_fn(theta)
+        grads = torch.autograd.grad(loss, [theta[k] for k in names], create_graph=True, allow_unused=True)
+        grads = [torch.zeros_like(theta[k]) if g is None else g for k, g in zip(names, grads)]
+        # z = g . stopgrad(m (.) g), so dz/dtheta = H (m (.) g): the pruned problem's H g
+        z = sum((g * (g.detach() * ms[k])).sum() for k, g in zip(names, grads))
+        if not z.requires_grad:  # loss at most linear in theta: H = 0
+            return {k: torch.zeros_like(theta[k]) for k in names}
+        hg = torch.autograd.grad(z, [theta[k] for k in names], allow_unused=True)
+    return {k: (torch.zeros_like(theta[k]) if h is None else h) * ms[k] for k, h in zip(names, hg)}
+
+
+def grasp_scores(params: Tensors, loss_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+                 masks: Tensors | None = None) -> dict[str, torch.Tensor]:
+    """GraSP keep-scores theta (.) H g (Wang, Zhang, Grosse 2020), by double backward.
+
+    ``loss_fn(p)`` maps a dict of tensors like ``params`` to a scalar loss (for a module, wrap
+    ``torch.func.functional_call``; for B batched trials, return the *sum* of their losses: the
+    Hessian is block-diagonal across trials, so each trial's scores are its own). g = dL/dtheta and
+    H g is the Hessian-gradient product, both by autograd, at theta (.) m with m the masks: pruned
+    weights are fixed at zero, so g and H g are restricted to kept coordinates, and their scores
+    are 0 (``prune`` never re-selects them anyway).
+
+    Returns ``theta (.) H g``: high = keep. This is minus the paper's S(-theta) = -theta (.) H g,
+    so pruning the lowest of these removes the weights GraSP removes (largest S).
+    """
+    hg = hessian_gradient_product(params, loss_fn, masks)
+    out = {}
+    for k, p in params.items():
+        m = (masks[k] != 0).to(p.dtype) if masks is not None else 1.0
+        out[k] = p.detach() * m * hg[k]
+    return out
+
+
+# --------------------------------------------------------------------------- pruning
+
+
+def _count(fraction: float, n_kept: int, n_total: int, of: str) -> int:
+    """How many kept weights to remove so that the request is met exactly (round half up)."""
+    if of == "kept":
+        return int(math.floor(fraction * n_kept + 0.5))
+    target_kept = n_total - int(math.floor(fraction * n_total + 0.5))
+    return n_kept - target_kept
+
+
+def _check_fraction(name: str, value: float) -> float:
+    value = float(value)
+    if not 0.0 <= value <= 1.0 or math.isnan(value):
+        raise ConfigError(f"invalid {name} {value!r}: must be in [0, 1]")
+    return value
+
+
+def prune(scores: Tensors, masks: Tensors, fraction: float, *, scope: str = "layerwise", of: str = "kept",
+          overrides: Mapping[str, float] | None = None, batched: bool = False) -> dict[str, torch.Tensor]:
+    """New nested masks with the lowest-scored kept weights removed.
+
+    fraction: with ``of='kept'`` (IMP's rate) the share of the *currently kept* weights to remove;
+        with ``of='total'`` the target sparsity (pruned share of all weights), which must not be
+        below the current sparsity since masks only shrink.
+    scope: 'layerwise' prunes every tensor to the fraction on its own; 'global' ranks all tensors
+        not in ``overrides`` together (so layers end at different sparsities).
+    overrides: name -> fraction for tensors pruned on their own at their own rate (e.g. the output
+        layer at half the rate); ``0.0`` exempts a tensor.
+    batched: the leading dimension indexes independent trials, pruned separately.
+
+    Counts are exact (round half up of fraction * count); ties in score are broken by position
+    (earlier pruned first). Returned masks have each input mask's dtype and device.
+    """
+    if scope not in ("layerwise", "global"):
+        raise ConfigError(f"invalid scope {scope!r}: must be 'layerwise' or 'global'")
+    if of not in ("kept", "total"):
+        raise ConfigError(f"invalid of {of!r}: must be 'kept' or 'total'")
+    fraction = _check_fraction("fraction", fraction)
+    overrides = {k: _check_fraction(f"overrides[{k!r}]", v) for k, v in (overrides or {}).items()}
+    unknown = set(overrides) - set(masks)
+    if unknown:
+        raise ConfigError(f"invalid overrides {sorted(unknown)}: not among the masks {sorted(masks)}")
+    if set(scores) != set(masks):
+        raise ConfigError(f"scores and masks must have the same names (got {sorted(scores)} vs {sorted(masks)})")
+    for k in masks:
+        if scores[k].shape != masks[k].shape:
+            raise ConfigError(f"scores[{k!r}] has shape {tuple(scores[k].shape)}, mask has {tuple(masks[k].shape)}")
+
+    names = list(masks)
+    if scope == "layerwise":
+        groups = [([k], overrides.get(k, fraction)) for k in names]
+    else:
+        pooled = [k for k in names if k not in overrides]
+        groups = [([k], overrides[k]) for k in names if k in overrides] + ([(pooled, fraction)] if pooled else [])
+    out = {}
+    for group, frac in groups:
+        out.update(_prune_group(scores, masks, group, frac, of, batched))
+    return {k: out[k] for k in names}
+
+
+def _prune_group(scores, masks, group, frac, of, batched):
+    rows = masks[group[0]].shape[0] if batched else 1
+    flat_m = torch.cat([(masks[k] != 0).reshape(rows, -1) for k in group], dim=1)
+    flat_s = torch.cat([scores[k].detach().reshape(rows, -1).to(torch.float64).cpu() for k in group], dim=1)
+    flat_m = flat_m.cpu()
+    if torch.isnan(flat_s[flat_m]).any():
+        raise ConfigError(f"scores of {group} contain NaN at kept weights: cannot rank them")
+    new = flat_m.clone()
+    total = flat_m.shape[1]
+    for b in range(rows):
+        kept = int(flat_m[b].sum())
+        n = _count(frac, kept, total, of)
+        if n < 0:
+            raise ConfigError(
+                f"invalid fraction {frac}: target sparsity {frac:.4f} of {group} is below the current "
+                f"{1 - kept / total:.4f}; masks only shrink")
+        if n == 0:
+            continue
+        s = flat_s[b].masked_fill(~flat_m[b], math.inf)
+        order = torch.sort(s, stable=True).indices  # stable: equal scores fall in position order
+        new[b, order[:n]] = False
+    out, start = {}, 0
+    for k in group:
+        size = masks[k][0].numel() if batched else masks[k].numel()
+        out[k] = new[:, start:start + size].reshape(masks[k].shape).to(masks[k].dtype).to(masks[k].device)
+        start += size
+    return out
+
+
+# --------------------------------------------------------------------------- bookkeeping
+
+
+def sparsity(masks: Tensors) -> dict[str, float]:
+    """Pruned share (0 = dense) of every mask, plus ``'overall'`` over all of them together."""
+    out, pruned, total = {}, 0, 0
+    for k, m in masks.items():
+        p = int((m == 0).sum())
+        out[k] = p / m.numel()
+        pruned, total = pruned + p, total + m.numel()
+    out["overall"] = pruned / total if total else 0.0
+    return out
+
+
+def mask_agreement(mask: Tensors | torch.Tensor, reference: Tensors | torch.Tensor) -> dict[str, float]:
+    """How well a mask matches a reference (e.g. the oracle's), on positions as given (no alignment).
+
+    recall = |M (.) M_ref|_0 / |M_ref|_0: the paper's *mask accuracy* (share of true weights kept);
+    precision = |M (.) M_ref|_0 / |M|_0 (share of kept weights that are true); agreement = share
+    of positions where the two masks agree. For the oracle learner, permute neurons first
+    (``ticketlab.oracle.mask_accuracy`` takes a permutation).
+    """
+    if isinstance(mask, torch.Tensor):
+        mask, reference = {"_": mask}, {"_": reference}
+    tp = kept = ref = same = total = 0
+    for k in reference:
+        a, b = mask[k] != 0, reference[k] != 0
+        tp += int((a & b).sum())
+        kept += int(a.sum())
+        ref += int(b.sum())
+        same += int((a == b).sum())
+        total += a.numel()
+    return {"recall": tp / ref if ref else float("nan"), "precision": tp / kept if kept else float("nan"),
+            "agreement": same / total if total else float("nan")}
+
+
+def apply_masks(weights: Tensors, masks: Tensors) -> None:
+    """Zero the pruned entries of every weight in place."""
+    with torch.no_grad():
+        for k, m in masks.items():
+            weights[k].mul_(m.to(weights[k].dtype))
