@@ -1,3 +1,77 @@
-"""placeholder during calibration"""
-def prefer_packed(N, d, K, r_sum, u, itemsize):
-    return r_sum <= u * K
+"""A small calibrated cost model of Algorithm 1: time per iteration and memory per trial.
+
+Used to pick the fast engine's data layout per trial, to print a paper-scale estimate before a
+sweep starts, and to size chunks under a memory budget. One iteration of one trial reads its data
+once and does 4 flops per (sample, stored weight): 2 in the forward product, 2 in the gradient.
+
+    t_iter = max(compute, memory)
+    compute = N * (K * SEGMENT_S + 4 * S / FLOPS)        S = stored weights (sum_j r_j or u K)
+    memory  = N * L * itemsize / BANDWIDTH if the trial's data (N x L) exceeds CACHE_BYTES, else 0
+
+The constants were measured on the development machine (2-core AMD EPYC Zen 3 VM, shared, see
+docs/performance.md; ``python -m benchmarks`` re-measures them): the fast kernel sustains about
+12 GFLOP/s per core in float64 (24 in float32) on long rows, each neuron's row segment costs about
+25 ns of loop overhead per sample (what dominates very sparse masks), and a core streams about
+10 GB/s from memory. They are order-of-magnitude right for any recent x86 core; estimates are
+meant for planning (within ~2x), not for scheduling to the second.
+"""
+
+from __future__ import annotations
+
+import math
+
+FLOPS = {8: 12e9, 4: 24e9}  # sustained flop/s of the fast kernel per core, by itemsize
+SEGMENT_S = 25e-9  # per sample and neuron segment: loop set-up and the scalar tail of short rows
+BANDWIDTH = 10e9  # bytes/s one core streams from memory
+CACHE_BYTES = 2 * 2**20  # a trial's data up to this stays in cache across iterations
+TORCH_FLOPS = {8: 20e9, 4: 40e9}  # batched torch matmul per core (reference engine), by itemsize
+TORCH_STEP_S = 4e-4  # Python and dispatch overhead of one batched reference iteration
+
+
+def _itemsize(dtype) -> int:
+    return 4 if "32" in str(dtype) else 8
+
+
+def layout_time(N: int, K: int, S: int, L: int, itemsize: int) -> float:
+    """Seconds per iteration of one trial whose rows have L stored values and S stored weights."""
+    compute = N * (K * SEGMENT_S + 4 * S / FLOPS[itemsize])
+    data = N * L * itemsize
+    memory = data / BANDWIDTH if data > CACHE_BYTES else 0.0
+    return max(compute, memory)
+
+
+def prefer_packed(N: int, d: int, K: int, r_sum: int, u: int, itemsize: int) -> bool:
+    """Packed (N x sum_j r_j, r_sum weights) beats dense over the union of kept columns (N x u, u K)?"""
+    return layout_time(N, K, r_sum, r_sum, itemsize) <= layout_time(N, K, u * K, u, itemsize)
+
+
+def iteration_time(N: int, d: int, K: int, r_sum: int, backend: str = "fast", dtype="float64",
+                   batch: int = 100) -> float:
+    """Seconds per iteration of one trial (a mask with sum_j r_j = r_sum, union of supports <= d)."""
+    isz = _itemsize(dtype)
+    if backend == "fast":
+        u = min(d, r_sum)
+        return min(layout_time(N, K, r_sum, r_sum, isz), layout_time(N, K, u * K, u, isz))
+    if backend == "reference":  # dense batched products, the whole batch streamed every iteration
+        compute = 4 * N * d * K / TORCH_FLOPS[isz]
+        memory = 2 * N * d * isz / BANDWIDTH
+        return max(compute, memory) + TORCH_STEP_S / max(1, batch)
+    raise ValueError(f"backend must be 'fast' or 'reference' (got {backend!r})")
+
+
+def estimate(N: int, d: int, K: int, r_sum: int, iterations: int, trials: int, backend: str = "fast",
+             *, cores: int = 1, dtype="float64") -> float:
+    """Wall seconds to run ``trials`` trials of ``iterations`` iterations each on ``cores`` cores."""
+    per_trial = iterations * iteration_time(N, d, K, r_sum, backend, dtype, batch=trials)
+    if backend == "fast":  # one trial per core
+        return per_trial * math.ceil(trials / max(1, cores))
+    return per_trial * trials / max(1, cores)
+
+
+def bytes_per_trial(N: int, d: int, K: int, dtype="float64") -> int:
+    """Memory one trial holds while it runs: X, y, the mask, W* and four weight-sized buffers.
+
+    The fast engine adds at most one packed copy of X per running thread (N * sum_j r_j values).
+    """
+    isz = _itemsize(dtype)
+    return isz * (N * d + N + 6 * d * K)

@@ -64,6 +64,8 @@ def _agd(D, y, seg_off, seg_len, w_off, gm, W, W_t, err2_rest, tnorm, T, nb, ste
     W_prev = W.copy()
     W_new = np.empty(P, dtype=dt)
     z = np.empty(K, dtype=dt)
+    Z4 = np.empty((4, K), dtype=dt)
+    C4 = np.empty((4, K), dtype=dt)
     norm0 = 0.0
     for p in range(P):
         norm0 += float(W[p]) * float(W[p])
@@ -75,22 +77,55 @@ def _agd(D, y, seg_off, seg_len, w_off, gm, W, W_t, err2_rest, tnorm, T, nb, ste
     for t in range(max_iter):
         s = (t % T) * nb
         G[:] = 0
-        for n in range(s, s + nb):
-            out = dt.type(0)
+        n = s
+        while n + 4 <= s + nb:  # four samples at a time: one pass over w_j and g_j serves four rows
+            r0, r1, r2, r3 = D[n], D[n + 1], D[n + 2], D[n + 3]
             for j in range(K):
                 o, wo, m = seg_off[j], w_off[j], seg_len[j]
-                a = dt.type(0)
+                w = W[wo:wo + m]
+                x0, x1, x2, x3 = r0[o:o + m], r1[o:o + m], r2[o:o + m], r3[o:o + m]
+                a0 = a1 = a2 = a3 = dt.type(0)
                 for i in range(m):
-                    a += D[n, o + i] * W[wo + i]
+                    a0 += x0[i] * w[i]
+                    a1 += x1[i] * w[i]
+                    a2 += x2[i] * w[i]
+                    a3 += x3[i] * w[i]
+                Z4[0, j], Z4[1, j], Z4[2, j], Z4[3, j] = a0, a1, a2, a3
+            for q in range(4):
+                out = dt.type(0)
+                for j in range(K):
+                    if Z4[q, j] > 0:
+                        out += Z4[q, j]
+                res = dt.type(out / K - y[n + q])
+                for j in range(K):
+                    C4[q, j] = res if Z4[q, j] > 0 else dt.type(0)
+            for j in range(K):
+                o, wo, m = seg_off[j], w_off[j], seg_len[j]
+                g = G[wo:wo + m]
+                x0, x1, x2, x3 = r0[o:o + m], r1[o:o + m], r2[o:o + m], r3[o:o + m]
+                c0, c1, c2, c3 = C4[0, j], C4[1, j], C4[2, j], C4[3, j]
+                for i in range(m):
+                    g[i] += c0 * x0[i] + c1 * x1[i] + c2 * x2[i] + c3 * x3[i]
+            n += 4
+        for n in range(n, s + nb):  # the last N mod 4 samples
+            row = D[n]  # slices, not 2-D indexing: LLVM vectorises these loops, not the others
+            out = dt.type(0)
+            for j in range(K):
+                x = row[seg_off[j]:seg_off[j] + seg_len[j]]
+                w = W[w_off[j]:w_off[j] + seg_len[j]]
+                a = dt.type(0)
+                for i in range(x.shape[0]):
+                    a += x[i] * w[i]
                 z[j] = a
                 if a > 0:
                     out += a
             res = dt.type(out / K - y[n])
             for j in range(K):
                 if z[j] > 0:
-                    o, wo, m = seg_off[j], w_off[j], seg_len[j]
-                    for i in range(m):
-                        G[wo + i] += res * D[n, o + i]
+                    x = row[seg_off[j]:seg_off[j] + seg_len[j]]
+                    g = G[w_off[j]:w_off[j] + seg_len[j]]
+                    for i in range(x.shape[0]):
+                        g[i] += res * x[i]
         diff2 = 0.0
         w2 = 0.0
         wn2 = 0.0

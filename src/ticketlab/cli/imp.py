@@ -1,0 +1,109 @@
+"""``ticketlab imp``: iterative magnitude pruning of deep nets on real or oracle data (Figures 11-12)."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from ..config import ConfigError, build
+from ..deep.fig11 import plot_fig11, quick_fig11, run_grid, summarize_fig11  # noqa: F401 - re-exported for the lead
+from ..deep.imp import IMPSpec
+from ..deep.train import TrainSpec
+
+
+def _ints(text: str, name: str, allow_all: bool = False) -> list:
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if allow_all and part == "all":
+            out.append(None)
+            continue
+        try:
+            out.append(int(part))
+        except ValueError:
+            raise ConfigError(f"invalid {name} {text!r}: give comma-separated integers, e.g. 1000,2000") from None
+    if not out:
+        raise ConfigError(f"invalid {name} {text!r}: give at least one value")
+    return out
+
+
+def _rewind(text: str) -> int:
+    if text == "init":
+        return 0
+    try:
+        k = int(text)
+    except ValueError:
+        raise ConfigError(f"invalid --rewind {text!r}: 'init' or a step count >= 0") from None
+    if k < 0:
+        raise ConfigError(f"invalid --rewind {text!r}: 'init' or a step count >= 0")
+    return k
+
+
+def imp(
+    model: str = typer.Option("lenet5", help="network: lenet300, lenet5, resnet20, resnet50, mlp"),
+    data: str = typer.Option("mnist5k", help="data: mnist5k, digits, mnist:DIR, cifar10:DIR, oracle[:k=v,...]"),
+    n_train: str = typer.Option("1000,2000,3000,4000", help="training-set sizes, comma-separated ('all': whole pool)"),
+    rounds: int = typer.Option(10, help="pruning rounds after the dense level 0 (>= 0)"),
+    rate: float = typer.Option(0.2, help="share of remaining weights pruned per round, in (0, 1)"),
+    output_rate: Optional[float] = typer.Option(None, help="own per-round rate of the output layer (default: --rate)"),
+    scope: str = typer.Option("layerwise", help="magnitude ranking per layer (layerwise) or over all layers (global)"),
+    rewind: str = typer.Option("init", help="reset survivors to init, or to the weights after STEP steps"),
+    control: str = typer.Option("none", help="none (ticket), reinit (ticket mask, new init), random_mask"),
+    epochs: int = typer.Option(10, help="training epochs per level (>= 1)"),
+    optimizer: str = typer.Option("sgd", help="sgd (with momentum) or adam"),
+    lr: float = typer.Option(0.05, help="learning rate (> 0)"),
+    momentum: float = typer.Option(0.9, help="SGD momentum in [0, 1)"),
+    weight_decay: float = typer.Option(0.0, help="weight decay (>= 0)"),
+    batch_size: int = typer.Option(64, help="mini-batch size (>= 1)"),
+    schedule: str = typer.Option("constant", help="lr schedule: constant, cosine, step"),
+    milestones: str = typer.Option("", help="epochs where the 'step' schedule multiplies the lr by 0.1, e.g. 80,120"),
+    augment: bool = typer.Option(False, help="random crop + flip (CIFAR)"),
+    widths: str = typer.Option("", help="hidden widths of --model mlp, e.g. 16-8"),
+    seeds: str = typer.Option("0", help="run seeds, comma-separated, e.g. 0,1,2"),
+    store: str = typer.Option("results", help="store directory (runs go under STORE/imp/)"),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N"),
+    dtype: str = typer.Option("float32", help="float32 or float64"),
+    threads: int = typer.Option(0, help="torch CPU threads (0: torch's default; 1 is fastest on a busy small CPU)"),
+    plot: Optional[str] = typer.Option(None, help="also write the Figure 11 plots (PNG+PDF) into this directory"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object (runs and summary) instead of a table"),
+):
+    """Run IMP for every training-set size and seed; finished levels are reused, unfinished runs resume."""
+    import torch
+
+    sizes = _ints(n_train, "--n-train", allow_all=True)
+    seed_list = _ints(seeds, "--seeds")
+    tspec = build(TrainSpec, optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                  batch_size=batch_size, epochs=epochs, schedule=schedule,
+                  milestones=tuple(_ints(milestones, "--milestones")) if milestones else (), augment=augment)
+    base = dict(model=model, data=data, rounds=rounds, rate=rate, output_rate=output_rate, scope=scope,
+                rewind=_rewind(rewind), control=control, dtype=dtype, train=tspec,
+                widths=tuple(_ints(widths.replace("-", ","), "--widths")) if widths else None)
+    for s in seed_list:  # validate every spec before any work
+        for n in sizes:
+            build(IMPSpec, **base, n_train=n, seed=s)
+    if threads < 0:
+        raise ConfigError(f"invalid --threads {threads}: must be >= 0")
+    if threads:
+        torch.set_num_threads(threads)
+    runs = run_grid(base, sizes, seed_list, store, device=device, progress=not as_json)
+    summary = summarize_fig11(store)
+    paths = plot_fig11(store, plot) if plot else []
+    if as_json:
+        typer.echo(json.dumps({"runs": runs, "summary": summary, "plots": paths}))
+        return
+    for fam in summary["families"]:
+        typer.echo(f"family {fam['family']['model']} / {fam['family']['data']} / control {fam['family']['control']}"
+                   f"  (test error, {fam['error_unit']}, mean ± std over seeds)")
+        for n, pts in fam["curves"].items():
+            cells = "  ".join(f"{p['pruning_ratio_percent']:.0f}%: {p['mean']:.3g}±{p['std']:.2g}" for p in pts)
+            typer.echo(f"  N={n}: {cells}")
+        for b in fam["beats"]:
+            typer.echo(f"  pruned N={b['n_pruned']} at {b['pruning_ratio_percent']:.0f}% ({b['pruned_mean']:.3g}) "
+                       f"beats dense N={b['n_dense']} ({b['dense_mean']:.3g}), margin {b['margin_se'] or 0:.1f} SE")
+    for p in paths:
+        typer.echo(f"wrote {p}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("imp")(imp)

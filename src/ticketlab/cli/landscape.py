@@ -1,0 +1,107 @@
+"""`ticketlab landscape`: the Hessian on the mask around W* and the convex radius (Theorem 1)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import typer
+
+from ..config import ConfigError, OracleSpec, build
+
+RADIUS_GRID = "0.02,0.05,0.1,0.2,0.3,0.5"
+
+
+def parse_grid(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"invalid --radius-grid {text!r}: give comma-separated numbers > 0, e.g. "
+                          f"{RADIUS_GRID}") from None
+    if not values or any(not math.isfinite(v) or v <= 0 for v in values):
+        raise ConfigError(f"invalid --radius-grid {text!r}: every radius must be a finite number > 0")
+    return values
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def _print_table(row: dict) -> None:
+    K = row["K"]
+    typer.echo(f"seed {row['seed']}: d={row['d']} K={K} N={row['N']} kept p={row['p']} r~={row['r_tilde']:.3g} "
+               f"eigensolver={row['method']} hessian={row['hessian']} (bandwidth {row['bandwidth']:g})")
+    pop = "lambda_min_population" in row
+    typer.echo(f"  at W*: lambda_min={_fmt(row['lambda_min_at_star'])} (x K^2 = {_fmt(row['lambda_min_scaled_at_star'])})"
+               f"  lambda_max={_fmt(row['lambda_max_at_star'])} (x K = {_fmt(row['lambda_max_scaled_at_star'])})")
+    if pop:
+        typer.echo(f"  N=inf:  lambda_min={_fmt(row['lambda_min_population'])} "
+                   f"(x K^2 = {_fmt(row['lambda_min_scaled_population'])})  lambda_max="
+                   f"{_fmt(row['lambda_max_population'])} (x K = {_fmt(row['lambda_max_scaled_population'])})")
+    head = f"  {'rho':>6} {'frac PD':>8} {'min lam_min':>12} {'x K^2':>9} {'med lam_min':>12} {'max lam_max':>12}"
+    has_pop = any("fraction_pd_population" in t for t in row["radius_table"])
+    typer.echo(head + (f" {'frac PD N=inf':>14}" if has_pop else ""))
+    for t in row["radius_table"]:
+        line = (f"  {t['rho']:>6.3g} {t['fraction_pd']:>8.3g} {t['lambda_min']:>12.4g} {t['lambda_min_scaled']:>9.3g} "
+                f"{t['lambda_min_median']:>12.4g} {t['lambda_max']:>12.4g}")
+        if has_pop:
+            line += f" {t.get('fraction_pd_population', float('nan')):>14.3g}"
+        typer.echo(line)
+    cens = " (every radius passed: a lower bound)" if row["convex_radius_censored"] else ""
+    typer.echo(f"  convex radius: {row['convex_radius']:g}{cens}"
+               + (f"; N=inf: {_fmt(row.get('convex_radius_population'))}" if has_pop else ""))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(help="Measure Theorem 1: extreme eigenvalues of the empirical-risk Hessian on the learner's mask at "
+                      "W* and at random points at relative radius rho around it, the convex radius (largest rho "
+                      "where every sampled point's Hessian is positive definite), lambda_min*K^2, lambda_max*K, and "
+                      "the exact N=infinity values. See docs/landscape.md. Example: ticketlab landscape --d 50 --K 5 "
+                      "--r 10 --N 1000 --points 8 --seed 1")
+    def landscape(
+        d: int = typer.Option(100, "--d", help="input dimension d (>= 1)"),
+        K: int = typer.Option(5, "--K", help="hidden neurons K (>= 1)"),
+        r: str = typer.Option("20", "--r", help="kept weights per neuron: one integer, or K comma-separated (1..d)"),
+        N: int = typer.Option(1000, "--N", help="training samples N (>= 1)"),
+        layout: str = typer.Option("overlap", help="oracle supports: overlap, random, disjoint or groups:N1,N2,..."),
+        r_spread: float = typer.Option(0.0, "--r-spread", help="draw r_j uniformly in [(1-s) r, (1+s) r] (0 <= s < 1)"),
+        noise: float = typer.Option(0.0, help="noise level sigma / E_y (>= 0)"),
+        extra: int = typer.Option(0, help="learner mask = oracle mask plus this many random extra inputs per neuron"),
+        radius_grid: str = typer.Option(RADIUS_GRID, "--radius-grid",
+                                        help="relative radii rho (comma-separated, > 0): points W* + rho ||W*||_F D, "
+                                             "D a unit Gaussian direction on the mask"),
+        points: int = typer.Option(8, help="random points per radius (>= 1); the same directions at every radius"),
+        hessian: str = typer.Option("smoothed", help="Hessian away from W*: smoothed (a.e. Hessian plus the ReLU kink "
+                                                     "curvature at --bandwidth; default) or generalized (the a.e. "
+                                                     "Gauss-Newton Hessian, PSD everywhere)"),
+        bandwidth: float = typer.Option(0.05, help="kink smoothing width h in units of w_j.x/|w_j| (0 < h <= 1)"),
+        dense_max: int = typer.Option(1500, "--dense-max", help="largest number of kept weights for the dense "
+                                                                "eigensolver; above it, Lanczos on Hessian-vector "
+                                                                "products (>= 0)"),
+        population: bool = typer.Option(True, "--population/--no-population",
+                                        help="also report the exact N=infinity (population) Hessian values"),
+        seed: int = typer.Option(0, help="seed of the first trial; trial i uses seed + i (same data as train)"),
+        trials: int = typer.Option(1, help="independent trials (>= 1)"),
+        device: str = typer.Option("cpu", help="cpu, cuda or cuda:N"),
+        json_out: bool = typer.Option(False, "--json", help="print one JSON object instead of tables"),
+    ) -> None:
+        from ..cli.train import parse_r
+        from ..device import resolve_device
+        from ..landscape import analyze_trials
+
+        if trials < 1:
+            raise ConfigError(f"invalid --trials {trials!r}: must be >= 1")
+        oracle = build(OracleSpec, True, d=d, K=K, r=parse_r(r), layout=layout, r_spread=r_spread, noise=noise,
+                       extra=extra)
+        rows = analyze_trials(oracle, N, [seed + i for i in range(trials)], parse_grid(radius_grid), points,
+                              hessian=hessian, bandwidth=bandwidth, dense_max=dense_max, population=population,
+                              device=resolve_device(device))
+        if json_out:
+            out = dict(rows[0]) if trials == 1 else {"trials": rows}
+            if trials > 1:
+                for key in ("lambda_min_at_star", "lambda_max_at_star", "convex_radius"):
+                    out[key] = sum(row[key] for row in rows) / trials
+            typer.echo(json.dumps(out))
+            return
+        for row in rows:
+            _print_table(row)

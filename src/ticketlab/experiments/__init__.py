@@ -1,0 +1,33 @@
+"""The paper's experiments, one module per figure, found by name."""
+
+from __future__ import annotations
+
+import importlib
+
+from ..config import ConfigError
+
+# name -> module defining EXPERIMENT
+REGISTRY = {
+    "fig2": "fig2", "fig3": "fig3", "fig4": "fig4", "fig5": "fig5", "fig6": "fig6",
+    "fig7": "fig7", "fig8": "fig8", "fig9": "fig9", "fig10": "fig10", "landscape": "landscape",
+}
+
+
+def available() -> list[str]:
+    out = []
+    for name, module in REGISTRY.items():
+        try:
+            importlib.import_module(f"{__name__}.{module}")
+        except ModuleNotFoundError as err:
+            if err.name == f"{__name__}.{module}":
+                continue
+            raise
+        out.append(name)
+    return out
+
+
+def get_experiment(name: str):
+    names = available()
+    if name not in names:
+        raise ConfigError(f"unknown experiment {name!r}: choose from {', '.join(names)}")
+    return importlib.import_module(f"{__name__}.{REGISTRY[name]}").EXPERIMENT

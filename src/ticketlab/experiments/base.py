@@ -1,0 +1,108 @@
+"""What an experiment is: a validated config, the cells it spans, how a cell's trials run, and
+what it concludes (summary, plot, claims). Executors and the store know nothing of this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal
+
+import pandas as pd
+from pydantic import Field
+
+from .. import __version__
+from ..config import Model, TrialSpec, stable_hash
+from ..seeding import trial_seed
+
+
+class ExperimentConfig(Model):
+    """Fields every experiment has; each experiment adds its grid and fixed parameters."""
+
+    trials: Annotated[int, Field(ge=1, description="trials per cell (>= 1)")] = 10
+    seed: Annotated[int, Field(ge=0, description="base seed; each trial's seed derives from it, its cell and index")] = 0
+    scale: Annotated[str, Field(description="quick, paper, or custom (any --set override makes it custom)")] = "quick"
+    dtype: Literal["float64", "float32"] = "float64"
+
+    def config_id(self) -> str:
+        """Stable id of what the numbers depend on (the trial count only extends a sweep)."""
+        return stable_hash(self.model_dump(mode="json", exclude={"trials", "scale"}))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of an experiment's grid: readable coordinates plus the full trial spec."""
+
+    params: dict
+    spec: TrialSpec
+    extra: dict = field(default_factory=dict)  # cell-specific settings beyond the TrialSpec
+
+    def key(self, experiment: str) -> str:
+        return stable_hash({"experiment": experiment, "spec": self.spec.model_dump(mode="json"),
+                            "params": self.params, "extra": self.extra})
+
+
+@dataclass(frozen=True)
+class TrialRef:
+    """A trial, fully determined by (experiment, cell, index, base seed, code version)."""
+
+    cell_index: int
+    trial: int
+    seed: int
+    trial_id: str
+
+
+class Experiment:
+    name: ClassVar[str]
+    title: ClassVar[str]
+    Config: ClassVar[type[ExperimentConfig]]
+
+    def default_config(self, scale: str) -> ExperimentConfig:
+        presets = self.presets()
+        if scale not in presets:
+            from ..config import ConfigError
+
+            raise ConfigError(f"invalid --scale {scale!r} for {self.name}: choose from {', '.join(presets)}")
+        return self.Config(scale=scale, **presets[scale])
+
+    def presets(self) -> dict[str, dict]:
+        return {"quick": {}, "paper": {}}
+
+    def cells(self, cfg) -> list[Cell]:
+        raise NotImplementedError
+
+    def run_cell(self, cfg, cell: Cell, seeds: list[int], device: str) -> list[dict]:
+        from ..trial import run_trials
+
+        return run_trials(cell.spec, seeds, device=device)
+
+    def summarize(self, cfg, df: pd.DataFrame) -> dict:
+        raise NotImplementedError
+
+    def plot(self, cfg, df: pd.DataFrame, summary: dict, out_dir: Path) -> list[Path]:
+        raise NotImplementedError
+
+    def claims(self, cfg, summary: dict, paper: dict) -> list[dict]:
+        """Each claim of the paper this experiment tests: {claim, paper, ours, verdict (bool|None)}."""
+        return []
+
+    def notes(self, cfg) -> list[str]:
+        """Choices the paper leaves open and how this config made them (shown in the report)."""
+        return []
+
+    # --- shared mechanics -------------------------------------------------------------------
+    def trials(self, cfg) -> list[TrialRef]:
+        refs = []
+        for i, cell in enumerate(self.cells(cfg)):
+            key = cell.key(self.name)
+            for t in range(cfg.trials):
+                seed = trial_seed(cfg.seed, key, t)
+                tid = stable_hash({"cell": key, "trial": t, "seed": seed, "code": __version__})
+                refs.append(TrialRef(i, t, seed, tid))
+        return refs
+
+    def frame(self, cfg, df: pd.DataFrame) -> pd.DataFrame:
+        """The rows of a store frame that belong to this config (its cells, its first `trials` trials)."""
+        if df.empty:
+            return df
+        keys = {cell.key(self.name) for cell in self.cells(cfg)}
+        return df[(df["experiment"] == self.name) & df["cell_id"].isin(keys) & (df["trial"] < cfg.trials)]

@@ -1,0 +1,119 @@
+"""Turning an experiment into chunks of trials that are not yet in the store, running them on an
+executor and writing each chunk to the store as it arrives. Nothing finished is ever lost: a killed
+sweep loses only the chunks in flight, and rerunning it skips every stored trial."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from tqdm.auto import tqdm
+
+from .experiments import get_experiment
+from .provenance import provenance
+from .store import Store
+
+DEFAULT_CHUNK = 32
+DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes of trial data held at once by one chunk
+
+
+@dataclass(frozen=True)
+class Task:
+    """A picklable batch of trials of one cell: enough for any worker to recompute them exactly."""
+
+    experiment: str
+    config: dict
+    cell_index: int
+    trials: tuple[int, ...]
+    seeds: tuple[int, ...]
+    trial_ids: tuple[str, ...]
+    device: str
+
+
+def run_task(task: Task) -> list[dict]:
+    """Run one chunk and return the store rows (called in-process or on a Dask worker)."""
+    exp = get_experiment(task.experiment)
+    cfg = exp.Config(**task.config)
+    cell = exp.cells(cfg)[task.cell_index]
+    results = exp.run_cell(cfg, cell, list(task.seeds), task.device)
+    prov = provenance(task.device, cfg.dtype)
+    key = cell.key(exp.name)
+    return [{"trial_id": tid, "experiment": exp.name, "config_id": cfg.config_id(), "cell_id": key,
+             "cell": cell.params, "trial": t, "seed": s, "result": res, "provenance": prov}
+            for tid, t, s, res in zip(task.trial_ids, task.trials, task.seeds, results)]
+
+
+def bytes_per_trial(spec) -> int:
+    item = 8 if spec.dtype == "float64" else 4
+    d, K, N = spec.oracle.d, spec.oracle.K, spec.N
+    return item * (N * d * 2 + N * 4 + d * K * 8)  # X (and a packed copy), y, weights and buffers
+
+
+def plan(exp, cfg, store: Store, device: str = "cpu", chunk_size: int | None = None,
+         memory_budget: int | None = None) -> tuple[list[Task], int]:
+    """The chunks still to run, and how many trials the config has in all."""
+    refs = exp.trials(cfg)
+    done = store.existing([r.trial_id for r in refs])
+    cells = exp.cells(cfg)
+    budget = memory_budget or DEFAULT_MEMORY_BUDGET
+    by_cell: dict[int, list] = {}
+    for r in refs:
+        if r.trial_id not in done:
+            by_cell.setdefault(r.cell_index, []).append(r)
+    tasks = []
+    for ci, todo in by_cell.items():
+        per = max(1, min(chunk_size or DEFAULT_CHUNK, budget // max(1, bytes_per_trial(cells[ci].spec))))
+        for i in range(0, len(todo), per):
+            part = todo[i:i + per]
+            tasks.append(Task(exp.name, cfg.model_dump(mode="json"), ci, tuple(r.trial for r in part),
+                              tuple(r.seed for r in part), tuple(r.trial_id for r in part), device))
+    return tasks, len(refs)
+
+
+def run_sweep(exp_name: str, cfg, store: Store, *, device: str = "cpu", executor=None, progress: bool = True,
+              chunk_size: int | None = None, memory_budget: int | None = None) -> dict:
+    """Run every missing trial of ``cfg`` and return counts {total, skipped, ran, written}."""
+    from .executors import LocalExecutor
+
+    exp = get_experiment(exp_name)
+    store.save_config(exp.name, cfg.config_id(), cfg.model_dump(mode="json"))
+    tasks, total = plan(exp, cfg, store, device, chunk_size, memory_budget)
+    todo = sum(len(t.trials) for t in tasks)
+    executor = executor or LocalExecutor()
+    written = 0
+    n_cells = len({t.cell_index for t in tasks})
+    bar = tqdm(total=todo, desc=f"{exp.name}", unit="trial", disable=not progress, dynamic_ncols=True)
+    cells_left = {}
+    for t in tasks:
+        cells_left[t.cell_index] = cells_left.get(t.cell_index, 0) + len(t.trials)
+    cells_done = 0
+    try:
+        for task, rows in executor.run(run_task, tasks):
+            written += store.write(rows)
+            cells_left[task.cell_index] -= len(task.trials)
+            cells_done += cells_left[task.cell_index] == 0
+            bar.set_postfix_str(f"cells {cells_done}/{n_cells}")
+            bar.update(len(task.trials))
+    finally:
+        bar.close()
+    return {"total": total, "skipped": total - todo, "ran": todo, "written": written}
+
+
+def estimate_seconds(exp, cfg, seconds_per_gflop: float | None = None) -> float:
+    """A rough cost of the whole sweep from flops: 4 N d K per trial-iteration (dense bound)."""
+    total = 0.0
+    for cell in exp.cells(cfg):
+        s = cell.spec
+        iters = min(s.solver.max_iter, 3000)
+        total += 4 * s.N * s.oracle.d * s.oracle.K * iters * cfg.trials
+    return total / 1e9 * (seconds_per_gflop or 0.1)
+
+
+def fmt_duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "unknown"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
