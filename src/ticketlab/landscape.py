@@ -40,7 +40,7 @@ from .seeding import substream
 __all__ = [
     "DENSE_MAX", "LANDSCAPE_STREAM", "analyze", "analyze_trials", "convex_radius", "extreme_eigenvalues",
     "hessian_on_mask", "hvp_on_mask", "kept_index", "pair_block", "perturbations", "population_hessian",
-    "population_hessian_at", "population_hvp", "population_risk",
+    "population_extremes", "population_hessian_at", "population_hvp", "population_risk",
 ]
 
 DENSE_MAX = 1500  # kept weights p up to which the Hessian is formed and eigvalsh'd (see docs/landscape.md)
@@ -201,12 +201,7 @@ def population_hessian(W_star: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     """
     if W_star.dim() == 3:
         return torch.stack([population_hessian(w, m) for w, m in zip(W_star, mask)])
-    d, K = W_star.shape
-    cols = W_star.transpose(0, 1)  # (K, d)
-    blocks = pair_block(cols[:, None, :].expand(K, K, d), cols[None, :, :].expand(K, K, d))  # (K, K, d, d)
-    full = blocks.permute(2, 0, 3, 1).reshape(d * K, d * K) / K**2  # row-major (i, j) flat order
-    idx = kept_index(mask)
-    return full[idx][:, idx]
+    return population_hessian_at(W_star, W_star, mask)  # the kink terms cancel exactly at W = W*
 
 
 def population_hvp(W_star: torch.Tensor, mask: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
@@ -250,37 +245,49 @@ def population_extremes(W_star: torch.Tensor, mask: torch.Tensor, *, dense_max: 
     return _eigsh_extremes(matvec, p, seed, tol)
 
 
-def _kernel_sum(U: torch.Tensor, V: torch.Tensor, same: bool) -> torch.Tensor:
-    """sum_jk E[relu(u_j.x) relu(v_k.x)], written to be twice differentiable by autograd off the
-    diagonal (angle from atan2, accurate near 0 and pi); with same=True the diagonal is |u_j|^2/2."""
-    nu, nv = U.norm(dim=0), V.norm(dim=0)
-    uh, vh = U / nu, V / nv
-    K = U.shape[1]
-    diff = (uh[:, :, None] - vh[:, None, :]).norm(dim=0)
-    summ = (uh[:, :, None] + vh[:, None, :]).norm(dim=0)
-    if same:
-        off = ~torch.eye(K, dtype=torch.bool, device=U.device)
-        diff = torch.where(off, diff, torch.ones_like(diff))  # keeps the diagonal's gradient finite
-    t = 2 * torch.atan2(diff, summ)
-    kern = (nu[:, None] * nv[None, :] * torch.sin(t) + (math.pi - t) * (U.transpose(0, 1) @ V)) / (2 * math.pi)
-    if same:
-        kern = torch.where(off, kern, torch.diag(nu**2 / 2))
-    return kern.sum()
+def _geometry(A: torch.Tensor, B: torch.Tensor):
+    """For the columns a_j of A and b_k of B (d, K): unit a^ (d, K), angle t, cos t, sin t (K, K), and
+    E (K, K, d) with E[j, k] the unit vector of b^_k's component orthogonal to a^_j (0 when parallel)."""
+    ah = A / A.norm(dim=0, keepdim=True).clamp_min(1e-300)
+    bh = B / B.norm(dim=0, keepdim=True).clamp_min(1e-300)
+    cos = (ah.transpose(0, 1) @ bh).clamp(-1.0, 1.0)
+    diff, summ = (ah[:, :, None] - bh[:, None, :]).norm(dim=0), (ah[:, :, None] + bh[:, None, :]).norm(dim=0)
+    t = 2 * torch.atan2(diff, summ)  # accurate near 0 and pi
+    ortho = bh.transpose(0, 1)[None, :, :] - cos[:, :, None] * ah.transpose(0, 1)[:, None, :]
+    on = ortho.norm(dim=-1, keepdim=True)
+    E = torch.where(on > 1e-12, ortho / on.clamp_min(1e-300), torch.zeros_like(ortho))
+    return ah, t, cos, torch.sin(t), E
 
 
 def population_hessian_at(W: torch.Tensor, W_star: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The full Hessian (kink curvature included) of the population risk at a generic W (d, K) on the
-    kept coordinates: torch.func.hessian of the closed form. Needs no w_j parallel to w*_k or w_l (so
-    not W = W*: use ``population_hessian`` there). Dense, (p, p)."""
+    """The exact Hessian of the population risk E[(g(x;W) - g(x;W*))^2]/2 at any W (d, K) with non-zero
+    columns, kink curvature included, on the kept coordinates (p, p), built entry by entry on the kept
+    coordinates only (O(p^2 + K^2 d) memory, never d x d blocks). Closed form, K^2 H_jk =
+      pair_block(w_j, w_k)                                                   (all j, k; I/2 when j = k)
+      + [j = k] (sum_{l != j} kink(w_j, w_l) - sum_l kink(w_j, w*_l)),
+    kink(u, v) = d^2/du^2 E[relu(u.x) relu(v.x)] = |v| sin t / (2 pi |u|) (I - u^ u^T + e e^T),
+    the curvature that the kinks of relu(u.x) carry. At W = W* the kink sums cancel (the residual is 0)."""
     K = W.shape[-1]
     idx = kept_index(mask)
-    const = _kernel_sum(W_star, W_star, True)
-
-    def risk(theta):
-        Wf = torch.zeros(W.numel(), dtype=W.dtype, device=W.device).index_put((idx,), theta).view_as(W)
-        return (_kernel_sum(Wf, Wf, True) - 2 * _kernel_sum(Wf, W_star, False) + const) / (2 * K**2)
-
-    return torch.func.hessian(risk)(W.flatten()[idx])
+    ra, ca = idx // K, idx % K  # input coordinate and neuron of each kept weight
+    U, t, cos, sin, E = _geometry(W, W)
+    same_row = (ra[:, None] == ra[None, :]).to(W.dtype)
+    same_col = (ca[:, None] == ca[None, :]).to(W.dtype)
+    j, k = ca[:, None], ca[None, :]
+    u_a, u_b = U[ra, ca][:, None], U[ra[None, :], j]  # u^_j at row a and at row b
+    e_a, e_b = E[j, k, ra[:, None]], E[j, k, ra[None, :]]  # e_jk at row a and at row b
+    s, c = sin[j, k], cos[j, k]
+    H = (math.pi - t[j, k]) * same_row + s * (c * (u_a * u_b - e_a * e_b) + s * (u_a * e_b + e_a * u_b))
+    # kink curvature on the diagonal blocks: sum_l coef_jl (I - u^_j u^_j^T + e_jl e_jl^T)
+    norms, norms_s = W.norm(dim=0), W_star.norm(dim=0)
+    _, _, _, sin_s, E_s = _geometry(W, W_star)
+    own = norms[None, :] * sin / norms.clamp_min(1e-300)[:, None] * (1 - torch.eye(K, dtype=W.dtype, device=W.device))
+    star = norms_s[None, :] * sin_s / norms.clamp_min(1e-300)[:, None]
+    net = (own - star).sum(1)  # (K,)
+    Ea, Esa = E[ca, :, ra], E_s[ca, :, ra]  # (p, K): e_{j l} at the row of a, j = a's neuron
+    kink = net[ca][:, None] * (same_row - u_a * u_b) + (Ea * own[ca]) @ Ea.transpose(0, 1) \
+        - (Esa * star[ca]) @ Esa.transpose(0, 1)
+    return (H + same_col * kink) / (2 * math.pi * K**2)
 
 
 # ------------------------------------------------------------------------------------------- convex radius
@@ -325,7 +332,7 @@ def _validate(N, radius_grid, points, bandwidth, hessian, dense_max):
 
 def analyze_trials(oracle_spec: OracleSpec, N: int, seeds: Sequence[int], radius_grid: Sequence[float] = (
         0.02, 0.05, 0.1, 0.2, 0.3, 0.5), points: int = 8, *, hessian: str = "smoothed", bandwidth: float = 0.05,
-        dense_max: int = DENSE_MAX, population: bool = True, device: str = "cpu",
+        dense_max: int = DENSE_MAX, population: bool = True, both: bool = True, device: str = "cpu",
         dtype: torch.dtype = torch.float64) -> list[dict]:
     """Theorem 1, measured: one JSON-ready dict per trial seed (same data as ``train`` for that seed).
 
@@ -333,10 +340,16 @@ def analyze_trials(oracle_spec: OracleSpec, N: int, seeds: Sequence[int], radius
     Gaussian direction on the learner's mask, as ``init.local_start``), the extreme eigenvalues of the
     Hessian on the mask; the fraction of points whose Hessian is positive definite; the convex radius;
     the scaled lambda_min K^2 and lambda_max K; and (``population``) the N = infinity values at W*.
-    ``hessian`` picks the Hessian used away from W* (module docstring); the generalized one is always
-    reported too. All points of one trial share its data and mask and are evaluated as one batch.
+    ``hessian`` picks the Hessian that decides positive definiteness (module docstring); the generalized
+    one is reported at W* always and at every point when ``both`` (False halves the cost). All points of
+    one trial share its data and mask and are evaluated as one batch (dense) or one by one (Lanczos).
     """
-    radius_grid = [float(r) for r in radius_grid]
+    try:
+        radius_grid = [float(r) for r in radius_grid]
+    except (TypeError, ValueError):
+        raise ConfigError(f"invalid radius_grid (got {radius_grid!r}): give one or more numbers > 0") from None
+    if len(seeds) < 1:
+        raise ConfigError("invalid seeds (got none): give at least one trial seed")
     bw = bandwidth if hessian == "smoothed" else 0.0
     _validate(N, radius_grid, points, bandwidth, hessian, dense_max)
     grid = sorted(radius_grid)
@@ -350,11 +363,11 @@ def analyze_trials(oracle_spec: OracleSpec, N: int, seeds: Sequence[int], radius
         D = perturbations(Ws, M, seed, points)
         scale = Ws.norm()
         pts = torch.cat([Ws[None], *[(Ws + rho * scale * D) for rho in grid]])  # (1 + R P, d, K)
-        lo_g, hi_g, method = extreme_eigenvalues(X, y, pts, M, bandwidth=0.0, dense_max=dense_max, seed=seed)
-        if bw > 0:
-            lo, hi, _ = extreme_eigenvalues(X, y, pts, M, bandwidth=bw, dense_max=dense_max, seed=seed)
+        lo, hi, method = extreme_eigenvalues(X, y, pts, M, bandwidth=bw, dense_max=dense_max, seed=seed)
+        if bw > 0:  # the generalized Hessian too: at W* (Theorem 1's object), everywhere if asked
+            lo_g, hi_g, _ = extreme_eigenvalues(X, y, pts if both else pts[:1], M, dense_max=dense_max, seed=seed)
         else:
-            lo, hi = lo_g, hi_g
+            lo_g, hi_g = lo, hi
         pd = (lo > PD_RTOL * hi.abs()).tolist()
         table = []
         for i, rho in enumerate(grid):
@@ -365,9 +378,10 @@ def analyze_trials(oracle_spec: OracleSpec, N: int, seeds: Sequence[int], radius
                 "lambda_min": float(lo[sl].min()),
                 "lambda_min_median": float(lo[sl].median()),
                 "lambda_max": float(hi[sl].max()),
-                "lambda_min_generalized": float(lo_g[sl].min()),
                 "lambda_min_scaled": float(lo[sl].min()) * K**2,
             })
+            if len(lo_g) > 1:
+                table[-1]["lambda_min_generalized"] = float(lo_g[sl].min())
         radius = convex_radius(grid, [row["fraction_pd"] == 1.0 for row in table], pd[0])
         pop_radius = None
         if population and p <= dense_max:
@@ -394,7 +408,8 @@ def analyze_trials(oracle_spec: OracleSpec, N: int, seeds: Sequence[int], radius
         }
         if population:
             plo, phi = population_extremes(Ws, M, dense_max=dense_max, seed=seed)
-            row.update({"convex_radius_population": pop_radius, "lambda_min_population": plo, "lambda_max_population": phi,
+            row.update({"convex_radius_population": pop_radius,
+                        "lambda_min_population": plo, "lambda_max_population": phi,
                         "lambda_min_scaled_population": plo * K**2, "lambda_max_scaled_population": phi * K})
         out.append(row)
     return out

@@ -226,4 +226,4 @@ def apply_masks(weights: Tensors, masks: Tensors) -> None:
     """Zero the pruned entries of every weight in place."""
     with torch.no_grad():
         for k, m in masks.items():
-            weights[k].mul_(m.to(weights[k].dtype))
+            weights[k].mul_(m.to(device=weights[k].device, dtype=weights[k].dtype))

@@ -72,7 +72,12 @@ def run_trials(spec: TrialSpec, seeds: list[int], *, device: str = "cpu", backen
             "wall_time": wall,
         }
         if res.curve is not None:
-            row["curve"] = [_num(v) for v in res.curve[b].tolist()]
+            # after a trial stops its error stays put: carry the last value forward
+            curve, last = [], None
+            for v in res.curve[b].tolist():
+                last = _num(v) if math.isfinite(v) else last
+                curve.append(last)
+            row["curve"] = curve
             row["curve_every"] = spec.record_every
         rows.append(row)
     return rows

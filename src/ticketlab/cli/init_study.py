@@ -25,8 +25,10 @@ def register(app: typer.Typer) -> None:
         d_grid: str = typer.Option("100,300,1000", "--d-grid", help="comma-separated input dimensions d"),
         K: int = typer.Option(5, "--K", help="hidden neurons K (>= 1; K <= kept coordinates)"),
         trials: int = typer.Option(3, help="independent trials per (d, r, N) cell (>= 1)"),
-        kinds: str = typer.Option("tensor,moments,dense", help="comma-separated inits: tensor (the paper's method "
-                                  "of moments with the mask), moments (the mask-aware variant), dense (no mask)"),
+        kinds: str = typer.Option(
+            "tensor,moments,moments0,dense",
+            help="comma-separated inits: tensor (the paper's method of moments with the mask), moments (the "
+                 "mask-aware variant), moments0 (its pure second-moment fit), dense (no mask)"),
         layout: str = typer.Option("overlap", help="oracle supports: overlap, random, disjoint or groups:N1,N2,..."),
         noise: float = typer.Option(0.0, help="noise level sigma / E_y (>= 0)"),
         target: float = typer.Option(0.5, help="error level for the samples ratio dense / mask-aware (0 < t < 10)"),

@@ -32,7 +32,8 @@ def _print_table(row: dict) -> None:
     typer.echo(f"seed {row['seed']}: d={row['d']} K={K} N={row['N']} kept p={row['p']} r~={row['r_tilde']:.3g} "
                f"eigensolver={row['method']} hessian={row['hessian']} (bandwidth {row['bandwidth']:g})")
     pop = "lambda_min_population" in row
-    typer.echo(f"  at W*: lambda_min={_fmt(row['lambda_min_at_star'])} (x K^2 = {_fmt(row['lambda_min_scaled_at_star'])})"
+    typer.echo(f"  at W*: lambda_min={_fmt(row['lambda_min_at_star'])} "
+               f"(x K^2 = {_fmt(row['lambda_min_scaled_at_star'])})"
                f"  lambda_max={_fmt(row['lambda_max_at_star'])} (x K = {_fmt(row['lambda_max_scaled_at_star'])})")
     if pop:
         typer.echo(f"  N=inf:  lambda_min={_fmt(row['lambda_min_population'])} "
@@ -40,16 +41,21 @@ def _print_table(row: dict) -> None:
                    f"{_fmt(row['lambda_max_population'])} (x K = {_fmt(row['lambda_max_scaled_population'])})")
     head = f"  {'rho':>6} {'frac PD':>8} {'min lam_min':>12} {'x K^2':>9} {'med lam_min':>12} {'max lam_max':>12}"
     has_pop = any("fraction_pd_population" in t for t in row["radius_table"])
-    typer.echo(head + (f" {'frac PD N=inf':>14}" if has_pop else ""))
+    has_gen = row["bandwidth"] > 0 and any("lambda_min_generalized" in t for t in row["radius_table"])
+    typer.echo(head + (f" {'gen lam_min':>12}" if has_gen else "") + (f" {'frac PD N=inf':>14}" if has_pop else ""))
     for t in row["radius_table"]:
         line = (f"  {t['rho']:>6.3g} {t['fraction_pd']:>8.3g} {t['lambda_min']:>12.4g} {t['lambda_min_scaled']:>9.3g} "
                 f"{t['lambda_min_median']:>12.4g} {t['lambda_max']:>12.4g}")
+        if has_gen:
+            line += f" {t['lambda_min_generalized']:>12.4g}"
         if has_pop:
             line += f" {t.get('fraction_pd_population', float('nan')):>14.3g}"
         typer.echo(line)
     cens = " (every radius passed: a lower bound)" if row["convex_radius_censored"] else ""
+    pop_r = row.get("convex_radius_population")
+    pop_cens = " (a lower bound)" if pop_r is not None and pop_r == row["radius_table"][-1]["rho"] else ""
     typer.echo(f"  convex radius: {row['convex_radius']:g}{cens}"
-               + (f"; N=inf: {_fmt(row.get('convex_radius_population'))}" if has_pop else ""))
+               + (f"; N=inf: {_fmt(pop_r)}{pop_cens}" if has_pop else ""))
 
 
 def register(app: typer.Typer) -> None:
@@ -80,6 +86,9 @@ def register(app: typer.Typer) -> None:
                                                                 "products (>= 0)"),
         population: bool = typer.Option(True, "--population/--no-population",
                                         help="also report the exact N=infinity (population) Hessian values"),
+        compare: bool = typer.Option(True, "--compare/--no-compare",
+                                     help="with --hessian smoothed, also evaluate the generalized Hessian at every "
+                                          "point (column 'gen lam_min'); --no-compare halves the cost"),
         seed: int = typer.Option(0, help="seed of the first trial; trial i uses seed + i (same data as train)"),
         trials: int = typer.Option(1, help="independent trials (>= 1)"),
         device: str = typer.Option("cpu", help="cpu, cuda or cuda:N"),
@@ -95,6 +104,7 @@ def register(app: typer.Typer) -> None:
                        extra=extra)
         rows = analyze_trials(oracle, N, [seed + i for i in range(trials)], parse_grid(radius_grid), points,
                               hessian=hessian, bandwidth=bandwidth, dense_max=dense_max, population=population,
+                              both=compare,
                               device=resolve_device(device))
         if json_out:
             out = dict(rows[0]) if trials == 1 else {"trials": rows}

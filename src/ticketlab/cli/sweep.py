@@ -10,7 +10,8 @@ from pathlib import Path
 import typer
 
 from ..config import ConfigError
-from ..store import DEFAULT_STORE
+
+DEFAULT_STORE = "ticketlab-results.db"  # == ticketlab.store.DEFAULT_STORE; not imported to keep --help fast
 
 QUICK_ORDER = ["fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10", "landscape"]
 

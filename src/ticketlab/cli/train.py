@@ -9,7 +9,6 @@ import time
 import typer
 
 from ..config import ConfigError, InitSpec, OracleSpec, SolverSpec, TrialSpec, build, parse_init
-from ..device import resolve_device
 from ..provenance import provenance
 
 SUMMARY_KEYS = ["relative_error", "iterations", "converged", "rate", "test_rmse", "r_tilde",
@@ -89,6 +88,8 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"invalid --backend (got {backend!r}): must be auto, reference or fast")
         spec = trial_spec_from_options(d, K, r, N, layout, r_spread, noise, extra, init, eta, beta, step_convention,
                                        max_iter, tol, sampling, num_batches, test_error, n_test, record_every, dtype)
+        from ..device import resolve_device
+
         dev = resolve_device(device)
         from ..trial import run_trials
 

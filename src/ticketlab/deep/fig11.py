@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from ..config import ConfigError
+from .data import load_data
 from .imp import IMPSpec, finished_levels, level_dir, run_imp
 from .train import TrainSpec
 
@@ -174,11 +175,12 @@ def run_grid(base: dict, n_train, seeds, store: str, *, device: str = "cpu", pro
     from tqdm.auto import tqdm
 
     specs = [IMPSpec(**{**base, "n_train": n, "seed": s}) for n in n_train for s in seeds]
-    total = sum((sp.rounds + 1) * sp.train.epochs for sp in specs)
+    total = sum((sp.rounds + 1) * sp.train.epochs * (2 if sp.control != "none" else 1) for sp in specs)
+    pool = load_data(specs[0].data, split_seed=specs[0].split_seed)  # read once for the whole grid
     out = []
     with tqdm(total=total, desc="IMP epochs", unit="ep", disable=not progress, leave=False) as bar:
         for sp in specs:
-            res = run_imp(sp, store, device=device, progress=bar)
+            res = run_imp(sp, store, device=device, progress=bar, data=pool)
             out.append({"run": sp.run_name(), "n_train": sp.n_train, "seed": sp.seed,
                         "test_error": [r["test_error"] for r in res],
                         "pruning_ratio_percent": [r["pruning_ratio_percent"] for r in res]})

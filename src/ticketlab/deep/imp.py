@@ -36,7 +36,7 @@ import torch
 from pydantic import Field, field_validator
 
 from .. import __version__
-from ..config import ConfigError, Model, build
+from ..config import ConfigError, Model
 from ..pruning import magnitude_scores, mask_agreement, prune, random_scores, sparsity
 from ..seeding import PRUNE, START, substream
 from .data import Dataset, load_data
@@ -54,7 +54,7 @@ class IMPSpec(Model):
     n_train: Annotated[int | None, Field(ge=1, description="training-set size (None: the whole pool)")] = None
     seed: Annotated[int, Field(ge=0, description="run seed: init, data subset, data order, random masks")] = 0
     rounds: Annotated[int, Field(ge=0, description="pruning rounds (levels 1..rounds after the dense level 0)")] = 10
-    rate: Annotated[float, Field(gt=0, lt=1, description="share of remaining weights pruned per round, in (0, 1)")] = 0.2
+    rate: Annotated[float, Field(gt=0, lt=1, description="share of remaining weights pruned per round (0, 1)")] = 0.2
     output_rate: Annotated[
         float | None, Field(ge=0, lt=1, description="own per-round rate for the output layer (None: rate)")] = None
     scope: Annotated[Literal["layerwise", "global"], Field(description="rank weights per layer or globally")] = (
@@ -195,7 +195,8 @@ def _next_masks(spec: IMPSpec, model, masks: dict, weights: dict, level: int, ti
     return prune(scores, ones, 0.0, of="total", overrides=target)
 
 
-def run_imp(spec: IMPSpec, store: str, *, device: str = "cpu", progress=None, data: Dataset | None = None) -> list[dict]:
+def run_imp(spec: IMPSpec, store: str, *, device: str = "cpu", progress=None,
+            data: Dataset | None = None) -> list[dict]:
     """Run (or resume) one IMP run and return the metrics of levels 0..rounds."""
     dev = resolve_device(device)
     dtype = DTYPES[spec.dtype]

@@ -21,6 +21,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
+from .. import pruning
 from ..config import Model
 from ..seeding import substream
 from .data import Dataset
@@ -76,10 +77,7 @@ def make_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
 
 
 def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
-    params = prunable(model)
-    with torch.no_grad():
-        for k, m in masks.items():
-            params[k].mul_(m.to(params[k]))
+    pruning.apply_masks(prunable(model), masks)
 
 
 def masked_step(model: nn.Module, masks: dict[str, torch.Tensor], opt: torch.optim.Optimizer) -> None:

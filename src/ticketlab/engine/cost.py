@@ -11,8 +11,10 @@ once and does 4 flops per (sample, stored weight): 2 in the forward product, 2 i
 The constants were measured on the development machine (2-core AMD EPYC Zen 3 VM, shared, see
 docs/performance.md; ``python -m benchmarks`` re-measures them): the fast kernel sustains about
 12 GFLOP/s per core in float64 (24 in float32) on long rows, each neuron's row segment costs about
-25 ns of loop overhead per sample (what dominates very sparse masks), and a core streams about
-10 GB/s from memory. They are order-of-magnitude right for any recent x86 core; estimates are
+25 ns of loop overhead per sample (what dominates very sparse masks), and the kernel streams
+about 4 GB/s per core from memory when a trial's data exceed the cache (measured at N=5000,
+d=300, r=40..100 packed; a plain numpy sum streams about 3x faster, the kernel's access pattern
+and the machine's other tenants take the rest). They are order-of-magnitude right for any recent x86 core; estimates are
 meant for planning (within ~2x), not for scheduling to the second.
 """
 
@@ -22,10 +24,13 @@ import math
 
 FLOPS = {8: 12e9, 4: 24e9}  # sustained flop/s of the fast kernel per core, by itemsize
 SEGMENT_S = 25e-9  # per sample and neuron segment: loop set-up and the scalar tail of short rows
-BANDWIDTH = 10e9  # bytes/s one core streams from memory
+BANDWIDTH = 4e9  # bytes/s the kernel streams per core when its data exceed the cache
 CACHE_BYTES = 2 * 2**20  # a trial's data up to this stays in cache across iterations
-TORCH_FLOPS = {8: 20e9, 4: 40e9}  # batched torch matmul per core (reference engine), by itemsize
-TORCH_STEP_S = 4e-4  # Python and dispatch overhead of one batched reference iteration
+# The reference engine: effective rate of a whole batched iteration (two products and about ten
+# elementwise passes) and its per-iteration Python/dispatch overhead, both measured with benchmark
+# (a) on the shared development machine (min of repeats); an idle machine does better.
+TORCH_FLOPS = {8: 2e9, 4: 4e9}
+TORCH_STEP_S = 1.5e-3
 
 
 def _itemsize(dtype) -> int:

@@ -6,7 +6,8 @@ memory on every iteration. Here the whole AGD loop of one trial runs compiled, i
 cache across iterations, and trials run one per thread (``nogil``) with dynamic scheduling, since
 they stop at different iterations.
 
-Each trial gets the cheaper of two layouts, chosen from its mask (``ticketlab.engine.cost``):
+Each trial gets the cheaper of two sample-major layouts, chosen from its mask by
+``ticketlab.engine.cost.prefer_packed``:
 - packed: for every sample, the kept inputs of each neuron side by side (N x sum_j r_j);
   4 N sum_j r_j flops per iteration and nothing multiplied by a pruned zero;
 - dense: the union of the kept columns (N x u) shared by all neurons, with masked weights;
@@ -16,14 +17,14 @@ forward pass) falls back to dense over all d columns, so semantics never depend 
 
 Compiled with ``fastmath={'reassoc', 'contract'}`` only: dot products may be vectorised and fused,
 but NaN/Inf keep their meaning, so the divergence rule works as in the reference. Results agree
-with the reference to rounding (~1e-12 relative in float64). First use compiles two variants per
-dtype (about 5-10 s on a slow core); ``cache=True`` stores them next to this file for later runs.
+with the reference to rounding (~1e-15 relative in float64). The first call per dtype compiles two
+functions (about 3 s on a busy 2-core machine); ``cache=True`` stores them next to this file, and
+later processes load them in under a second.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -278,7 +279,3 @@ def layout(mask: torch.Tensor, W0: torch.Tensor, N: int) -> list[str]:
     """The layout ('packed' or 'dense') each trial of a batch would get (for benchmarks and docs)."""
     Mn, Wn = mask.detach().cpu().numpy(), W0.detach().cpu().numpy()
     return [_plan(Mn[b], Wn[b], N, Wn.dtype)[-1] for b in range(Mn.shape[0])]
-
-
-def default_threads() -> int:
-    return max(1, min(torch.get_num_threads(), len(os.sched_getaffinity(0))))

@@ -40,6 +40,14 @@ class Cell:
         return stable_hash({"experiment": experiment, "spec": self.spec.model_dump(mode="json"),
                             "params": self.params, "extra": self.extra})
 
+    def seed_key(self, experiment: str) -> str:
+        """What defines the trial's problem (oracle, data, start), not how it is solved: cells that
+        differ only in the solver (AGD vs GD, step sizes) get the same seeds, so their comparison is
+        paired, trial by trial, on identical problems."""
+        spec = self.spec
+        return stable_hash({"experiment": experiment, "oracle": spec.oracle.model_dump(mode="json"), "N": spec.N,
+                            "init": spec.init.model_dump(mode="json"), "extra": self.extra})
+
 
 @dataclass(frozen=True)
 class TrialRef:
@@ -93,9 +101,9 @@ class Experiment:
     def trials(self, cfg) -> list[TrialRef]:
         refs = []
         for i, cell in enumerate(self.cells(cfg)):
-            key = cell.key(self.name)
+            key, seed_key = cell.key(self.name), cell.seed_key(self.name)
             for t in range(cfg.trials):
-                seed = trial_seed(cfg.seed, key, t)
+                seed = trial_seed(cfg.seed, seed_key, t)
                 tid = stable_hash({"cell": key, "trial": t, "seed": seed, "code": __version__})
                 refs.append(TrialRef(i, t, seed, tid))
         return refs

@@ -19,7 +19,6 @@ the projected fourth moment; no d x d, d^3 or d^4 array is formed.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
@@ -76,8 +75,17 @@ def _kept_coordinates(mask: torch.Tensor, use_mask: bool) -> tuple[torch.Tensor,
 
 
 def _gather_columns(X: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    N = X.shape[1]
-    return torch.gather(X, 2, idx[:, None, :].expand(-1, N, -1)) * valid[:, None, :]
+    """X[b][:, idx[b]] for every trial, zero in padded columns; one (B, N, S) allocation."""
+    B, N, _ = X.shape
+    out = X.new_empty(B, N, idx.shape[1])
+    for b in range(B):
+        torch.index_select(X[b], 1, idx[b], out=out[b])
+    return out.mul_(valid[:, None, :])
+
+
+def _xt(Xu: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """(1/N) X^T v per trial: the sample mean of v_n x_n, (B, S), with no (B, N, S) temporary."""
+    return (v[:, None, :] @ Xu)[:, 0] / Xu.shape[1]  # v^T X: never a transposed copy of X
 
 
 def _scatter_rows(Wu: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor, d: int) -> torch.Tensor:
@@ -106,7 +114,7 @@ def _block_width(K: int, kept: int) -> int:
 def _second_moment_apply(Xu: torch.Tensor, e: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
     """(1/N) sum_n e_n (x_n x_n^T - I) Q without forming the matrix: (B, S, m)."""
     N = Xu.shape[1]
-    return Xu.transpose(1, 2) @ (e[..., None] * (Xu @ Q)) / N - e.mean(-1)[:, None, None] * Q
+    return ((e[..., None] * (Xu @ Q)).transpose(1, 2) @ Xu).transpose(1, 2) / N - e.mean(-1)[:, None, None] * Q
 
 
 def _top_eigenpairs(Xu, e, valid, K, Q0, iters):
@@ -154,7 +162,7 @@ class _Kept:
         self.d, self.K = X.shape[-1], mask.shape[-1]
         self.idx, valid = _kept_coordinates(mask, use_mask)
         self.valid = valid.to(X.dtype)
-        self.Xu = _gather_columns(X, self.idx, self.valid)
+        self.Xu = _gather_columns(X, self.idx, self.valid) if use_mask else X  # dense: no copy
         self.Mu = torch.gather(mask.to(X.dtype), 1, self.idx[:, :, None].expand(-1, -1, self.K)) * self.valid[..., None]
 
     def rows(self, A: torch.Tensor) -> torch.Tensor:
@@ -187,7 +195,7 @@ def _in_groups(fn, X, y, mask, seeds, use_mask):
 def _first_moment(Xu: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample mean of y (B, 1) and E[y x] on the kept coordinates (B, S)."""
     ybar = y.mean(-1, keepdim=True)
-    return ybar, ((y - ybar)[..., None] * Xu).mean(1)
+    return ybar, _xt(Xu, y - ybar)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -329,9 +337,9 @@ def support_init(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, seeds: li
                 break
             # next round: the model g(x; W) itself as control variate; its moments are closed forms
             resid = y - torch.relu(Xu @ W).mean(-1)
-            m1 = W.sum(-1) / (2 * K) + (resid[..., None] * Xu).mean(1)
+            m1 = W.sum(-1) / (2 * K) + _xt(Xu, resid)
             resid = resid - resid.mean(-1, keepdim=True)
-            e = resid - (Xu @ (resid[..., None] * Xu).mean(1)[..., None])[..., 0]
+            e = resid - (Xu @ _xt(Xu, resid)[..., None])[..., 0]
             base = factor_m2(W)
         return kp.scatter(W)
 
@@ -347,9 +355,15 @@ def dense_init(X, y, mask, seeds, **kw) -> torch.Tensor:
     return tensor_init(X, y, mask, seeds, use_mask=False, **kw)
 
 
+def plain_moments_init(X, y, mask, seeds, **kw) -> torch.Tensor:
+    """``support_init`` without the model control-variate rounds: a pure second-moment fit."""
+    return support_init(X, y, mask, seeds, rounds=0, **kw)
+
+
 INIT_METHODS = {
     "tensor": tensor_init,
     "moments": support_init,
+    "moments0": plain_moments_init,
     "dense": dense_init,
 }
 

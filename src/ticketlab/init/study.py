@@ -20,7 +20,7 @@ from ..oracle import make_problem, r_tilde
 from ..seeding import trial_seed
 from .moments import INIT_METHODS
 
-DEFAULT_KINDS = ("tensor", "moments", "dense")
+DEFAULT_KINDS = ("tensor", "moments", "moments0", "dense")
 
 
 def _check_grid(name: str, values, lo: int = 1) -> tuple[int, ...]:
@@ -127,7 +127,8 @@ def _sample_ratios(summary: list[dict], target: float) -> list[dict]:
         n_kind = _samples_to_reach(Ns, es, target)
         dNs, des = curves[("dense", d, r)]
         n_dense = _samples_to_reach(dNs, des, target)
-        lower = n_dense is None
+        # a crossing at the grid's first N, or none for dense, makes the ratio a lower bound
+        lower = n_dense is None or (n_kind is not None and n_kind == min(Ns))
         ratio = None
         if n_kind is not None:
             ratio = (n_dense if n_dense is not None else max(dNs)) / n_kind
