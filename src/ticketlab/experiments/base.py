@@ -42,10 +42,12 @@ class Cell:
 
     def seed_key(self, experiment: str) -> str:
         """What defines the trial's problem (oracle, data, start), not how it is solved: cells that
-        differ only in the solver (AGD vs GD, step sizes) get the same seeds, so their comparison is
-        paired, trial by trial, on identical problems."""
+        differ only in the solver (AGD vs GD, step sizes) or in the noise level get the same seeds, so
+        their comparison is paired, trial by trial, on identical problems (the noise is the same
+        standard-normal draw, scaled)."""
         spec = self.spec
-        return stable_hash({"experiment": experiment, "oracle": spec.oracle.model_dump(mode="json"), "N": spec.N,
+        oracle = spec.oracle.model_dump(mode="json", exclude={"noise"})
+        return stable_hash({"experiment": experiment, "oracle": oracle, "N": spec.N,
                             "init": spec.init.model_dump(mode="json"), "extra": self.extra})
 
 

@@ -330,17 +330,27 @@ def support_init(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, seeds: li
         ybar, m1 = _first_moment(Xu, y)
         e = y - ybar - (Xu @ m1[..., None])[..., 0]  # round 0: mean and linear part as control variate
         base = torch.zeros_like(Q)
+        best_W, best_risk = None, None
         for rnd in range(rounds + 1):
             Q, Ufac = _fit_supports(Xu, e, base, kp.Mu, Q, Ufac, iters if rnd else first_iters)
             W = weights_from_factor(Ufac, _signs(Ufac, m1))
+            resid = y - torch.relu(Xu @ W).mean(-1)
+            # keep, per trial, the round with the lowest empirical risk: at tiny N a round can overshoot
+            risk = (resid**2).mean(-1)
+            if best_W is None:
+                best_W, best_risk = W, risk
+            else:
+                better = risk < best_risk
+                best_W = torch.where(better[:, None, None], W, best_W)
+                best_risk = torch.where(better, risk, best_risk)
             if rnd == rounds:
                 break
             # next round: the model g(x; W) itself as control variate; its moments are closed forms
-            resid = y - torch.relu(Xu @ W).mean(-1)
             m1 = W.sum(-1) / (2 * K) + _xt(Xu, resid)
             resid = resid - resid.mean(-1, keepdim=True)
             e = resid - (Xu @ _xt(Xu, resid)[..., None])[..., 0]
             base = factor_m2(W)
+        W = best_W
         return kp.scatter(W)
 
     return _in_groups(run, X, y, mask, seeds, True)
