@@ -71,7 +71,6 @@ class DaskExecutor:
         self.resources = dict(resources) if resources else None
         timeout = _positive("connect_timeout", connect_timeout, kind=float)
         self._cluster = None
-        logging.getLogger("distributed").setLevel(logging.ERROR)  # a dying worker is handled, not news
         from distributed import Client
 
         if address is not None:

@@ -28,6 +28,12 @@ def parse_value(text: str):
     return text
 
 
+def _is_grid(annotation) -> bool:
+    import typing
+
+    return typing.get_origin(annotation) is tuple
+
+
 def make_config(exp, scale: str, trials: int | None, sets: list[str], seed: int | None = None, dtype=None):
     from pydantic import ValidationError
 
@@ -42,7 +48,10 @@ def make_config(exp, scale: str, trials: int | None, sets: list[str], seed: int 
         if field not in exp.Config.model_fields:
             allowed = ", ".join(f for f in exp.Config.model_fields if f != "scale")
             raise ConfigError(f"invalid --set {field}: {exp.name} has no field {field!r}; fields: {allowed}")
-        overrides[field] = parse_value(value)
+        value = parse_value(value)
+        if not isinstance(value, list) and _is_grid(exp.Config.model_fields[field].annotation):
+            value = [value]  # a one-point grid
+        overrides[field] = value
     if trials is not None:
         overrides["trials"] = trials
     if seed is not None:
