@@ -215,3 +215,47 @@ def test_bad_init_and_N():
         build(InitSpec, lam=0.0)
     with pytest.raises(ConfigError, match="N"):
         build(TrialSpec, oracle=OracleSpec(d=10, K=2, r=3), N=0)
+
+
+def test_cli_train_json_and_errors():
+    import json
+
+    from typer.testing import CliRunner
+
+    from ticketlab.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "--d", "30", "--K", "3", "--r", "6", "--N", "200", "--init", "local:0.3",
+                              "--seed", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert {"relative_error", "iterations", "converged", "rate", "test_rmse", "r_tilde"} <= set(out)
+    assert out["converged"] and out["relative_error"] < 1e-6 and out["r_tilde"] == pytest.approx(6)
+    assert out["provenance"]["dtype"] == "float64" and out["config"]["N"] == 200
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--r", "200"], "d = 100"), (["--beta", "1"], "--beta"), (["--eta", "0"], "--eta"),
+    (["--init", "local:0"], "lam"), (["--N", "0"], "--N"), (["--K", "0"], "--K"), (["--noise", "-1"], "--noise"),
+    (["--layout", "disjoint", "--r", "30"], "disjoint"), (["--device", "cuda:7"], "--device"),
+    (["--r", "1,2"], "K = 5"),
+])
+def test_cli_bad_input_exits_2_with_one_clear_line(args, needle, capsys):
+    from ticketlab.cli import main
+
+    if args[0] == "--device" and torch.cuda.device_count() > 7:
+        pytest.skip("machine has 8 CUDA devices")
+    assert main(["train", *args]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_matches_cpu():
+    spec = TrialSpec(oracle=OracleSpec(d=40, K=3, r=10), N=300, solver=SolverSpec(max_iter=2000))
+    cpu = run_trials(spec, [0, 1, 2], device="cpu", backend="reference")
+    gpu = run_trials(spec, [0, 1, 2], device="cuda", backend="reference")
+    for a, b in zip(cpu, gpu):
+        assert a["success"] == b["success"]
+        assert a["relative_error"] == pytest.approx(b["relative_error"], rel=1e-3, abs=1e-9)
+        assert abs(a["iterations"] - b["iterations"]) <= 0.02 * a["iterations"] + 2

@@ -44,9 +44,10 @@ def run_task(task: Task) -> list[dict]:
 
 
 def bytes_per_trial(spec) -> int:
-    item = 8 if spec.dtype == "float64" else 4
-    d, K, N = spec.oracle.d, spec.oracle.K, spec.N
-    return item * (N * d * 2 + N * 4 + d * K * 8)  # X (and a packed copy), y, weights and buffers
+    from .engine.cost import bytes_per_trial as engine_bytes
+
+    # the engine's own data plus one packed copy of X that the fast engine may build per trial
+    return 2 * engine_bytes(spec.N, spec.oracle.d, spec.oracle.K, spec.dtype)
 
 
 def plan(exp, cfg, store: Store, device: str = "cpu", chunk_size: int | None = None,
@@ -99,14 +100,24 @@ def run_sweep(exp_name: str, cfg, store: Store, *, device: str = "cpu", executor
     return {"total": total, "skipped": total - todo, "ran": todo, "written": written}
 
 
-def estimate_seconds(exp, cfg, seconds_per_gflop: float | None = None) -> float:
-    """A rough cost of the whole sweep from flops: 4 N d K per trial-iteration (dense bound)."""
+TYPICAL_ITERATIONS = 2500  # measured mean iterations per trial on the Figure 4 grid (the 1e-8 rule)
+
+
+def estimate_seconds(exp, cfg) -> float:
+    """A planning estimate of a sweep's wall time on this machine, from the engine's cost model
+    (good to about 2x; iterations per trial are taken as min(max_iter, 2500))."""
+    import os
+
+    from .engine.cost import estimate
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     total = 0.0
     for cell in exp.cells(cfg):
         s = cell.spec
-        iters = min(s.solver.max_iter, 3000)
-        total += 4 * s.N * s.oracle.d * s.oracle.K * iters * cfg.trials
-    return total / 1e9 * (seconds_per_gflop or 0.1)
+        r_sum = sum(s.oracle.r_values()) + s.oracle.K * s.oracle.extra
+        total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, min(s.solver.max_iter, TYPICAL_ITERATIONS),
+                          cfg.trials, cores=cores, dtype=s.dtype)
+    return total
 
 
 def fmt_duration(seconds: float) -> str:

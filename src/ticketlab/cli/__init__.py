@@ -25,7 +25,7 @@ def _root() -> None:
 
 
 # Each module defines register(app). Optional ones (extra dependencies) are skipped if they fail to import.
-COMMAND_MODULES = ["train", "sweep", "landscape", "init_study", "imp", "bench"]
+COMMAND_MODULES = ["train", "sweep", "landscape", "init_study", "imp"]
 
 
 def _register_all() -> None:

@@ -142,7 +142,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     ) -> int:
         def confirm(exp, cfg, seconds, fmt):
-            msg = f"{exp.name} ({cfg.scale}): {len(exp.cells(cfg))} cells x {cfg.trials} trials, estimated {fmt(seconds)}"
+            msg = (f"{exp.name} ({cfg.scale}): {len(exp.cells(cfg))} cells x {cfg.trials} trials, estimated "
+                   f"{fmt(seconds)} on this machine (rough: the cost model is good to about 2x)")
             typer.echo(msg, err=True)
             if seconds > 600 and not yes and sys.stdin.isatty():
                 if not typer.confirm("This is a long run. Continue?", default=False, err=True):

@@ -74,7 +74,10 @@ class Fig8(Experiment):
                          "iterations": int(res.iterations[b]), "converged": bool(res.converged[b]),
                          "failed": bool(res.failed[b]), "rate": float(res.rate[b]),
                          "test_rmse": float(test[b]), "relative_error": float(rel[b]),
-                         "iters_to": [first_below(c, lv, cfg.record_every) for lv in cfg.levels]})
+                         "limit_converged": bool(first.converged[b]),
+                         # a limit that did not converge is just the last iterate: no levels to count
+                         "iters_to": [first_below(c, lv, cfg.record_every) if bool(first.converged[b]) else None
+                                      for lv in cfg.levels]})
         return rows
 
     def summarize(self, cfg, df):
