@@ -5,9 +5,9 @@ processes with one thread each. The client stays the only writer: ``run`` yields
 the sweep, which stores each batch as it arrives.
 
 Losing a worker loses nothing: the scheduler reruns the batches that were on it elsewhere (up to
-dask's ``distributed.scheduler.allowed-failures`` worker deaths per batch); a batch that still fails
-(an exception ``retries`` times, or lost futures after a scheduler reconnect) is resubmitted by us up
-to ``resubmit`` times. Each task is yielded at most once, and the store ignores trial ids it already
+dask's ``distributed.scheduler.allowed-failures`` worker deaths per batch); a batch lost beyond that,
+or cancelled by a scheduler restart, is resubmitted by us up to ``resubmit`` times. A batch that
+raises is rerun ``retries`` times by dask, then its error ends the sweep (what was stored stays). Each task is yielded at most once, and the store ignores trial ids it already
 has, so a retried batch is never stored twice.
 """
 
@@ -24,18 +24,36 @@ DEFAULT_CONNECT_TIMEOUT = 5.0  # seconds to reach a scheduler before giving up w
 
 
 def _on_worker(fn: Callable, task, torch_threads: int | None, client_version: str):
-    """Runs on the worker: pin torch's thread pool, refuse a mismatched code version, then run fn."""
+    """Runs on the worker: refuse mismatched code or a missing GPU, pin torch's thread pool, then run fn."""
     if __version__ != client_version:
         # the trial id includes the code version: a worker with other code would store wrong numbers under it
         raise RuntimeError(f"this Dask worker runs ticketlab {__version__} but the client runs {client_version}: "
                            "install the same ticketlab version on every worker")
-    if torch_threads is not None:
-        import torch
+    import torch
 
-        # torch's pool is per process: one thread per worker thread keeps N workers on N cores
-        if torch.get_num_threads() != torch_threads:
-            torch.set_num_threads(torch_threads)
+    device = getattr(task, "device", "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"this Dask worker has no CUDA device but the sweep asks for --device {device}: run "
+                           "GPU sweeps on GPU workers only (start them with --resources GPU=1)")
+    # torch's pool is per process: one thread per worker thread keeps N workers on N cores
+    if torch_threads is not None and torch.get_num_threads() != torch_threads:
+        torch.set_num_threads(torch_threads)
     return fn(task)
+
+
+def _lost(err: BaseException) -> bool:
+    """A future lost to the cluster (its workers kept dying, or it was cancelled by a scheduler restart or
+    reconnect), as opposed to an exception raised by the batch itself."""
+    from concurrent.futures import CancelledError
+
+    from distributed.scheduler import KilledWorker
+
+    return isinstance(err, (KilledWorker, CancelledError)) or type(err).__name__ in ("FutureCancelledError",
+                                                                                       "CommClosedError")
+
+
+def _worker_version() -> str:
+    return __version__
 
 
 def _positive(name: str, value, kind=int, allow_zero=False):
@@ -54,23 +72,28 @@ class DaskExecutor:
         processes (one thread each, loopback only, no dashboard) that ``close()`` shuts down.
     torch_threads: torch threads per worker process (None: leave the worker's setting alone).
     retries: dask reruns of a batch that raised; resubmit: our resubmissions of a batch whose future
-        was lost or failed after that (each with a fresh key).
+        was lost (each with a fresh key).
     connect_timeout: seconds to reach the scheduler; an unreachable one raises ConfigError.
-    resources: dask worker resources each batch needs, e.g. {"GPU": 1} for workers started with
-        ``--resources GPU=1``.
+    resources: dask worker resources each batch holds while it runs, e.g. {"GPU": 1} for workers started
+        with ``--resources GPU=1``; "auto": {"GPU": 1} for CUDA batches when some worker offers a GPU
+        resource (one batch per GPU at a time), else none (a resource no worker offers would wait forever).
     """
 
     name = "dask"
 
     def __init__(self, address: str | None = None, workers: int = 2, *, torch_threads: int | None = 1,
                  retries: int = 1, resubmit: int = 2, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-                 resources: dict | None = None, memory_limit: str | int | None = "auto"):
+                 resources: dict | str | None = "auto", memory_limit: str | int | None = "auto"):
         self.torch_threads = None if torch_threads is None else _positive("torch_threads", torch_threads)
         self.retries = _positive("retries", retries, allow_zero=True)
         self.resubmit = _positive("resubmit", resubmit, allow_zero=True)
-        self.resources = dict(resources) if resources else None
+        if not (resources is None or resources == "auto" or isinstance(resources, dict)):
+            raise ConfigError(f"invalid resources {resources!r}: must be a dict like {{'GPU': 1}}, 'auto' or None")
+        self.resources = resources
         timeout = _positive("connect_timeout", connect_timeout, kind=float)
         self._cluster = None
+        self.resubmitted = 0  # batches we resubmitted after their futures were lost
+        self._gpu_workers = None  # whether some worker offers a GPU resource (asked once, on first CUDA batch)
         from distributed import Client
 
         if address is not None:
@@ -83,6 +106,7 @@ class DaskExecutor:
                 raise ConfigError(f"invalid --scheduler {self.address!r}: no Dask scheduler reachable there within "
                                   f"{timeout:g} s ({type(err).__name__}); start one with `dask scheduler` or "
                                   "check the address and port") from None
+            self._check_workers()
         else:
             n = _positive("--workers", workers)
             from distributed import LocalCluster
@@ -94,16 +118,38 @@ class DaskExecutor:
             self.address = self._cluster.scheduler_address
             self.client = Client(self._cluster, timeout=timeout, set_as_default=False)
 
+    def _check_workers(self) -> None:
+        """Fail early if a worker already connected cannot import ticketlab or runs another version (workers
+        that join later are checked by every batch, in _on_worker)."""
+        found = self.client.run(_worker_version, on_error="return")
+        bad = {w: v for w, v in found.items() if v != __version__}
+        if bad:
+            self.client.close()
+            shown = "; ".join(f"{w}: {v if isinstance(v, str) else type(v).__name__ + ': ' + str(v)}"
+                              for w, v in list(bad.items())[:3])
+            raise ConfigError(f"invalid --scheduler {self.address!r}: {len(bad)} of its {len(found)} workers do "
+                              f"not run ticketlab {__version__} like this client ({shown}); install the same "
+                              "ticketlab version in the workers' environment")
+
+    def _resources(self, task) -> dict | None:
+        if self.resources != "auto":
+            return self.resources
+        if not getattr(task, "device", "cpu").startswith("cuda"):
+            return None
+        if self._gpu_workers is None:
+            workers = self.client.scheduler_info().get("workers", {}).values()
+            self._gpu_workers = any(w.get("resources", {}).get("GPU", 0) >= 1 for w in workers)
+        return {"GPU": 1} if self._gpu_workers else None
+
     def _submit(self, fn: Callable, task, attempt: int):
         key = f"ticketlab-{getattr(task, 'experiment', 'task')}-{uuid.uuid4().hex}"
         return self.client.submit(_on_worker, fn, task, self.torch_threads, __version__, key=key, pure=False,
-                                  retries=self.retries, resources=self.resources)
+                                  retries=self.retries, resources=self._resources(task))
 
     def run(self, fn: Callable, tasks: Iterable) -> Iterator[tuple[object, object]]:
         from distributed import as_completed
 
-        pending = {}  # future -> (task, attempt)
-        tasks = list(tasks)
+        pending = {}  # future -> (task, resubmissions so far)
         for task in tasks:
             pending[self._submit(fn, task, 0)] = (task, 0)
         queue = as_completed(list(pending), loop=self.client.loop)
@@ -112,11 +158,15 @@ class DaskExecutor:
                 task, attempt = pending.pop(fut)
                 try:
                     result = fut.result()
-                except Exception as err:  # a lost future (KilledWorker, CancelledError) or the task's own error
+                except Exception as err:
+                    if not _lost(err):  # the batch's own error, already rerun `retries` times by dask
+                        raise RuntimeError(f"a batch raised on the Dask cluster {self.address} "
+                                           f"({self._describe(task)}): {type(err).__name__}: {err}") from err
                     if attempt >= self.resubmit:
-                        raise RuntimeError(f"a batch failed on the Dask cluster {self.address} after "
-                                           f"{attempt + 1} submissions ({self._describe(task)}): "
-                                           f"{type(err).__name__}: {err}") from err
+                        raise RuntimeError(f"a batch was lost {attempt + 1} times on the Dask cluster {self.address} "
+                                           f"({self._describe(task)}): {type(err).__name__}: {err}; if its workers "
+                                           "ran out of memory, lower --chunk-size or --memory-budget") from err
+                    self.resubmitted += 1
                     new = self._submit(fn, task, attempt + 1)
                     pending[new] = (task, attempt + 1)
                     queue.add(new)

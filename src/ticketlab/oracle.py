@@ -73,6 +73,27 @@ def _anchored_supports(coords: torch.Tensor, rs: list[int], gen: torch.Generator
     return out
 
 
+def _intersecting_supports(coords: torch.Tensor, rs: list[int], gen: torch.Generator) -> list[torch.Tensor]:
+    """Uniform random supports, repaired until every pair intersects (the paper's "almost overlapped").
+
+    For r_j large against d, independent draws already intersect and nothing changes; for small r_j,
+    a disjoint pair (j, k) gets one of k's coordinates replaced by one of j's. A repair can break
+    another pair, so this repeats; if it has not settled after many rounds (tiny r, many neurons),
+    every support falls back to sharing one anchor coordinate.
+    """
+    sets = [coords[torch.randperm(len(coords), generator=gen)[:r]].clone() for r in rs]
+    K = len(sets)
+    for _ in range(20 * K * K):
+        bad = [(j, k) for j in range(K) for k in range(j + 1, K)
+               if not bool(torch.isin(sets[j], sets[k]).any())]
+        if not bad:
+            return sets
+        j, k = bad[int(torch.randint(len(bad), (1,), generator=gen))]
+        src = sets[j][int(torch.randint(len(sets[j]), (1,), generator=gen))]
+        sets[k][int(torch.randint(len(sets[k]), (1,), generator=gen))] = src
+    return _anchored_supports(coords, rs, gen)
+
+
 def draw_supports(spec: OracleSpec, rs: list[int], gen: torch.Generator) -> list[torch.Tensor]:
     d = spec.d
     if spec.layout == "random":
@@ -82,14 +103,14 @@ def draw_supports(spec: OracleSpec, rs: list[int], gen: torch.Generator) -> list
         bounds = [0, *torch.tensor(rs).cumsum(0).tolist()]
         return [perm[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     if spec.layout == "overlap":
-        return _anchored_supports(torch.arange(d), rs, gen)
+        return _intersecting_supports(torch.arange(d), rs, gen)
     # groups: disjoint blocks of coordinates; neurons of a group overlap inside their block.
     groups = spec.groups()
     perm = torch.randperm(d, generator=gen)
     block = d // len(groups)
     out, j = [], 0
     for g, size in enumerate(groups):
-        out += _anchored_supports(perm[g * block:(g + 1) * block], rs[j:j + size], gen)
+        out += _intersecting_supports(perm[g * block:(g + 1) * block], rs[j:j + size], gen)
         j += size
     return out
 

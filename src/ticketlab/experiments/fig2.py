@@ -38,8 +38,8 @@ class Fig2(Experiment):
 
     def presets(self):
         return {
-            "quick": dict(d=100, K=10, N=1000, trials=3, sqrt_r_tilde=(3.0, 4.0, 5.0, 6.0, 7.0),
-                          lam=(0.2, 0.6, 1.0, 1.4)),
+            "quick": dict(d=100, K=10, N=600, trials=2, sqrt_r_tilde=(3.0, 4.0, 5.0, 6.0),
+                          lam=(0.2, 0.6, 1.0, 1.5, 2.0), max_iter=4000),
             "paper": dict(trials=100),
         }
 
@@ -109,12 +109,24 @@ class Fig2(Experiment):
             "paper": "all succeed up to ~30% at sqrt(r~)=10, almost none above 2% at 19-20; linear boundary",
             "ours": f"{crossing}; success area over lambda by sqrt(r~): {areas}"
                     + ("" if area["a"] is None else f" (slope {area['a']:.3f})"),
-            "verdict": None if area["a"] is None else bool(area["a"] < 0),
+            "verdict": self._verdict(summary),
         }]
 
+    @staticmethod
+    def _verdict(summary):
+        """Supported when the success area falls with sqrt(r~) by a visible amount; undecided when
+        every start succeeded (or failed) everywhere, since then the grid does not reach the edge."""
+        areas = [r["success_area"] for r in summary["radius"]]
+        a = summary["area_fit"]["a"]
+        if a is None or max(areas) - min(areas) < 0.05 * max(max(areas), 1e-12):
+            return None
+        return bool(a < 0)
+
     def notes(self, cfg):
-        return ["The quick scale shrinks d, K and N so that sqrt(r~) spans a range that fits d; the paper scale "
-                "uses d=500, K=10, N=5000 and sqrt(r~)=10..20."]
+        return ["The quick scale shrinks d and N (K r~ up to 0.6 N, as the paper's K r~ up to 0.8 N) and caps "
+                "iterations at 4000; the paper scale uses d=500, K=10, N=5000, sqrt(r~)=10..20 and 10,000 iterations.",
+                "Success area = the integral of the success rate over the start distance: a radius estimate that "
+                "exists even when no 50% crossing falls inside the grid."]
 
 
 EXPERIMENT = Fig2()

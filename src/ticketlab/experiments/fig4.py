@@ -38,7 +38,7 @@ class Fig4(Experiment):
 
     def presets(self):
         return {
-            "quick": dict(trials=6, r_tilde=(10, 30, 50, 70), N=tuple(range(50, 501, 50)), max_iter=3000),
+            "quick": dict(trials=6, r_tilde=(10, 25, 40, 55), N=tuple(range(50, 601, 50)), max_iter=3000),
             "paper": dict(trials=100),
         }
 
@@ -80,9 +80,10 @@ class Fig4(Experiment):
         b = [x for x in summary["boundary"] if x["n_star"] is not None]
         if b:
             xs = [x["r_tilde_target"] for x in b]
+            lo, hi = min(ns), max(ns)  # intervals beyond the grid say nothing: clip them to it
             ax.errorbar(xs, [x["n_star"] for x in b],
-                        yerr=[[x["n_star"] - (x["ci_low"] or x["n_star"]) for x in b],
-                              [(x["ci_high"] or x["n_star"]) - x["n_star"] for x in b]],
+                        yerr=[[max(0.0, x["n_star"] - max(lo, x["ci_low"] or x["n_star"])) for x in b],
+                              [max(0.0, min(hi, x["ci_high"] or x["n_star"]) - x["n_star"]) for x in b]],
                         fmt="o", color="tab:red", ms=3, lw=1, label="N* (50% success)")
             fit = summary["fit"]
             if fit["a"] is not None:

@@ -46,7 +46,7 @@ class Fig8(Experiment):
     Config = Fig8Config
 
     def presets(self):
-        return {"quick": dict(trials=8, pruning=(0.4, 0.7), max_iter=3000, tol=1e-10, test_error="exact",
+        return {"quick": dict(trials=8, pruning=(0.4, 0.6), max_iter=3000, tol=1e-10, test_error="exact",
                               acc_low=0.7, acc_high=0.95, levels=(1e-2, 1e-3, 1e-4)),
                 "paper": dict(trials=1000)}
 
@@ -87,10 +87,10 @@ class Fig8(Experiment):
             its = np.array([[np.nan if v is None else v for v in row] for row in sub["iters_to"]], dtype=float)
             per_level = []
             for i, lv in enumerate(cfg.levels):
-                col = its[:, i]
-                reached = np.isfinite(col)
-                per_level.append({"level": lv, "reached": int(reached.sum()),
-                                  "median": float(np.median(col[reached])) if reached.all() and len(col) else None})
+                col = np.where(np.isfinite(its[:, i]), its[:, i], np.inf)  # not reached: censored at +inf
+                med = float(np.quantile(col, 0.5, method="inverted_cdf")) if len(col) else np.inf
+                per_level.append({"level": lv, "reached": int(np.isfinite(col).sum()),
+                                  "median": med if np.isfinite(med) else None})
             out.append({"pruning": float(p), "trials": int(len(sub)), "rate_median": float(sub["rate"].median()),
                         "levels": per_level})
         return {"ratios": out, "kept": int(len(sel)), "trials": int(len(df))}
@@ -107,7 +107,8 @@ class Fig8(Experiment):
         ax.set_xlabel("relative distance to the limit W_hat")
         ax.set_ylabel("iterations (median)")
         ax.set_title(f"Mask accuracy in [{cfg.acc_low}, {cfg.acc_high}]")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
         return plotting.save(fig, out_dir, "fig8")
 
     def claims(self, cfg, summary, paper):
@@ -118,7 +119,7 @@ class Fig8(Experiment):
             lv = [x for x in r["levels"] if x["level"] == deepest][0]
             ours[r["pruning"]] = lv["median"]
         known = {p: v for p, v in ours.items() if v is not None}
-        text = ", ".join(f"{p:.0%}: {'not reached by all' if v is None else f'{v:.0f}'}" for p, v in ours.items())
+        text = ", ".join(f"{p:.0%}: {'not reached by half' if v is None else f'{v:.0f}'}" for p, v in ours.items())
         xs = sorted(known)
         verdict = None if len(known) < 2 or len(known) < len(ours) else \
             bool(all(known[a] >= known[b] for a, b in zip(xs, xs[1:])) and known[xs[0]] > known[xs[-1]])
@@ -134,7 +135,8 @@ class Fig8(Experiment):
                       if (cfg.acc_low, cfg.acc_high) != (0.85, 0.9) else "") + ".")
         out.append("The error whose levels are counted is ||W_t - W_hat|| / ||W_hat|| with W_hat the limit of the "
                    "pruned training (the test error itself floors far above 1e-6 on an inaccurate mask); a level "
-                   "counts only if every kept trial reaches it within max_iter.")
+                   "median counts a trial that never reaches a level (or whose limit did not converge) as +inf, so it is "
+                   "reported only when at least half the kept trials reach the level within max_iter.")
         return out
 
 

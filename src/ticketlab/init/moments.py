@@ -257,79 +257,105 @@ def tensor_init(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, seeds: lis
 
 
 def _fit_supports(Xu, e, base, Mu, Q, Ufac, iters):
-    """Fit M2 ~ sum_j u_j u_j^T with supp(u_j) in S_j, all neurons at once (Jacobi sweeps).
+    """Fit M2 ~ sum_j u_j u_j^T with supp(u_j) in S_j by Gauss-Seidel sweeps over the neurons.
 
     The operator is  base base^T + (1/N) sum_n e_n (x_n x_n^T - I)  (an unbiased M2 estimate when base
-    is the current model's factor and e its residual). Each sweep takes one shifted power step per
-    neuron on its support block with the other neurons' rank-one terms deflated.
+    is the current model's factor and e its residual). Each step is one shifted power step for neuron
+    j on its support block, with the other neurons' current rank-one terms deflated. Sequential, not
+    simultaneous: updating all neurons at once (Jacobi) lets the entries of coordinates shared by many
+    neurons (their diagonal couples all of them) drift to a wrong fixed point.
     """
-    N = Xu.shape[1]
+    N, K = Xu.shape[1], Mu.shape[-1]
     r = Mu.sum(1)  # (B, K)
     shift = 2 * torch.sqrt(r * (e**2).mean(-1, keepdim=True) / N)  # ~ noise spectral edge of a block
-    off = 1 - torch.eye(Mu.shape[-1], dtype=Xu.dtype, device=Xu.device)
+    Q, Ufac = Q.clone(), Ufac.clone()
     for _ in range(iters):
+        # neuron j's own vector changes only at its turn, so one pass over the data serves the sweep;
+        # only the deflation uses the neurons already updated in it
         AQ = _second_moment_apply(Xu, e, Q) + base @ (base.transpose(1, 2) @ Q)
-        Z = (AQ - Ufac @ ((Ufac.transpose(1, 2) @ Q) * off)) * Mu  # deflate u_k (u_k . q_j), k != j
-        lam = (Z * Q).sum(1)
-        Q = Z + shift[:, None, :] * Q
-        Q = Q / Q.norm(dim=1, keepdim=True).clamp_min(1e-300)
-        Ufac = Q * lam.clamp_min(0).sqrt()[:, None, :]
+        for j in range(K):
+            q = Q[:, :, j:j + 1]
+            G = Ufac.transpose(1, 2) @ q  # (B, K, 1): u_k . q
+            G[:, j] = 0
+            z = (AQ[:, :, j:j + 1] - Ufac @ G) * Mu[:, :, j:j + 1]
+            lam = (z * q).sum(1)  # Rayleigh quotient of the deflated block
+            q = z + shift[:, None, j:j + 1] * q
+            q = q / q.norm(dim=1, keepdim=True).clamp_min(1e-300)
+            Q[:, :, j:j + 1] = q
+            Ufac[:, :, j:j + 1] = q * lam.clamp_min(0).sqrt()[:, None, :]
     return Q, Ufac
 
 
-def _max_support_overlap(mask: torch.Tensor) -> float:
-    """Largest Jaccard overlap between two neurons' supports over the batch (0 when K = 1)."""
+def _unique_coordinates(Mu: torch.Tensor) -> torch.Tensor:
+    """0/1 (B, S, K): the coordinates of each support that no other neuron keeps."""
+    return Mu * (Mu.sum(-1, keepdim=True) == 1).to(Mu.dtype)
+
+
+def _all_have_unique(mask: torch.Tensor) -> torch.Tensor:
+    """Per trial (B,): every neuron keeps at least one coordinate no other neuron keeps."""
     m = (mask != 0).to(torch.float64)
-    K = m.shape[-1]
-    if K < 2:
-        return 0.0
-    inter = m.transpose(-1, -2) @ m
-    r = m.sum(-2)
-    jac = inter / (r[..., :, None] + r[..., None, :] - inter)
-    return float((jac * (1 - torch.eye(K, dtype=jac.dtype, device=jac.device))).max())
+    return (_unique_coordinates(m).sum(-2) >= 1).all(-1).cpu()
 
 
 def support_init(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, seeds: list[int], *, rounds: int = 3,
                  iters: int = 10, first_iters: int = 30, start: str = "auto", **tensor_kw) -> torch.Tensor:
     """The mask-aware moment start W0 (B, d, K) on the mask.
 
-    start: 'tensor' (the ``tensor_init`` directions, cut to the supports), 'supports' (random vectors
-    on each support: second moment only, needs supports that differ) or 'auto' ('supports' when no two
-    supports overlap by more than half (Jaccard), else 'tensor'). rounds: control-variate refinements
-    after the first fit (0: the plain deflated second-moment fit with polynomial control variates).
+    start: where the support-constrained fit begins.
+    'unique' - on the coordinates only neuron j keeps, M2 = u_j u_j^T exactly (no other neuron
+    contributes), so u_j there is a top eigenvector; then (M2 u_j)_i / |u_j|^2 = u_ji on the rest of
+    S_j. A consistent start that avoids the fit's spurious local minima; a neuron without unique
+    coordinates starts from random vectors on its support.
+    'tensor' - the ``tensor_init`` directions cut to the supports. 'supports' - random vectors on
+    each support. 'auto' (default) - 'unique' for trials in which every neuron has a unique
+    coordinate, else 'tensor'.
+    rounds: control-variate refinements after the first fit (0: the plain deflated second-moment fit
+    with polynomial control variates).
     """
-    if start not in ("auto", "tensor", "supports"):
-        raise ConfigError(f"invalid start {start!r} for the moments init: use 'auto', 'tensor' or 'supports'")
+    if start not in ("auto", "unique", "tensor", "supports"):
+        raise ConfigError(f"invalid start {start!r} for the moments init: use 'auto', 'unique', 'tensor' or "
+                          "'supports'")
     if rounds < 0:
         raise ConfigError(f"invalid rounds = {rounds} for the moments init: need rounds >= 0")
     _validate(X, y, mask, True)
+    kw = {"rounds": rounds, "iters": iters, "first_iters": first_iters, **tensor_kw}
     if start == "auto":  # decided per trial, so that a trial's start never depends on its batch
-        over = torch.tensor([_max_support_overlap(mask[b:b + 1]) for b in range(mask.shape[0])])
-        if bool((over > 0.5).any()) and not bool((over > 0.5).all()):
+        flags = _all_have_unique(mask)
+        if bool(flags.all()) or not bool(flags.any()):
+            start = "unique" if bool(flags.all()) else "tensor"
+        else:
             out = torch.empty(X.shape[0], X.shape[-1], mask.shape[-1], dtype=X.dtype, device=X.device)
             for flag in (True, False):
-                sel = torch.nonzero((over > 0.5) == flag).flatten()
-                out[sel.to(X.device)] = support_init(
-                    X[sel], y[sel], mask[sel], [seeds[i] for i in sel.tolist()], rounds=rounds, iters=iters,
-                    first_iters=first_iters, start="tensor" if flag else "supports", **tensor_kw)
+                sel = torch.nonzero(flags == flag).flatten()
+                out[sel.to(X.device)] = support_init(X[sel], y[sel], mask[sel], [seeds[i] for i in sel.tolist()],
+                                                     start="unique" if flag else "tensor", **kw)
             return out
-        start = "tensor" if bool((over > 0.5).all()) else "supports"
     tkw = {"restarts": 10, "power_iters": 50, "subspace_iters": 10, "center": True, **tensor_kw}
 
     def run(X, y, mask, seeds):
         kp = _Kept(X, mask, True)
         draws = _trial_draws(seeds, kp.d, kp.K, tkw["restarts"], X.device, X.dtype)
-        if start == "tensor":
-            Ufac, _ = _tensor_factors(kp, y, draws, **tkw)
-            Q = _assigned(Ufac, kp.Mu)
-        else:
-            Q = kp.rows(draws["Qs"]) * kp.Mu
-        Q = Q / Q.norm(dim=1, keepdim=True).clamp_min(1e-300)
-        Ufac = torch.zeros_like(Q)  # the first sweep deflates nothing
         Xu, K = kp.Xu, kp.K
         ybar, m1 = _first_moment(Xu, y)
         e = y - ybar - (Xu @ m1[..., None])[..., 0]  # round 0: mean and linear part as control variate
-        base = torch.zeros_like(Q)
+        base = torch.zeros_like(kp.Mu)
+        U0 = None
+        if start == "tensor":
+            Ufac, _ = _tensor_factors(kp, y, draws, **tkw)
+            Q = _assigned(Ufac, kp.Mu)
+        elif start == "unique":
+            uniq = _unique_coordinates(kp.Mu)
+            has = (uniq.sum(1) >= 1).to(X.dtype)[:, None, :]
+            Mstart = has * uniq + (1 - has) * kp.Mu
+            Q = kp.rows(draws["Qs"]) * Mstart
+            Q = Q / Q.norm(dim=1, keepdim=True).clamp_min(1e-300)
+            Q, V = _fit_supports(Xu, e, base, Mstart, Q, torch.zeros_like(Q), first_iters)
+            ext = _second_moment_apply(Xu, e, V) * kp.Mu / (V**2).sum(1, keepdim=True).clamp_min(1e-300)
+            U0 = Q = has * ext + (1 - has) * V
+        else:
+            Q = kp.rows(draws["Qs"]) * kp.Mu
+        Q = Q / Q.norm(dim=1, keepdim=True).clamp_min(1e-300)
+        Ufac = torch.zeros_like(Q) if U0 is None else U0  # what the first sweep deflates
         best_W, best_risk = None, None
         for rnd in range(rounds + 1):
             Q, Ufac = _fit_supports(Xu, e, base, kp.Mu, Q, Ufac, iters if rnd else first_iters)
