@@ -259,6 +259,15 @@ def _paper():
 EXTRA_STEPS: dict[str, dict] = {}
 
 
+def _load_extra_steps() -> None:
+    from .. import report_extras
+
+    report_extras.register(EXTRA_STEPS)
+
+
+_load_extra_steps()
+
+
 def extra_steps_available() -> list[str]:
     return list(EXTRA_STEPS)
 
