@@ -7,8 +7,9 @@ the sweep, which stores each batch as it arrives.
 Losing a worker loses nothing: the scheduler reruns the batches that were on it elsewhere (up to
 dask's ``distributed.scheduler.allowed-failures`` worker deaths per batch); a batch lost beyond that,
 or cancelled by a scheduler restart, is resubmitted by us up to ``resubmit`` times. A batch that
-raises is rerun ``retries`` times by dask, then its error ends the sweep (what was stored stays). Each task is yielded at most once, and the store ignores trial ids it already
-has, so a retried batch is never stored twice.
+raises is rerun ``retries`` times by dask, then its error ends the sweep (what was stored stays).
+Each task is yielded at most once, and the store ignores trial ids it already has, so a retried
+batch is never stored twice.
 """
 
 from __future__ import annotations
@@ -163,8 +164,8 @@ class DaskExecutor:
                         raise RuntimeError(f"a batch raised on the Dask cluster {self.address} "
                                            f"({self._describe(task)}): {type(err).__name__}: {err}") from err
                     if attempt >= self.resubmit:
-                        raise RuntimeError(f"a batch was lost {attempt + 1} times on the Dask cluster {self.address} "
-                                           f"({self._describe(task)}): {type(err).__name__}: {err}; if its workers "
+                        raise RuntimeError(f"a batch was lost on the Dask cluster {self.address} "
+                                           f"{attempt + 1} time(s) ({self._describe(task)}): {type(err).__name__}: {err}; if its workers "
                                            "ran out of memory, lower --chunk-size or --memory-budget") from err
                     self.resubmitted += 1
                     new = self._submit(fn, task, attempt + 1)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 
 def imp_dir(store) -> Path:
-    """IMP runs live in a folder beside the SQLite store (they hold checkpoints, not rows)."""
-    return Path(store).parent / "imp"
+    """The IMP store beside the SQLite store: runs go under <folder>/imp/ (they hold checkpoints, not rows)."""
+    return Path(store).parent
 
 
 def run_fig11(*, scale, store, out, device, progress):
@@ -36,7 +36,7 @@ def section_fig11(*, store, out):
     from .report import paper_values
 
     folder = imp_dir(store)
-    if not folder.exists() or not collect(str(folder)):
+    if not (folder / "imp").exists() or not collect(str(folder)):
         return None
     summary = summarize_fig11(str(folder))
     figures = plot_fig11(store=store, out=Path(out) / "figures")

@@ -8,9 +8,6 @@ from typing import Optional
 import typer
 
 from ..config import ConfigError, build
-from ..deep.fig11 import plot_fig11, quick_fig11, run_grid, summarize_fig11  # noqa: F401 - re-exported for the lead
-from ..deep.imp import IMPSpec
-from ..deep.train import TrainSpec
 
 
 def _ints(text: str, name: str, allow_all: bool = False) -> list:
@@ -70,6 +67,10 @@ def imp(
 ):
     """Run IMP for every training-set size and seed; finished levels are reused, unfinished runs resume."""
     import torch
+
+    from ..deep.fig11 import plot_fig11, run_grid, summarize_fig11
+    from ..deep.imp import IMPSpec
+    from ..deep.train import TrainSpec
 
     sizes = _ints(n_train, "--n-train", allow_all=True)
     seed_list = _ints(seeds, "--seeds")
