@@ -102,7 +102,8 @@ def run(quick: bool, workers: int = 2) -> dict:
            "cluster_startup_s": startup_s, "overhead_per_batch_s": parallel_overhead,
            "roundtrip_per_batch_s": roundtrip, "identical_results": identical,
            "load_average_start": load_start, "load_average_end": os.getloadavg()}
-    print(f"dask ({workers}-worker LocalCluster) vs local, Figure 4 {'reduced quick grid' if quick else 'quick sweep'}: "
+    grid = "reduced quick grid" if quick else "quick sweep"
+    print(f"dask ({workers}-worker LocalCluster) vs local, Figure 4 {grid}: "
           f"{out['trials']} trials in {out['batches']} batches")
     print(f"  local executor ({out['local_torch_threads']} torch threads): {local_s:.1f} s, with 1 torch thread: "
           f"{local1_s:.1f} s; dask: {dask_s:.1f} s "

@@ -164,9 +164,11 @@ class InitSpec(Model):
     """Where Algorithm 1 starts."""
 
     kind: Annotated[
-        Literal["local", "random", "tensor", "moments"],
+        Literal["local", "random", "tensor", "moments", "moments0", "dense"],
         Field(description="local: W* plus a perturbation of relative size lam on the mask; random: "
-              "uniform on the mask; tensor/moments: method of moments from data alone"),
+              "uniform on the mask; from data alone (docs/tensor-init.md): tensor (the paper's method of "
+              "moments, on the mask), moments (mask-aware fit, recommended), moments0 (its pure "
+              "second-moment estimate), dense (method of moments without the mask)"),
     ] = "local"
     lam: Annotated[float, Field(gt=0.0, description="relative distance of a local start (> 0)")] = 0.3
 

@@ -165,8 +165,9 @@ class DaskExecutor:
                                            f"({self._describe(task)}): {type(err).__name__}: {err}") from err
                     if attempt >= self.resubmit:
                         raise RuntimeError(f"a batch was lost on the Dask cluster {self.address} "
-                                           f"{attempt + 1} time(s) ({self._describe(task)}): {type(err).__name__}: {err}; if its workers "
-                                           "ran out of memory, lower --chunk-size or --memory-budget") from err
+                                           f"{attempt + 1} time(s) ({self._describe(task)}): {type(err).__name__}: "
+                                           f"{err}; if its workers ran out of memory, lower --chunk-size or "
+                                           "--memory-budget") from err
                     self.resubmitted += 1
                     new = self._submit(fn, task, attempt + 1)
                     pending[new] = (task, attempt + 1)

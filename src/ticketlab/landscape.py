@@ -35,7 +35,7 @@ import torch
 from .config import ConfigError, OracleSpec
 from .oracle import forward, make_problem, r_tilde
 from .population import population_risk  # noqa: F401  (re-exported: the exact N = infinity risk and gradient)
-from .seeding import substream
+from .seeding import LANDSCAPE, substream
 
 __all__ = [
     "DENSE_MAX", "LANDSCAPE_STREAM", "analyze", "analyze_trials", "convex_radius", "extreme_eigenvalues",
@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 DENSE_MAX = 1500  # kept weights p up to which the Hessian is formed and eigvalsh'd (see docs/landscape.md)
-LANDSCAPE_STREAM = 40  # substream of the trial seed for the random directions around W*
+LANDSCAPE_STREAM = LANDSCAPE  # substream of the trial seed for the random directions around W*
 PD_RTOL = 1e-10  # positive definite: lambda_min > PD_RTOL * lambda_max (round-off guard)
 _MEM_BUDGET = 2**28  # bytes of the (chunk, N, p) design tensors formed at once
 

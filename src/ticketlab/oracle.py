@@ -170,7 +170,7 @@ def mask_accuracy(oracle_mask: torch.Tensor, mask: torch.Tensor, perm: torch.Ten
     if perm is not None:
         mask = torch.gather(mask, -1, perm[..., None, :].expand_as(mask))
     both = ((oracle_mask != 0) & (mask != 0)).sum((-1, -2))
-    return both / (oracle_mask != 0).sum((-1, -2))
+    return both.double() / (oracle_mask != 0).sum((-1, -2)).double()
 
 
 def pruning_ratio(mask: torch.Tensor) -> torch.Tensor:

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-# Independent streams of one trial seed, one per use.
+# Independent streams of one trial seed, one per use (one table so that no two uses collide).
 DATA, START, TEST, PRUNE = 0, 1, 2, 3
+ORDER, AUGMENT = 11, 12  # deep training: data order, augmentation
+LANDSCAPE = 40  # random directions around W* (landscape)
+MOMENTS = 41  # random vectors and restarts of the moment-based starts
 
 
 def substream(seed: int, stream: int) -> int:

@@ -59,7 +59,8 @@ def register(app: typer.Typer) -> None:
         noise: float = typer.Option(0.0, help="noise level sigma / E_y (>= 0)"),
         extra: int = typer.Option(0, help="learner mask = oracle mask plus this many random extra inputs per neuron"),
         init: str = typer.Option("local:0.3", help="start: local:LAMBDA (W* plus a perturbation of relative size "
-                                                   "LAMBDA on the mask), random, tensor or moments (from data alone)"),
+                                                   "LAMBDA on the mask), random, or from data alone: tensor, moments, "
+                                                   "moments0, dense (docs/tensor-init.md)"),
         eta: float = typer.Option(0.5, help="step size eta (> 0)"),
         beta: float = typer.Option(0.2, help="momentum beta in [0, 1); 0 is plain gradient descent"),
         step_convention: str = typer.Option("K", "--step-convention",

@@ -23,12 +23,12 @@ from torch import nn
 
 from .. import pruning
 from ..config import Model
-from ..seeding import substream
+from ..seeding import AUGMENT, ORDER, substream
 from .data import Dataset
 from .models import prunable
 
 # Streams of a run's seed used here, beyond ticketlab.seeding's DATA/START/TEST/PRUNE.
-ORDER, AUGMENT = 11, 12
+
 
 
 class TrainSpec(Model):

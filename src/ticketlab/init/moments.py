@@ -25,11 +25,11 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from ..config import ConfigError
-from ..seeding import substream
+from ..seeding import MOMENTS, substream
 from .decomp import power_decompose
 from .hermite import factor_m2, hermite4_moment, weights_from_factor
 
-MOMENT_STREAM = 40  # sub-stream of the trial seed for the moment starts' random vectors
+MOMENT_STREAM = MOMENTS  # sub-stream of the trial seed for the moment starts' random vectors
 MIN_SAMPLES_PER_NEURON = 4
 
 
