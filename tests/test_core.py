@@ -36,16 +36,23 @@ def test_pruned_coordinates_never_move():
     assert torch.count_nonzero(res.W[p.mask != 0]) == int(p.mask.sum())
 
 
-def test_batch_equals_one_at_a_time():
+@pytest.mark.parametrize("backend, rel", [("fast", 0.0), ("reference", 1e-9)])
+def test_batch_equals_one_at_a_time(backend, rel):
+    """A trial's numbers do not depend on the batch it ran in. The compiled engine runs each trial
+    with the same code whatever the batch: bit-identical. The batched torch engine agrees to 1e-12
+    on this 2-core machine, but on a 16-core host BLAS picked other kernels by batch size and
+    rounding drifted to 5e-11 over 400 iterations, hence 1e-9 there."""
+    if backend == "fast":
+        pytest.importorskip("numba")
     spec = TrialSpec(oracle=OracleSpec(d=30, K=3, r=8, r_spread=0.1), N=150,
                      solver=SolverSpec(max_iter=400), init=InitSpec(lam=0.3), record_every=50)
-    batched = run_trials(spec, [4, 5, 6], backend="reference")
-    single = [run_trials(spec, [s], backend="reference")[0] for s in (4, 5, 6)]
+    batched = run_trials(spec, [4, 5, 6], backend=backend)
+    single = [run_trials(spec, [s], backend=backend)[0] for s in (4, 5, 6)]
     for a, b in zip(batched, single):
         assert a["iterations"] == b["iterations"] and a["converged"] == b["converged"]
         for key in ("relative_error", "test_rmse", "rate", "r_tilde"):
-            assert a[key] == pytest.approx(b[key], rel=1e-12, abs=1e-15)
-        assert a["curve"] == pytest.approx(b["curve"], rel=1e-12, abs=1e-15)
+            assert a[key] == pytest.approx(b[key], rel=rel, abs=1e-15)
+        assert a["curve"] == pytest.approx(b["curve"], rel=rel, abs=1e-15)
 
 
 def test_exact_recovery_with_enough_samples():

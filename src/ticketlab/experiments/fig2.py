@@ -38,7 +38,7 @@ class Fig2(Experiment):
 
     def presets(self):
         return {
-            "quick": dict(d=100, K=10, N=600, trials=2, sqrt_r_tilde=(3.0, 4.0, 5.0, 6.0),
+            "quick": dict(d=100, K=10, N=600, trials=3, sqrt_r_tilde=(3.0, 4.0, 5.0, 6.0),
                           lam=(0.2, 0.6, 1.0, 1.5, 2.0), max_iter=4000),
             "paper": dict(trials=100),
         }

@@ -39,7 +39,7 @@ class Fig3(Experiment):
     Config = Fig3Config
 
     def presets(self):
-        return {"quick": dict(d=100, N=1200, trials=4, r=(10, 30, 60)), "paper": dict(trials=20)}
+        return {"quick": dict(d=100, N=2000, trials=6, r=(10, 30, 60)), "paper": dict(trials=20)}
 
     def cells(self, cfg):
         out = []

@@ -38,7 +38,7 @@ class Fig4(Experiment):
 
     def presets(self):
         return {
-            "quick": dict(trials=6, r_tilde=(10, 25, 40, 55), N=tuple(range(50, 601, 50)), max_iter=3000),
+            "quick": dict(trials=10, r_tilde=(10, 20, 30, 40, 50), N=tuple(range(50, 601, 50)), max_iter=5000),
             "paper": dict(trials=100),
         }
 

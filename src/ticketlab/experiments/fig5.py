@@ -36,7 +36,7 @@ class Fig5(Experiment):
     Config = Fig5Config
 
     def presets(self):
-        return {"quick": dict(trials=6, N=tuple(range(80, 321, 40)), max_iter=3000), "paper": dict(trials=100)}
+        return {"quick": dict(trials=12, N=tuple(range(120, 361, 30)), max_iter=5000), "paper": dict(trials=100)}
 
     def cells(self, cfg):
         out = []

@@ -37,7 +37,7 @@ class Fig6(Experiment):
     Config = Fig6Config
 
     def presets(self):
-        return {"quick": dict(d=100, K=5, N=500, trials=4, sqrt_r_tilde=(3.0, 4.0, 5.0, 6.0),
+        return {"quick": dict(d=100, K=5, N=500, trials=6, sqrt_r_tilde=(3.0, 4.0, 5.0, 6.0),
                               noise=(1e-2, 1e-3, 1e-4), max_iter=5000),
                 "paper": dict(trials=100)}
 
