@@ -1,4 +1,5 @@
-"""Seconds per IMP round for LeNet-5 on mnist5k on the CPU (one round = magnitude prune + retrain).
+"""Seconds per IMP round for LeNet-5 on mnist5k (one round = magnitude prune + retrain), on the CPU or,
+with ``--device cuda``, on a GPU.
 
 quick: N = 500, 1 epoch per level, 1 round. full: N = 4000, 8 epochs (the recipe of docs/deep.md).
 Times level 1 only (level 0 also pays the data load and warm-up). One torch thread, as the CLI
@@ -12,7 +13,7 @@ import tempfile
 import time
 
 
-def run(quick: bool) -> dict:
+def run(quick: bool, device: str = "cpu") -> dict:
     import torch
 
     from ticketlab.deep.data import load_data
@@ -29,11 +30,12 @@ def run(quick: bool) -> dict:
         with tempfile.TemporaryDirectory() as store:
             spec = IMPSpec(model="lenet5", data="mnist5k", n_train=n, rounds=1, rate=0.2,
                            train=TrainSpec(epochs=epochs, lr=0.05, batch_size=64, schedule="cosine"))
-            res = run_imp(spec, store, data=pool)
+            res = run_imp(spec, store, data=pool, device=device)
     finally:
         torch.set_num_threads(old)
     lvl = res[1]
-    out = {"bench": "imp_round_lenet5_mnist5k_cpu", "quick": quick, "n_train": n, "epochs": epochs,
+    out = {"bench": f"imp_round_lenet5_mnist5k_{device}", "device": device,
+           "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu", "quick": quick, "n_train": n, "epochs": epochs,
            "threads": 1, "torch_default_threads": old, "seconds_per_round": lvl["train_seconds"],
            "seconds_per_epoch": lvl["train_seconds"] / epochs,
            "train_samples_per_s": n * epochs / lvl["train_seconds"], "mnist5k_load_s": load_s,
@@ -45,4 +47,4 @@ def run(quick: bool) -> dict:
 if __name__ == "__main__":
     import sys
 
-    run("--full" not in sys.argv)
+    run("--full" not in sys.argv, device="cuda" if "--cuda" in sys.argv else "cpu")

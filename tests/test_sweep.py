@@ -105,6 +105,7 @@ def test_killed_sweep_resumes_to_exactly_the_trials_asked(tmp_path, sig):
     proc.wait(timeout=60)
     if sig == signal.SIGINT:
         assert proc.returncode == 130
+        assert "rerun the same command" in proc.stderr.read().decode()
     with sqlite3.connect(db) as c:
         partial = c.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
     assert n <= partial < 60, "the sweep should have been interrupted part-way"

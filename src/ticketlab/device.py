@@ -7,6 +7,13 @@ import torch
 from .config import ConfigError
 
 
+def check_device_syntax(device: str) -> str:
+    """Only the form of a device name, for work that runs elsewhere (Dask workers check CUDA themselves)."""
+    if device == "cpu" or device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        return device
+    raise ConfigError(f"invalid --device {device!r}: must be 'cpu', 'cuda' or 'cuda:N'")
+
+
 def resolve_device(device: str) -> str:
     if device == "cpu":
         return "cpu"

@@ -73,14 +73,21 @@ def plan(exp, cfg, store: Store, device: str = "cpu", chunk_size: int | None = N
 
 def run_sweep(exp_name: str, cfg, store: Store, *, device: str = "cpu", executor=None, progress: bool = True,
               chunk_size: int | None = None, memory_budget: int | None = None) -> dict:
-    """Run every missing trial of ``cfg`` and return counts {total, skipped, ran, written}."""
+    """Run every missing trial of ``cfg`` and return counts {total, skipped, ran, written}.
+
+    ``executor``: an executor, or a zero-argument factory called only if some trials remain."""
     from .executors import LocalExecutor
 
     exp = get_experiment(exp_name)
     store.save_config(exp.name, cfg.config_id(), cfg.model_dump(mode="json"))
     tasks, total = plan(exp, cfg, store, device, chunk_size, memory_budget)
     todo = sum(len(t.trials) for t in tasks)
-    executor = executor or LocalExecutor()
+    if not tasks:  # fully resumed: start no executor (a cluster takes seconds to come up)
+        return {"total": total, "skipped": total, "ran": 0, "written": 0}
+    if executor is None:
+        executor = LocalExecutor()
+    elif not hasattr(executor, "run"):
+        executor = executor()  # a factory: the executor is made only when there is work
     written = 0
     n_cells = len({t.cell_index for t in tasks})
     bar = tqdm(total=todo, desc=f"{exp.name}", unit="trial", disable=not progress, dynamic_ncols=True)

@@ -49,19 +49,21 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         typer.echo(f"error: {err}", err=True)
         return 2
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        return 130
-    except KeyboardInterrupt:
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("interrupted: finished trials are saved; rerun the same command to resume", err=True)
         return 130
     except Exception as err:  # click's usage errors (typer vendors click) carry their own exit code
+        if type(err).__name__ == "Abort":  # click turns Ctrl-C into Abort
+            typer.echo("interrupted: finished trials are saved; rerun the same command to resume", err=True)
+            return 130
         if hasattr(err, "show") and hasattr(err, "exit_code"):
             err.show()
             return err.exit_code
         if type(err).__name__ == "Exit" and hasattr(err, "exit_code"):
             return err.exit_code
         raise
+    if rv == 130:  # typer turns Ctrl-C into exit status 130 and returns it
+        typer.echo("interrupted: finished trials are saved; rerun the same command to resume", err=True)
     return rv if isinstance(rv, int) else 0
 
 

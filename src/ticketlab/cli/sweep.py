@@ -76,9 +76,9 @@ def _json_summary(exp, cfg, summary, counts) -> dict:
 
 def run_experiment(name, *, scale="quick", trials=None, sets=(), store=DEFAULT_STORE, device="cpu",
                    executor="local", scheduler=None, workers=2, chunk_size=None, memory_budget=None,
-                   progress=True, seed=None, dtype=None, confirm=None):
+                   progress=True, seed=None, dtype=None, confirm=None, connect_timeout=5.0):
     """Run one sweep and summarize it from the store (the CLI's and reproduce's shared path)."""
-    from ..device import resolve_device
+    from ..device import check_device_syntax, resolve_device
     from ..executors import make_executor
     from ..experiments import get_experiment
     from ..store import Store
@@ -86,21 +86,27 @@ def run_experiment(name, *, scale="quick", trials=None, sets=(), store=DEFAULT_S
 
     exp = get_experiment(name)
     cfg = make_config(exp, scale, trials, list(sets), seed, dtype)
-    dev = resolve_device(device)
+    use_dask = executor == "dask" or bool(scheduler)
+    # with a remote scheduler the workers, not this (login) machine, must have the GPU
+    dev = check_device_syntax(device) if scheduler else resolve_device(device)
     if confirm is not None:
         confirm(exp, cfg, estimate_seconds(exp, cfg), fmt_duration)
-    kwargs = {}
-    if executor == "dask":
-        kwargs = {"address": scheduler, "workers": workers}
-    ex = make_executor("dask" if (executor == "dask" or scheduler) else "local",
-                       **({"address": scheduler, "workers": workers} if (executor == "dask" or scheduler) else kwargs))
+    made = []
+
+    def factory():
+        ex = make_executor("dask", address=scheduler, workers=workers, connect_timeout=connect_timeout) \
+            if use_dask else make_executor("local")
+        made.append(ex)
+        return ex
+
     try:
         with Store(store) as st:
-            counts = run_sweep(exp.name, cfg, st, device=dev, executor=ex, progress=progress,
+            counts = run_sweep(exp.name, cfg, st, device=dev, executor=factory, progress=progress,
                                chunk_size=chunk_size, memory_budget=memory_budget)
             df = exp.frame(cfg, st.frame(exp.name))
     finally:
-        ex.close()
+        for ex in made:
+            ex.close()
     summary = exp.summarize(cfg, df)
     return exp, cfg, summary, counts
 
@@ -135,6 +141,8 @@ def register(app: typer.Typer) -> None:
         executor: str = typer.Option("local", help="local (this process) or dask (a LocalCluster of --workers)"),
         scheduler: str = typer.Option(None, help="address of an existing Dask scheduler, e.g. tcp://host:8786"),
         workers: int = typer.Option(2, help="worker processes for --executor dask"),
+        connect_timeout: float = typer.Option(5.0, "--connect-timeout",
+                                              help="seconds to wait for --scheduler before giving up"),
         chunk_size: int = typer.Option(None, "--chunk-size", help="max trials per batch (default 32)"),
         memory_budget: str = typer.Option(None, "--memory-budget", help="max trial data per batch, e.g. 2G"),
         yes: bool = typer.Option(False, "--yes", "-y", help="do not ask before a long (paper-scale) run"),
@@ -153,7 +161,8 @@ def register(app: typer.Typer) -> None:
         exp, cfg, summary, counts = run_experiment(
             experiment, scale=scale, trials=trials, sets=set_, store=store, device=device, executor=executor,
             scheduler=scheduler, workers=workers, chunk_size=chunk_size, memory_budget=parse_bytes(memory_budget),
-            progress=progress and not as_json, seed=seed, dtype=dtype, confirm=confirm)
+            progress=progress and not as_json, seed=seed, dtype=dtype, confirm=confirm,
+            connect_timeout=connect_timeout)
         counts["wall_time"] = time.perf_counter() - t0
         if as_json:
             typer.echo(json.dumps(_json_summary(exp, cfg, summary, counts), default=float))
