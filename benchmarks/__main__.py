@@ -14,7 +14,7 @@ import os
 import time
 import traceback
 
-OTHERS = ("init_bench", "imp_bench", "dask_bench")
+OTHERS = ("figures", "init_bench", "imp_bench", "dask_bench")
 
 from . import engine, machine, roofline, scaling
 from .timing import fmt
