@@ -14,10 +14,10 @@ import os
 import time
 import traceback
 
-OTHERS = ("figures", "init_bench", "imp_bench", "dask_bench")
-
 from . import engine, machine, roofline, scaling
 from .timing import fmt
+
+OTHERS = ("figures", "init_bench", "imp_bench", "dask_bench")
 
 
 def main(argv=None) -> dict:
@@ -75,7 +75,7 @@ def main(argv=None) -> dict:
     say(f"  total: numpy {g['numpy_loop_s']:.1f}s, fast {g['fast_s']:.1f}s, x{g['speedup']:.1f}")
 
     sc = scaling.run(q)
-    say(f"\n(e) scaling of the fast engine from N=300 d=100 K=5 r=20 (one core, min seconds per trial-iteration)")
+    say("\n(e) scaling of the fast engine from N=300 d=100 K=5 r=20 (one core, min seconds per trial-iteration)")
     for row in sc["rows"]:
         say(f"  {row['change']:7s} N={row['N']:4d} d={row['d']:3d} K={row['K']:2d} r={row['r']:3d}: "
             f"{row['s'] * 1e6:8.1f} us  x{row['ratio']:.2f}")

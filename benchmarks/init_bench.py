@@ -59,7 +59,7 @@ def run(quick: bool = False, threads: int | None = None) -> dict:
     import torch
 
     from ticketlab.config import OracleSpec
-    from ticketlab.oracle import make_problem, r_tilde
+    from ticketlab.oracle import make_problem
 
     N = N_QUICK if quick else N_FULL
     threads = threads or torch.get_num_threads()

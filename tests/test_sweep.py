@@ -1,6 +1,5 @@
 """Sweeps, the store, resumption, the boundary estimator and the report."""
 
-import os
 import signal
 import sqlite3
 import subprocess
