@@ -28,6 +28,25 @@ class ExperimentConfig(Model):
         return stable_hash(self.model_dump(mode="json", exclude={"trials", "scale"}))
 
 
+class AGDConfig(ExperimentConfig):
+    """Algorithm 1's settings, shared by the experiments that run it with one momentum."""
+
+    eta: Annotated[float, Field(gt=0, description="step size (step convention 'K': step = eta * K)")] = 0.5
+    beta: Annotated[float, Field(ge=0, lt=1, description="momentum; 0 is GD")] = 0.2
+    max_iter: Annotated[int, Field(ge=1, description="iteration cap")] = 10_000
+    tol: Annotated[float, Field(gt=0, description="stop when the relative change is below tol")] = 1e-8
+
+    def solver(self):
+        from ..config import SolverSpec
+
+        return SolverSpec(eta=self.eta, beta=self.beta, max_iter=self.max_iter, tol=self.tol)
+
+
+def paper_r_spread(d: int, r: int) -> float:
+    """The paper's r_j ~ U[0.9 r~, 1.1 r~] (Figures 2 and 4), narrowed so that 1.1 r~ never exceeds d."""
+    return round(min(0.1, max(0.0, d / r - 1.0)), 6)
+
+
 @dataclass(frozen=True)
 class Cell:
     """One point of an experiment's grid: readable coordinates plus the full trial spec."""

@@ -13,11 +13,11 @@ from pydantic import Field
 
 from .. import plotting
 from ..analysis import linear_fit, transition
-from ..config import InitSpec, OracleSpec, SolverSpec, TrialSpec
-from .base import Cell, Experiment, ExperimentConfig
+from ..config import InitSpec, OracleSpec, TrialSpec
+from .base import AGDConfig, Cell, Experiment, paper_r_spread
 
 
-class Fig2Config(ExperimentConfig):
+class Fig2Config(AGDConfig):
     d: Annotated[int, Field(ge=2)] = 500
     K: Annotated[int, Field(ge=1)] = 10
     N: Annotated[int, Field(ge=1)] = 5000
@@ -25,10 +25,6 @@ class Fig2Config(ExperimentConfig):
         tuple(float(x) for x in range(10, 21))
     lam: Annotated[tuple[float, ...], Field(min_length=1, description="grid of start distances (relative)")] = \
         tuple(x / 100 for x in range(2, 39, 4))
-    eta: Annotated[float, Field(gt=0)] = 0.5
-    beta: Annotated[float, Field(ge=0, lt=1)] = 0.2
-    max_iter: Annotated[int, Field(ge=1)] = 10_000
-    tol: Annotated[float, Field(gt=0)] = 1e-8
 
 
 class Fig2(Experiment):
@@ -47,11 +43,10 @@ class Fig2(Experiment):
         out = []
         for s in cfg.sqrt_r_tilde:
             r = max(1, min(cfg.d, int(round(s * s))))
-            spread = min(0.1, max(0.0, cfg.d / r - 1.0))
-            oracle = OracleSpec(d=cfg.d, K=cfg.K, r=r, r_spread=round(spread, 6), layout="overlap")
+            oracle = OracleSpec(d=cfg.d, K=cfg.K, r=r, r_spread=paper_r_spread(cfg.d, r), layout="overlap")
             for lam in cfg.lam:
                 spec = TrialSpec(oracle=oracle, N=cfg.N, init=InitSpec(kind="local", lam=lam),
-                                 solver=SolverSpec(eta=cfg.eta, beta=cfg.beta, max_iter=cfg.max_iter, tol=cfg.tol),
+                                 solver=cfg.solver(),
                                  dtype=cfg.dtype)
                 out.append(Cell({"sqrt_r_tilde_target": s, "lam": lam}, spec))
         return out

@@ -13,11 +13,11 @@ from pydantic import Field
 
 from .. import plotting
 from ..analysis import linear_fit, transition
-from ..config import InitSpec, OracleSpec, SolverSpec, TrialSpec
-from .base import Cell, Experiment, ExperimentConfig
+from ..config import InitSpec, OracleSpec, TrialSpec
+from .base import AGDConfig, Cell, Experiment, paper_r_spread
 
 
-class Fig4Config(ExperimentConfig):
+class Fig4Config(AGDConfig):
     d: Annotated[int, Field(ge=2, description="input dimension")] = 100
     K: Annotated[int, Field(ge=1, description="neurons (the paper does not state K; 5 puts N* near K r~)")] = 5
     r_tilde: Annotated[tuple[int, ...], Field(min_length=1, description="grid of target r~ (r_j drawn in "
@@ -25,10 +25,6 @@ class Fig4Config(ExperimentConfig):
         tuple(range(10, 101, 10))
     N: Annotated[tuple[int, ...], Field(min_length=1, description="grid of sample sizes")] = tuple(range(50, 601, 50))
     lam: Annotated[float, Field(gt=0, description="relative distance of the local start (not stated)")] = 0.2
-    eta: Annotated[float, Field(gt=0)] = 0.5
-    beta: Annotated[float, Field(ge=0, lt=1)] = 0.2
-    max_iter: Annotated[int, Field(ge=1)] = 10_000
-    tol: Annotated[float, Field(gt=0)] = 1e-8
 
 
 class Fig4(Experiment):
@@ -45,11 +41,11 @@ class Fig4(Experiment):
     def cells(self, cfg):
         out = []
         for rt in cfg.r_tilde:
-            spread = min(0.1, max(0.0, cfg.d / rt - 1.0))  # keep 1.1 r~ <= d at the dense end
-            oracle = OracleSpec(d=cfg.d, K=cfg.K, r=min(rt, cfg.d), r_spread=round(spread, 6), layout="overlap")
+            oracle = OracleSpec(d=cfg.d, K=cfg.K, r=min(rt, cfg.d), r_spread=paper_r_spread(cfg.d, rt),
+                                layout="overlap")
             for n in cfg.N:
                 spec = TrialSpec(oracle=oracle, N=n, init=InitSpec(kind="local", lam=cfg.lam),
-                                 solver=SolverSpec(eta=cfg.eta, beta=cfg.beta, max_iter=cfg.max_iter, tol=cfg.tol),
+                                 solver=cfg.solver(),
                                  dtype=cfg.dtype)
                 out.append(Cell({"r_tilde_target": rt, "N": n}, spec))
         return out

@@ -11,11 +11,11 @@ from pydantic import Field
 
 from .. import plotting
 from ..analysis import transition
-from ..config import InitSpec, OracleSpec, SolverSpec, TrialSpec
-from .base import Cell, Experiment, ExperimentConfig
+from ..config import InitSpec, OracleSpec, TrialSpec
+from .base import AGDConfig, Cell, Experiment
 
 
-class Fig5Config(ExperimentConfig):
+class Fig5Config(AGDConfig):
     d: Annotated[int, Field(ge=2)] = 100
     K: Annotated[int, Field(ge=1, description="neurons (not stated; 8 lets the layouts reach r~/r_ave of "
                                               "1, 0.66 and 0.37 at d=100, r=20)")] = 8
@@ -24,10 +24,6 @@ class Fig5Config(ExperimentConfig):
         ("overlap", "groups:6,2", "groups:2,2,2,1,1")
     N: Annotated[tuple[int, ...], Field(min_length=1)] = tuple(range(100, 341, 20))
     lam: Annotated[float, Field(gt=0)] = 0.2
-    eta: Annotated[float, Field(gt=0)] = 0.5
-    beta: Annotated[float, Field(ge=0, lt=1)] = 0.2
-    max_iter: Annotated[int, Field(ge=1)] = 10_000
-    tol: Annotated[float, Field(gt=0)] = 1e-8
 
 
 class Fig5(Experiment):
@@ -44,7 +40,7 @@ class Fig5(Experiment):
             oracle = OracleSpec(d=cfg.d, K=cfg.K, r=cfg.r, layout=layout)
             for n in cfg.N:
                 spec = TrialSpec(oracle=oracle, N=n, init=InitSpec(lam=cfg.lam),
-                                 solver=SolverSpec(eta=cfg.eta, beta=cfg.beta, max_iter=cfg.max_iter, tol=cfg.tol),
+                                 solver=cfg.solver(),
                                  dtype=cfg.dtype)
                 out.append(Cell({"layout": layout, "N": n}, spec))
         return out

@@ -11,11 +11,11 @@ from pydantic import Field
 
 from .. import plotting
 from ..analysis import linear_fit
-from ..config import InitSpec, OracleSpec, SolverSpec, TrialSpec
-from .base import Cell, Experiment, ExperimentConfig
+from ..config import InitSpec, OracleSpec, TrialSpec
+from .base import AGDConfig, Cell, Experiment
 
 
-class Fig6Config(ExperimentConfig):
+class Fig6Config(AGDConfig):
     d: Annotated[int, Field(ge=2)] = 300
     K: Annotated[int, Field(ge=1)] = 10
     N: Annotated[int, Field(ge=1)] = 1000
@@ -23,9 +23,6 @@ class Fig6Config(ExperimentConfig):
     noise: Annotated[tuple[float, ...], Field(min_length=1, description="sigma / E_y levels")] = \
         (1e-2, 1e-3, 1e-4, 1e-5)
     lam: Annotated[float, Field(gt=0)] = 0.2
-    eta: Annotated[float, Field(gt=0)] = 0.5
-    beta: Annotated[float, Field(ge=0, lt=1)] = 0.2
-    max_iter: Annotated[int, Field(ge=1)] = 10_000
     tol: Annotated[float, Field(gt=0, description="stopping rule; below the paper's 1e-8 so that the "
                                                   "error itself gets under 1e-6 (the 1e-8 rule stops near "
                                                   "tol / (1 - rate), about 2e-6 here)")] = 1e-10
@@ -48,7 +45,7 @@ class Fig6(Experiment):
             for nz in cfg.noise:
                 oracle = OracleSpec(d=cfg.d, K=cfg.K, r=r, layout="overlap", noise=nz)
                 spec = TrialSpec(oracle=oracle, N=cfg.N, init=InitSpec(lam=cfg.lam),
-                                 solver=SolverSpec(eta=cfg.eta, beta=cfg.beta, max_iter=cfg.max_iter, tol=cfg.tol),
+                                 solver=cfg.solver(),
                                  dtype=cfg.dtype)
                 out.append(Cell({"sqrt_r_tilde_target": s, "noise": nz}, spec))
         return out
