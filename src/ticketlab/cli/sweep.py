@@ -212,6 +212,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("results/report"), help="report folder"),
         device: str = typer.Option("cpu", help="cpu, cuda or cuda:N"),
         only: str = typer.Option(None, help="comma-separated subset, e.g. fig3,fig4"),
+        yes: bool = typer.Option(False, "--yes", "-y", help="run the paper scale without asking"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
         as_json: bool = typer.Option(False, "--json", help="print timings and paths as JSON"),
     ) -> int:
@@ -224,6 +225,23 @@ def register(app: typer.Typer) -> None:
             if bad:
                 raise ConfigError(f"invalid --only {','.join(bad)}: choose from {', '.join(names)}")
             names = [n for n in names if n in wanted]
+        if scale != "quick":
+            from ..experiments import get_experiment
+            from ..sweep import estimate_seconds, fmt_duration
+
+            total = 0.0
+            for name in names:
+                if name in EXTRA_STEPS:
+                    continue
+                exp = get_experiment(name)
+                est = estimate_seconds(exp, exp.default_config(scale))
+                total += est
+                typer.echo(f"{name}: estimated {fmt_duration(est)} on this machine", err=True)
+            typer.echo(f"total: about {fmt_duration(total)} (a GPU or a Dask cluster shortens this: "
+                       "see docs/performance.md and docs/cluster.md)", err=True)
+            if not yes:
+                if not sys.stdin.isatty() or not typer.confirm("Run all of it?", default=False, err=True):
+                    raise ConfigError("not started: pass --yes to run the paper scale, or --only a subset")
         timings = {}
         for name in names:
             t0 = time.perf_counter()
