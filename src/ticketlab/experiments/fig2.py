@@ -90,7 +90,7 @@ class Fig2(Experiment):
                 g = np.linspace(min(xs), max(xs), 50)
                 ax.plot(g, 100 * (fit["a"] * g + fit["b"]), "--", color="tab:red", lw=1,
                         label=f"fit: slope {100 * fit['a']:.1f} %/unit")
-            ax.legend(fontsize=7, loc="upper right")
+            ax.legend(fontsize=7, loc="lower left")
         ax.set_title(f"Convex region radius (d={cfg.d}, K={cfg.K}, N={cfg.N})")
         return plotting.save(fig, out_dir, "fig2")
 
