@@ -7,8 +7,10 @@ from pathlib import Path
 
 
 def imp_dir(store) -> Path:
-    """The IMP store beside the SQLite store: runs go under <folder>/imp/ (they hold checkpoints, not rows)."""
-    return Path(store).parent
+    """The IMP store: a folder given as such (`ticketlab imp --store DIR`), else the folder of the SQLite
+    store; runs live under <folder>/imp/ (they hold checkpoints, not rows)."""
+    p = Path(store)
+    return p if p.is_dir() else p.parent
 
 
 def run_fig11(*, scale, store, out, device, progress):

@@ -177,7 +177,8 @@ def register(app: typer.Typer) -> None:
     @app.command(help="Draw an experiment's figure (PNG and PDF) from what the store holds.")
     def plot(
         experiment: str = typer.Argument(..., help="fig2..fig10, fig11 or landscape"),
-        store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store"),
+        store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store (for fig11: the folder given "
+                                                             "to `ticketlab imp --store`, or the store beside it)"),
         out: Path = typer.Option(Path("figures"), help="output folder"),
         as_json: bool = typer.Option(False, "--json", help="print the written paths as JSON"),
     ) -> int:
