@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 import pytest
-import torch
 import typer
 from typer.testing import CliRunner
 
@@ -79,12 +78,6 @@ def _app():
     return app
 
 
-@pytest.fixture
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def test_cli_tiny_oracle_run_json(tmp_path, one_thread):

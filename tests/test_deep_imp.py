@@ -16,12 +16,7 @@ from ticketlab.deep.train import TrainSpec, evaluate, train
 DATA = "oracle:d=12,widths=10-6,r=4,pool=120,test=60"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def spec(**kw):

@@ -13,13 +13,7 @@ from ticketlab.pruning import prune, random_scores
 from ticketlab.seeding import substream
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny nets on a shared CPU: oversubscribed threads are ~10x slower than one
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name,shape,n_prunable", [

@@ -14,14 +14,7 @@ from ticketlab.oracle import make_problem  # noqa: E402
 from ticketlab.trial import run_trials  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The reference's tiny batched products run 10-30x slower with two OpenMP threads on a busy
-    machine; the fast engine gets its threads explicitly below (so its pool is still exercised)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _problem(d, K, r, N, seeds, layout="overlap", lam=0.3, dtype=torch.float64):

@@ -19,13 +19,7 @@ from ticketlab.population import population_risk as population_risk_core
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # small matrices: one thread avoids oversubscription on shared CPUs
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _trial(d=8, K=3, r=4, N=300, noise=0.1, seed=3):

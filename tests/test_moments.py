@@ -23,13 +23,7 @@ from ticketlab.init.study import _samples_to_reach, init_study
 from ticketlab.metrics import aligned_relative_error
 from ticketlab.oracle import Problem, forward, make_problem
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: intra-op threads only add synchronisation (badly so on a busy host)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 HE = [lambda t: 1.0, lambda t: t, lambda t: t**2 - 1, lambda t: t**3 - 3 * t, lambda t: t**4 - 6 * t**2 + 3]
