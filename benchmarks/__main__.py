@@ -17,7 +17,7 @@ import traceback
 from . import engine, machine, roofline, scaling
 from .timing import fmt
 
-OTHERS = ("figures", "init_bench", "imp_bench", "dask_bench")
+OTHERS = ("figures", "memory", "init_bench", "imp_bench", "dask_bench")
 
 
 def main(argv=None) -> dict:
