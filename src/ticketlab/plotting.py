@@ -43,6 +43,8 @@ def phase_diagram(ax, xs, ys, rate: np.ndarray, xlabel: str, ylabel: str, *, cba
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(False)
+    for side in ("top", "right"):  # frame the grid: white cells (success) must not merge with the page
+        ax.spines[side].set_visible(True)
     if cbar:
         ax.figure.colorbar(mesh, ax=ax, label="success rate")
     return mesh

@@ -85,7 +85,7 @@ class Fig4(Experiment):
             if fit["a"] is not None:
                 grid = np.linspace(min(rts), max(rts), 50)
                 ax.plot(grid, fit["a"] * grid + fit["b"], color="tab:red", lw=1, ls="--",
-                        label=f"N* = {fit['a']:.2f} r~ + {fit['b']:.0f}")
+                        label=f"N* = {fit['a']:.2f} r~ {fit['b']:+.0f}")
             ax.legend(loc="upper left", fontsize=7)
         ax.set_title(f"Phase transition (d={cfg.d}, K={cfg.K}, {int(table['trials'].max())} trials/cell)")
         return plotting.save(fig, out_dir, "fig4")
