@@ -41,4 +41,12 @@ def provenance(device: str = "cpu", dtype: str = "float64") -> dict:
         "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") and torch.cuda.is_available()
         else platform.processor() or platform.machine(),
         "dtype": dtype,
+        "engine": _engine(device),
     }
+
+
+def _engine(device: str) -> str:
+    """Which Algorithm 1 engine backend='auto' uses here (results agree to rounding, ~1e-15)."""
+    from .engine import _fast_available
+
+    return "fast" if device == "cpu" and _fast_available() else "reference"

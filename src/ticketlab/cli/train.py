@@ -105,7 +105,9 @@ def register(app: typer.Typer) -> None:
         summary["wall_time"] = wall
         if as_json:
             out = {**summary, "trials": rows, "config": spec.model_dump(mode="json"),
-                   "seeds": [r["seed"] for r in rows], "provenance": provenance(dev, spec.dtype)}
+                   "seeds": [r["seed"] for r in rows],
+                   "provenance": {**provenance(dev, spec.dtype),
+                                  **({"engine": backend} if backend != "auto" else {})}}
             typer.echo(json.dumps(out, allow_nan=False))
             return 0
 
