@@ -177,14 +177,3 @@ def pruning_ratio(mask: torch.Tensor) -> torch.Tensor:
     """(1 - r_ave / d): the fraction of pruned input weights."""
     d = mask.shape[-2]
     return 1 - (mask != 0).sum(-2).to(torch.float64).mean(-1) / d
-
-
-def expected_pairwise_overlap(mask: torch.Tensor) -> float:
-    """Fraction of ordered neuron pairs (j != k) whose supports intersect (for reports)."""
-    m = (mask != 0).to(torch.float64)
-    K = m.shape[-1]
-    if K < 2:
-        return 1.0
-    delta = ((m.transpose(-1, -2) @ m) > 0).to(torch.float64)
-    return float((delta.sum((-1, -2)) - K).mean() / (K * (K - 1)))
-

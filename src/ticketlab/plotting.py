@@ -19,6 +19,10 @@ def new_figure(width=4.6, height=3.4):
 
 
 def save(fig, out_dir: Path, name: str) -> list[Path]:
+    """Write name.png and name.pdf; an axis with labelled lines but no legend yet gets one."""
+    for ax in fig.axes:
+        if ax.get_legend() is None and ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
@@ -48,6 +52,16 @@ def phase_diagram(ax, xs, ys, rate: np.ndarray, xlabel: str, ylabel: str, *, cba
     if cbar:
         ax.figure.colorbar(mesh, ax=ax, label="success rate")
     return mesh
+
+
+def rate_grid(table, x: str, y: str):
+    """Success rates of a (x, y) grid table with 'successes' and 'trials' columns, as the sorted axes
+    and a (len(ys), len(xs)) matrix for phase_diagram (NaN where a cell holds no trials)."""
+    xs, ys = sorted(table[x].unique()), sorted(table[y].unique())
+    rate = np.full((len(ys), len(xs)), np.nan)
+    for _, row in table.iterrows():
+        rate[ys.index(row[y]), xs.index(row[x])] = row["successes"] / row["trials"]
+    return xs, ys, rate
 
 
 def band(ax, x, mean, std, label, **kw):

@@ -34,13 +34,15 @@ def plot_fig11(*, store, out):
 
 
 def section_fig11(*, store, out):
-    from .deep.fig11 import collect, summarize_fig11
+    from .deep.fig11 import summarize_fig11
     from .report import paper_values
 
     folder = imp_dir(store)
-    if not (folder / "imp").exists() or not collect(str(folder)):
+    if not (folder / "imp").exists():
         return None
     summary = summarize_fig11(str(folder))
+    if not summary["families"]:
+        return None
     figures = plot_fig11(store=store, out=Path(out) / "figures")
     paper = paper_values().get("fig11_lenet5_mnist_test_error_percent", {})
     claims, notes = [], []

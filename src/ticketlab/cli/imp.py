@@ -8,21 +8,7 @@ from typing import Optional
 import typer
 
 from ..config import ConfigError, build
-
-
-def _ints(text: str, name: str, allow_all: bool = False) -> list:
-    out = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        if allow_all and part == "all":
-            out.append(None)
-            continue
-        try:
-            out.append(int(part))
-        except ValueError:
-            raise ConfigError(f"invalid {name} {text!r}: give comma-separated integers, e.g. 1000,2000") from None
-    if not out:
-        raise ConfigError(f"invalid {name} {text!r}: give at least one value")
-    return out
+from .options import int_list
 
 
 def _rewind(text: str) -> int:
@@ -72,14 +58,14 @@ def imp(
     from ..deep.imp import IMPSpec
     from ..deep.train import TrainSpec
 
-    sizes = _ints(n_train, "--n-train", allow_all=True)
-    seed_list = _ints(seeds, "--seeds")
+    sizes = int_list(n_train, "--n-train", allow_all=True)
+    seed_list = int_list(seeds, "--seeds")
     tspec = build(TrainSpec, optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
                   batch_size=batch_size, epochs=epochs, schedule=schedule,
-                  milestones=tuple(_ints(milestones, "--milestones")) if milestones else (), augment=augment)
+                  milestones=tuple(int_list(milestones, "--milestones")) if milestones else (), augment=augment)
     base = dict(model=model, data=data, rounds=rounds, rate=rate, output_rate=output_rate, scope=scope,
                 rewind=_rewind(rewind), control=control, dtype=dtype, train=tspec,
-                widths=tuple(_ints(widths.replace("-", ","), "--widths")) if widths else None)
+                widths=tuple(int_list(widths.replace("-", ","), "--widths")) if widths else None)
     for s in seed_list:  # validate every spec before any work
         for n in sizes:
             build(IMPSpec, **base, n_train=n, seed=s)

@@ -8,13 +8,7 @@ import os
 import typer
 
 from ..config import ConfigError
-
-
-def _ints(name: str, text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(f"invalid {name} {text!r}: give comma-separated integers, e.g. 1000,4000,16000") from None
+from .options import int_list
 
 
 def register(app: typer.Typer) -> None:
@@ -43,7 +37,7 @@ def register(app: typer.Typer) -> None:
         if seed < 0:
             raise ConfigError(f"invalid --seed (got {seed}): must be >= 0")
         kind_list = [k.strip() for k in kinds.split(",") if k.strip()]
-        result = init_study(_ints("--N-grid", N_grid), _ints("--r-grid", r_grid), _ints("--d-grid", d_grid),
+        result = init_study(int_list(N_grid, "--N-grid"), int_list(r_grid, "--r-grid"), int_list(d_grid, "--d-grid"),
                             K=K, trials=trials, kinds=kind_list, seed=seed, layout=layout, noise=noise,
                             target=target, device=device)
         if out:

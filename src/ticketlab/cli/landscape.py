@@ -7,7 +7,8 @@ import math
 
 import typer
 
-from ..config import ConfigError, OracleSpec, build
+from ..config import ConfigError
+from .options import Dim, Extra, Kept, Layout, Neurons, Noise, RSpread, oracle_from_options
 
 RADIUS_GRID = "0.02,0.05,0.1,0.2,0.3,0.5"
 
@@ -65,14 +66,14 @@ def register(app: typer.Typer) -> None:
                       "the exact N=infinity values. See docs/landscape.md. Example: ticketlab landscape --d 50 --K 5 "
                       "--r 10 --N 1000 --points 8 --seed 1")
     def landscape(
-        d: int = typer.Option(100, "--d", help="input dimension d (>= 1)"),
-        K: int = typer.Option(5, "--K", help="hidden neurons K (>= 1)"),
-        r: str = typer.Option("20", "--r", help="kept weights per neuron: one integer, or K comma-separated (1..d)"),
+        d: Dim = 100,
+        K: Neurons = 5,
+        r: Kept = "20",
         N: int = typer.Option(1000, "--N", help="training samples N (>= 1)"),
-        layout: str = typer.Option("overlap", help="oracle supports: overlap, random, disjoint or groups:N1,N2,..."),
-        r_spread: float = typer.Option(0.0, "--r-spread", help="draw r_j uniformly in [(1-s) r, (1+s) r] (0 <= s < 1)"),
-        noise: float = typer.Option(0.0, help="noise level sigma / E_y (>= 0)"),
-        extra: int = typer.Option(0, help="learner mask = oracle mask plus this many random extra inputs per neuron"),
+        layout: Layout = "overlap",
+        r_spread: RSpread = 0.0,
+        noise: Noise = 0.0,
+        extra: Extra = 0,
         radius_grid: str = typer.Option(RADIUS_GRID, "--radius-grid",
                                         help="relative radii rho (comma-separated, > 0): points W* + rho ||W*||_F D, "
                                              "D a unit Gaussian direction on the mask"),
@@ -94,14 +95,12 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", help="cpu, cuda or cuda:N"),
         json_out: bool = typer.Option(False, "--json", help="print one JSON object instead of tables"),
     ) -> None:
-        from ..cli.train import parse_r
         from ..device import resolve_device
         from ..landscape import analyze_trials
 
         if trials < 1:
             raise ConfigError(f"invalid --trials {trials!r}: must be >= 1")
-        oracle = build(OracleSpec, True, d=d, K=K, r=parse_r(r), layout=layout, r_spread=r_spread, noise=noise,
-                       extra=extra)
+        oracle = oracle_from_options(d, K, r, layout, r_spread, noise, extra)
         rows = analyze_trials(oracle, N, [seed + i for i in range(trials)], parse_grid(radius_grid), points,
                               hessian=hessian, bandwidth=bandwidth, dense_max=dense_max, population=population,
                               both=compare,

@@ -219,7 +219,7 @@ def register(app: typer.Typer) -> None:
     ) -> int:
         from ..experiments import available
 
-        names = [n for n in QUICK_ORDER if n in available()] + extra_steps_available()
+        names = [n for n in QUICK_ORDER if n in available()] + list(EXTRA_STEPS)
         if only:
             wanted = [x.strip() for x in only.split(",") if x.strip()]
             bad = [w for w in wanted if w not in names]
@@ -294,10 +294,6 @@ def _load_extra_steps() -> None:
 
 
 _load_extra_steps()
-
-
-def extra_steps_available() -> list[str]:
-    return list(EXTRA_STEPS)
 
 
 def plot_experiment(name: str, store: Path, out: Path) -> list[Path]:

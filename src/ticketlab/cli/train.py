@@ -8,25 +8,17 @@ import time
 
 import typer
 
-from ..config import ConfigError, InitSpec, OracleSpec, SolverSpec, TrialSpec, build, parse_init
+from ..config import ConfigError, InitSpec, SolverSpec, TrialSpec, build, parse_init
 from ..provenance import provenance
+from .options import Dim, Extra, Kept, Layout, Neurons, Noise, RSpread, oracle_from_options
 
 SUMMARY_KEYS = ["relative_error", "iterations", "converged", "rate", "test_rmse", "r_tilde",
                 "init_relative_error", "mask_accuracy", "pruning_ratio"]
 
 
-def parse_r(text: str) -> int | tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise ConfigError(f"invalid --r {text!r}: give an integer or a comma-separated list of K integers") from None
-    return values[0] if len(values) == 1 else values
-
-
 def trial_spec_from_options(d, K, r, N, layout, r_spread, noise, extra, init, eta, beta, step_convention,
                             max_iter, tol, sampling, num_batches, test_error, n_test, record_every, dtype) -> TrialSpec:
-    oracle = build(OracleSpec, True, d=d, K=K, r=parse_r(r), layout=layout, r_spread=r_spread, noise=noise,
-                   extra=extra)
+    oracle = oracle_from_options(d, K, r, layout, r_spread, noise, extra)
     solver = build(SolverSpec, True, eta=eta, beta=beta, step_convention=step_convention, max_iter=max_iter,
                    tol=tol, sampling=sampling, num_batches=num_batches)
     init_spec: InitSpec = parse_init(init)
@@ -38,9 +30,7 @@ def _mean(rows, key):
     vals = [r[key] for r in rows if r.get(key) is not None]
     if not vals:
         return None
-    if isinstance(vals[0], bool):
-        return sum(vals) / len(vals)
-    return sum(vals) / len(vals)
+    return sum(vals) / len(vals)  # for booleans: the fraction that are True
 
 
 def register(app: typer.Typer) -> None:
@@ -48,16 +38,14 @@ def register(app: typer.Typer) -> None:
                       "recovered the oracle. Example: ticketlab train --d 100 --K 5 --r 20 --N 400 "
                       "--init local:0.3 --eta 0.5 --beta 0.2 --seed 1")
     def train(
-        d: int = typer.Option(100, "--d", help="input dimension d (>= 1)"),
-        K: int = typer.Option(5, "--K", help="hidden neurons K (>= 1)"),
-        r: str = typer.Option("20", "--r", help="kept weights per neuron: one integer, or K comma-separated (1..d)"),
+        d: Dim = 100,
+        K: Neurons = 5,
+        r: Kept = "20",
         N: int = typer.Option(400, "--N", help="training samples N (>= 1)"),
-        layout: str = typer.Option("overlap", help="oracle supports: overlap (pairwise intersecting), random, "
-                                                   "disjoint, or groups:N1,N2,... (disjoint blocks of overlapping neurons)"),
-        r_spread: float = typer.Option(0.0, "--r-spread", help="draw r_j uniformly in [(1-s) r, (1+s) r]; the paper "
-                                                               "uses 0.1 in Figures 2 and 4 (0 <= s < 1)"),
-        noise: float = typer.Option(0.0, help="noise level sigma / E_y (>= 0)"),
-        extra: int = typer.Option(0, help="learner mask = oracle mask plus this many random extra inputs per neuron"),
+        layout: Layout = "overlap",
+        r_spread: RSpread = 0.0,
+        noise: Noise = 0.0,
+        extra: Extra = 0,
         init: str = typer.Option("local:0.3", help="start: local:LAMBDA (W* plus a perturbation of relative size "
                                                    "LAMBDA on the mask), random, or from data alone: tensor, moments, "
                                                    "moments0, dense (docs/tensor-init.md)"),

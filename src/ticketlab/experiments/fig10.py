@@ -119,8 +119,6 @@ class Fig10(Experiment):
         ax.set_xlabel("% weights remaining")
         ax.set_ylabel("test RMSE / E_y (median)")
         ax.set_title(f"IMP, {cfg.rate:.0%} per round, sigma/E_y = {cfg.noise:g}")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
         return plotting.save(fig, out_dir, "fig10")
 
     def claims(self, cfg, summary, paper):

@@ -74,10 +74,7 @@ class Fig2(Experiment):
 
     def plot(self, cfg, df, summary, out_dir: Path):
         table = pd.DataFrame(summary["cells"])
-        xs, ys = sorted(table["sqrt_r_tilde_target"].unique()), sorted(table["lam"].unique())
-        rate = np.full((len(ys), len(xs)), np.nan)
-        for _, row in table.iterrows():
-            rate[ys.index(row["lam"]), xs.index(row["sqrt_r_tilde_target"])] = row["successes"] / row["trials"]
+        xs, ys, rate = plotting.rate_grid(table, "sqrt_r_tilde_target", "lam")
         fig, ax = plotting.new_figure()
         plotting.phase_diagram(ax, xs, [100 * y for y in ys], rate, r"$\sqrt{\tilde r}$",
                                "initial relative distance (%)")

@@ -67,10 +67,7 @@ class Fig4(Experiment):
 
     def plot(self, cfg, df, summary, out_dir: Path):
         table = pd.DataFrame(summary["cells"])
-        rts, ns = sorted(table["r_tilde_target"].unique()), sorted(table["N"].unique())
-        rate = np.full((len(ns), len(rts)), np.nan)
-        for _, row in table.iterrows():
-            rate[ns.index(row["N"]), rts.index(row["r_tilde_target"])] = row["successes"] / row["trials"]
+        rts, ns, rate = plotting.rate_grid(table, "r_tilde_target", "N")
         fig, ax = plotting.new_figure()
         plotting.phase_diagram(ax, rts, ns, rate, r"$\tilde r$", "N (samples)")
         b = [x for x in summary["boundary"] if x["n_star"] is not None]

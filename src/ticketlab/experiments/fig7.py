@@ -168,8 +168,6 @@ class Fig7(Experiment):
         ax.set_xlabel("mask accuracy")
         ax.set_ylabel("test RMSE (median per bin)")
         ax.set_title(f"GraSP masks, N={cfg.N} (bins with >= {cfg.min_bin_trials} trials)")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
         return plotting.save(fig, out_dir, "fig7")
 
     def claims(self, cfg, summary, paper):

@@ -110,8 +110,6 @@ class Fig8(Experiment):
         ax.set_xlabel("relative distance to the limit W_hat")
         ax.set_ylabel("iterations (median)")
         ax.set_title(f"Mask accuracy in [{cfg.acc_low}, {cfg.acc_high}]")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
         return plotting.save(fig, out_dir, "fig8")
 
     def claims(self, cfg, summary, paper):
