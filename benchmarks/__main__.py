@@ -8,13 +8,15 @@ the rest.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
+import sys
 import time
 import traceback
 
-from . import engine, machine, roofline, scaling
+from . import engine, figures, machine, roofline, scaling
 from .timing import fmt
 
 OTHERS = ("figures", "memory", "init_bench", "imp_bench", "dask_bench")
@@ -58,13 +60,15 @@ def main(argv=None) -> dict:
             f"({'flops' if row['bound_flops_s'] >= row['bound_bytes_s'] else 'bytes'}"
             f"{', in cache' if row['cache_resident'] else ''}), "
             f"{100 * row['fraction_of_bound']:.0f}% of bound, {row['achieved_gflops']:.1f} GFLOP/s useful")
+        say(f"      BLAS matrix-vector pair, same flops, one core: {fmt(row['blas_matvec_s'])} per trial-iteration, "
+            f"{100 * row['blas_fraction_of_bound']:.0f}% of the same bound; engine x{row['engine_vs_blas_matvec']:.2f} of BLAS")
 
     c = roofline.cost_follows_mask(q)
     say("\n(c) cost follows the mask: d=300 K=10 N=5000, one trial on one core, seconds per iteration")
     for row in c["rows"]:
         say(f"  r={row['r']:3d} {row['layout']:6s} {fmt(row['chosen_s'])}   dense layout {fmt(row['dense_s'])}"
-            f"   model {row['model_s'] * 1e6:.0f} us")
-    say(f"  r=300 / r=10: x{c['r300_over_r10']:.1f}; packed never slower than dense (min of repeats): {c['never_above_dense']}")
+            f"   chosen/dense x{row['chosen_over_dense']:.2f}   model {row['model_s'] * 1e6:.0f} us")
+    say(f"  r=300 / r=10: x{c['r300_over_r10']:.1f}; chosen layout never slower than dense (min of repeats, 10% margin): {c['never_above_dense']}")
 
     g = engine.grid(q)
     say(f"\n(d) Figure-4-like grid, tol 1e-8, max_iter {g['max_iter']}: numpy loop vs fast engine (wall s)")
@@ -82,17 +86,24 @@ def main(argv=None) -> dict:
     (m1, w1), (m2, w2) = sc["trials"].items()
     say(f"  trials ({sc['threads']} threads): {m1} trials {w1:.2f}s, {m2} trials {w2:.2f}s, x{sc['trials_ratio']:.2f}")
 
+    say("\n(f) paper-scale Figure 4: the floor its useful flops set on this machine")
+    quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
+    with quiet:  # entries print their own tables; --json keeps stdout for the one JSON object
+        f4 = figures.fig4_floor(1 if q else 4, pk)
+
     others = {}
     for name in () if args.skip_others else OTHERS:
         say(f"\n[{name}]")
         try:
-            others[name] = importlib.import_module(f".{name}", __package__).run(q)
+            with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+                others[name] = importlib.import_module(f".{name}", __package__).run(q)
         except Exception as err:  # noqa: BLE001 - report and go on with the other entries
             others[name] = {"error": repr(err)}
             say(traceback.format_exc(limit=3))
 
     out = {"machine": info, "peaks": pk, "engine": e["issue2"], "roofline": rf, "cost_follows_mask": c,
-           "grid": g, "scaling": sc, "others": others, "load_average_end": os.getloadavg(), "wall_s": time.perf_counter() - t0, "quick": q}
+           "grid": g, "scaling": sc, "fig4_floor": f4, "others": others,
+           "load_average_end": os.getloadavg(), "wall_s": time.perf_counter() - t0, "quick": q}
     say(f"\nload average at end: {', '.join(f'{x:.1f}' for x in out['load_average_end'])}; "
         f"total {out['wall_s']:.0f}s")
     if args.json:

@@ -46,3 +46,57 @@ def run(quick: bool = True) -> dict:
 
 if __name__ == "__main__":
     print(json.dumps(run()))
+
+
+def fig4_floor(trials_per_cell: int = 2, pk: dict | None = None) -> dict:
+    """What the paper-scale Figure 4 costs at the least: its useful flops over this machine's peak.
+
+    Runs the paper grid (120 cells, the paper's stopping rule and cap) with a few trials per cell,
+    measures the iterations each cell takes, and scales the useful work (4 N sum_j r_j flops per
+    trial-iteration) to 100 trials per cell. Dividing by the measured all-core matmul peak gives
+    the wall time no implementation of this algorithm can beat here; the engine's own time on the
+    sample is scaled the same way.
+    """
+    import torch
+
+    from ticketlab.experiments import get_experiment
+    from ticketlab.store import Store, load
+    from ticketlab.sweep import run_sweep
+
+    from .machine import peaks
+
+    pk = pk or peaks(True)
+    threads = torch.get_num_threads()
+    exp = get_experiment("fig4")
+    cfg = exp.default_config("paper").model_copy(update={"trials": trials_per_cell})
+    with tempfile.TemporaryDirectory() as tmp:
+        with Store(Path(tmp) / "fig4.db") as st:
+            t0 = time.perf_counter()
+            run_sweep("fig4", cfg, st, progress=False)
+            wall = time.perf_counter() - t0
+        df = load(Path(tmp) / "fig4.db")
+    K = cfg.K
+    work = float((4 * df.N * df.r_ave * K * df.iterations).sum())  # r_ave * K = sum_j r_j
+    scale = 100 / trials_per_cell
+    peak_all = pk[f"matmul_float64_x{threads}_flops"]
+    peak_sum = threads * pk["matmul_float64_x1_flops"]
+    out = {"trials_per_cell": trials_per_cell, "mean_iterations": float(df.iterations.mean()),
+           "share_at_cap": float((df.iterations >= cfg.max_iter).mean()),
+           "work_share_at_cap": float((4 * df.N * df.r_ave * df.iterations)[df.iterations >= cfg.max_iter].sum()
+                                      / (4 * df.N * df.r_ave * df.iterations).sum()),
+           "paper_useful_tflop": work * scale / 1e12, "sample_wall_s": wall,
+           "engine_paper_estimate_s": wall * scale,
+           "floor_at_measured_peak_s": work * scale / peak_all,
+           "floor_at_cores_times_one_core_peak_s": work * scale / peak_sum, "threads": threads}
+    out["peak_fraction_needed_for_5_min"] = out["floor_at_measured_peak_s"] / 300
+    print(f"paper-scale Figure 4 ({trials_per_cell} trials per cell measured, scaled to 100): mean "
+          f"{out['mean_iterations']:.0f} iterations per trial, {100 * out['share_at_cap']:.0f}% of trials at the "
+          f"{cfg.max_iter}-iteration cap ({100 * out['work_share_at_cap']:.0f}% of the work); "
+          f"{out['paper_useful_tflop']:.1f} Tflop useful")
+    print(f"  at 100% of the measured float64 matmul peak ({threads} threads, {peak_all / 1e9:.1f} GFLOP/s): "
+          f"{out['floor_at_measured_peak_s'] / 60:.1f} min (at {threads} x one core's peak: "
+          f"{out['floor_at_cores_times_one_core_peak_s'] / 60:.1f} min); 5 min would need "
+          f"{100 * out['peak_fraction_needed_for_5_min']:.0f}% of the peak")
+    print(f"  the fast engine on this sample: {wall:.1f} s -> about {out['engine_paper_estimate_s'] / 60:.1f} min "
+          "for the full grid")
+    return out

@@ -40,26 +40,25 @@ def _assert_same(a, b, rtol=1e-10):
 
 
 @pytest.mark.parametrize(
-    "d, K, r, layout_name, beta, sampling, max_iter",
+    "d, K, r, N, layout_name, beta, sampling, max_iter",
     [
-        (12, 3, 10, "overlap", 0.2, "full", 150),  # dense-ish: r close to d
-        (16, 3, 2, "random", 0.0, "full", 300),  # very sparse, plain GD; all stop by the rule
-        (15, 4, 4, "groups:2,2", 0.5, "fresh", 150),  # block supports, fresh batches
+        (12, 3, 10, 60, "overlap", 0.2, "full", 150),  # dense-ish: r close to d
+        (16, 3, 2, 60, "random", 0.0, "full", 300),  # very sparse, plain GD; all stop by the rule
+        (15, 4, 4, 60, "groups:2,2", 0.5, "fresh", 150),  # block supports, fresh batches
+        # several panels with a padded last one, and rows taken 8, 4 and 1 at a time (21 = 8+8+4+1)
+        (40, 4, 21, 150, "overlap", 0.2, "full", 120),
     ],
 )
-def test_fast_matches_reference(monkeypatch, d, K, r, layout_name, beta, sampling, max_iter):
-    pr, W0 = _problem(d, K, r, 60, [1, 2, 3], layout_name)
+def test_fast_matches_reference(d, K, r, N, layout_name, beta, sampling, max_iter):
+    pr, W0 = _problem(d, K, r, N, [1, 2, 3], layout_name)
     solver = SolverSpec(beta=beta, max_iter=max_iter, tol=1e-5, sampling=sampling,
                         num_batches=3 if sampling == "fresh" else 1)
     kw = dict(W_target=pr.W_star, record_every=20)
     a = reference.solve(pr.X, pr.y, pr.mask, W0, solver, **kw)
     if max_iter == 300:  # the stopping rule is exercised: finished trials freeze, others go on
         assert a.converged.any()
-    for forced in (None, "packed", "dense"):  # the cost model's choice, then each layout
-        if forced is not None:
-            monkeypatch.setattr(cost, "prefer_packed", lambda *args, f=forced: f == "packed")
-            assert set(fast.layout(pr.mask, W0, 60)) == {forced}
-        b = fast.solve(pr.X, pr.y, pr.mask, W0, solver, threads=2, **kw)
+    for forced in ("auto", "union", "dense"):
+        b = fast.solve(pr.X, pr.y, pr.mask, W0, solver, threads=2, layout=forced, **kw)
         _assert_same(a, b)
         # pruned coordinates never move: exactly zero, as the start put them
         assert torch.all(b.W[pr.mask == 0] == 0)
@@ -116,11 +115,12 @@ def test_float32_verdicts_agree_with_float64():
     assert any(verdicts["float64"]) and not all(verdicts["float64"])
 
 
-def test_cost_model_prefers_packed_for_sparse_and_dense_for_wide_overlap():
-    # Figure 3 scale: r = 10 per neuron packs into 100 values per sample instead of 91 x 10 weights
-    assert cost.prefer_packed(5000, 300, 10, 100, 91, 8)
-    # r = d: packing copies every column K times and streams 10x the bytes for no saved flop
-    assert not cost.prefer_packed(5000, 300, 10, 3000, 300, 8)
+def test_cost_model_prefers_union_for_sparse_and_dense_for_wide_overlap():
+    # Figure 3 scale: r = 10 per neuron, 100 weights over a union of 91 columns: dense rows would
+    # multiply 910 weights, most of them pruned zeros
+    assert cost.prefer_union(5000, 10, 100, 91, 8)
+    # r = d: every neuron keeps every column; the dense rows kernel does the same flops faster
+    assert not cost.prefer_union(5000, 10, 3000, 300, 8)
     t_sparse = cost.iteration_time(5000, 300, 10, 100)
     t_dense = cost.iteration_time(5000, 300, 10, 3000)
     assert t_sparse < t_dense

@@ -46,7 +46,7 @@ def run_task(task: Task) -> list[dict]:
 def bytes_per_trial(spec) -> int:
     from .engine.cost import bytes_per_trial as engine_bytes
 
-    # the engine's own data plus one packed copy of X that the fast engine may build per trial
+    # the engine's own data plus the copy of the kept columns of X that the fast engine builds per trial
     return 2 * engine_bytes(spec.N, spec.oracle.d, spec.oracle.K, spec.dtype)
 
 

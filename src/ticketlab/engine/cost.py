@@ -5,24 +5,31 @@ sweep starts, and to size chunks under a memory budget. One iteration of one tri
 once and does 4 flops per (sample, stored weight): 2 in the forward product, 2 in the gradient.
 
     t_iter = max(compute, memory)
-    compute = N * (K * SEGMENT_S + 4 * S / FLOPS)        S = stored weights (sum_j r_j or u K)
-    memory  = N * L * itemsize / BANDWIDTH if the trial's data (N x L) exceeds CACHE_BYTES, else 0
+    dense rows: compute = N * (K * SEGMENT_S + 4 * u K / FLOPS)     (u = union of kept columns)
+    union:      compute = N * 4 * sum_j r_j / UNION_FLOPS
+    memory  = N * u * itemsize / BANDWIDTH if the trial's data (N x u) exceeds CACHE_BYTES, else 0
+
+The layout rule that follows (union when u K is more than ~3 sum_j r_j) matches the faster of the
+two forced layouts at the measured points of ``benchmarks.roofline.cost_follows_mask`` and of the
+table in docs/performance.md, except near ties.
 
 The constants were measured on the development machine (2-core AMD EPYC Zen 3 VM, shared, see
 docs/performance.md; ``python -m benchmarks`` re-measures them): the fast kernel sustains about
-12 GFLOP/s per core in float64 (24 in float32) on long rows, each neuron's row segment costs about
-25 ns of loop overhead per sample (what dominates very sparse masks), and the kernel streams
-about 4 GB/s per core from memory when a trial's data exceed the cache (measured at N=5000,
-d=300, r=40..100 packed; a plain numpy sum streams about 3x faster, the kernel's access pattern
-and the machine's other tenants take the rest). They are order-of-magnitude right for any recent x86 core; estimates are
-meant for planning (within ~2x), not for scheduling to the second.
+12 GFLOP/s per core in float64 (24 in float32) on long rows (up to twice that on a quiet machine),
+each neuron's row segment costs about 25 ns of loop overhead per sample (what dominates very
+sparse masks in that layout), the union layout's panels sustain about a third of that rate per
+flop but multiply no pruned zero, and the kernel streams about 4 GB/s per core from memory when a
+trial's data exceed the cache (measured at N=5000, d=300; a plain numpy sum streams about 3x
+faster, the kernel's access pattern and the machine's other tenants take the rest). They are
+order-of-magnitude right for any recent x86 core; estimates are meant for planning (within ~2x), not for scheduling to the second.
 """
 
 from __future__ import annotations
 
 import math
 
-FLOPS = {8: 12e9, 4: 24e9}  # sustained flop/s of the fast kernel per core, by itemsize
+FLOPS = {8: 12e9, 4: 24e9}  # sustained flop/s of the dense rows kernel per core, by itemsize
+UNION_FLOPS = {8: 4e9, 4: 7e9}  # the union (panel) kernel: about a third of that per flop
 SEGMENT_S = 25e-9  # per sample and neuron segment: loop set-up and the scalar tail of short rows
 BANDWIDTH = 4e9  # bytes/s the kernel streams per core when its data exceed the cache
 CACHE_BYTES = 2 * 2**20  # a trial's data up to this stays in cache across iterations
@@ -45,9 +52,16 @@ def layout_time(N: int, K: int, S: int, L: int, itemsize: int) -> float:
     return max(compute, memory)
 
 
-def prefer_packed(N: int, d: int, K: int, r_sum: int, u: int, itemsize: int) -> bool:
-    """Packed (N x sum_j r_j, r_sum weights) beats dense over the union of kept columns (N x u, u K)?"""
-    return layout_time(N, K, r_sum, r_sum, itemsize) <= layout_time(N, K, u * K, u, itemsize)
+def prefer_union(N: int, K: int, r_sum: int, u: int, itemsize: int) -> bool:
+    """The union layout (4 N r_sum flops from panels) beats dense rows (4 N u K flops, masked)?"""
+    return union_time(N, K, r_sum, u, itemsize) <= layout_time(N, K, u * K, u, itemsize)
+
+
+def union_time(N: int, K: int, r_sum: int, u: int, itemsize: int) -> float:
+    """Seconds per iteration of one trial in the union (panel) layout."""
+    compute = N * 4 * r_sum / UNION_FLOPS[itemsize]
+    data = N * u * itemsize
+    return max(compute, data / BANDWIDTH if data > CACHE_BYTES else 0.0)
 
 
 def iteration_time(N: int, d: int, K: int, r_sum: int, backend: str = "fast", dtype="float64",
@@ -56,7 +70,7 @@ def iteration_time(N: int, d: int, K: int, r_sum: int, backend: str = "fast", dt
     isz = _itemsize(dtype)
     if backend == "fast":
         u = min(d, r_sum)
-        return min(layout_time(N, K, r_sum, r_sum, isz), layout_time(N, K, u * K, u, isz))
+        return min(union_time(N, K, r_sum, u, isz), layout_time(N, K, u * K, u, isz))
     if backend == "reference":  # dense batched products, the whole batch streamed every iteration
         compute = 4 * N * d * K / TORCH_FLOPS[isz]
         memory = 2 * N * d * isz / BANDWIDTH
@@ -76,7 +90,8 @@ def estimate(N: int, d: int, K: int, r_sum: int, iterations: int, trials: int, b
 def bytes_per_trial(N: int, d: int, K: int, dtype="float64") -> int:
     """Memory one trial holds while it runs: X, y, the mask, W* and four weight-sized buffers.
 
-    The fast engine adds at most one packed copy of X per running thread (N * sum_j r_j values).
+    The fast engine adds one copy of the kept columns of X per running thread (at most N * d values,
+    rounded up to whole panels of samples).
     """
     isz = _itemsize(dtype)
     return isz * (N * d + N + 6 * d * K)

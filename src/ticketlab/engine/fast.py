@@ -6,20 +6,25 @@ memory on every iteration. Here the whole AGD loop of one trial runs compiled, i
 cache across iterations, and trials run one per thread (``nogil``) with dynamic scheduling, since
 they stop at different iterations.
 
-Each trial gets the cheaper of two sample-major layouts, chosen from its mask by
-``ticketlab.engine.cost.prefer_packed``:
-- packed: for every sample, the kept inputs of each neuron side by side (N x sum_j r_j);
-  4 N sum_j r_j flops per iteration and nothing multiplied by a pruned zero;
-- dense: the union of the kept columns (N x u) shared by all neurons, with masked weights;
-  4 N u K flops but fewer bytes when the supports overlap heavily.
-A start with weight off the mask (the reference keeps such weight fixed but still uses it in the
-forward pass) falls back to dense over all d columns, so semantics never depend on the layout.
+Data layout (one copy per trial, built once): the union of the kept columns (u of them), cut into
+panels of PANEL samples stored feature-major, ``P[panel, column, sample]``. Each neuron owns a list
+of column indices into the union, so an iteration costs 4 N sum_j r_j flops (nothing multiplied by
+a pruned zero) while the data are the N x u values shared by all neurons (no column copied per
+neuron). Within a panel every inner loop runs over the panel's samples: long, contiguous and the
+same length for every neuron, however few inputs a neuron keeps. One panel (PANEL x u values)
+serves the forward product, the residual and the gradient before the next is touched, so the
+trial's data are read once per iteration. Padding samples are zero: their pre-activations are 0,
+the ReLU is off, and they add nothing to the gradient.
+
+A start with weight off the mask, or a mask with values other than 0/1 (the reference keeps such
+weight fixed but still uses it in the forward pass), gets the ``dense`` layout: every neuron
+lists all d columns and the mask scales its gradient, so semantics never depend on the layout.
 
 Compiled with ``fastmath={'reassoc', 'contract'}`` only: dot products may be vectorised and fused,
 but NaN/Inf keep their meaning, so the divergence rule works as in the reference. Results agree
 with the reference to rounding (~1e-15 relative in float64). The first call per dtype compiles two
-functions (about 3 s on a busy 2-core machine); ``cache=True`` stores them next to this file, and
-later processes load them in under a second.
+functions (a few seconds); ``cache=True`` stores them next to this file, and later processes load
+them in under a second.
 """
 
 from __future__ import annotations
@@ -37,38 +42,189 @@ from .reference import RATE_BURN_IN, SolveResult, step_scale
 
 _FLAGS = {"reassoc", "contract"}
 RUNNING, CONVERGED, FAILED = 0, 1, 2
+PANEL = 64  # samples per panel: 16 (float64) or 8 (float32) AVX2 vectors per loop, ~50 KB per panel at u = 100
+LAYOUTS = ("auto", "union", "dense")
 
 
 @njit(cache=True, nogil=True, fastmath=_FLAGS)
-def _gather(X, cols):
-    """D[n, l] = X[n, cols[l]]: one trial's data in the chosen layout, sample-major."""
-    N, L = X.shape[0], cols.shape[0]
-    D = np.empty((N, L), dtype=X.dtype)
-    for n in range(N):
-        for l in range(L):
-            D[n, l] = X[n, cols[l]]
-    return D
+def _gradient_panels(P, y, p0, n_panels, idx, seg_off, seg_len, W, G, Z, C, K):
+    """G = sum over the batch's samples of d(loss)/d(stored weights), up to the 1/(nb K) factor.
+
+    Panels p0 .. p0 + n_panels - 1 of P (panel, column, sample); neuron j's stored coordinates are
+    seg_off[j] .. + seg_len[j], reading columns idx[...] of the panel. Rows are taken eight (then
+    four, then one) at a time so one pass over the accumulator or the error vector serves eight
+    rows: the inner loops are bound by loads, not by stores.
+    """
+    S = P.shape[2]
+    dt = W.dtype
+    zero = dt.type(0)
+    acc = np.empty(S, dtype=dt)
+    G[:] = 0
+    for p in range(p0, p0 + n_panels):
+        Pp = P[p]
+        for j in range(K):  # forward: acc[s] = <x_s restricted to neuron j's support, w_j>
+            o, m = seg_off[j], seg_len[j]
+            acc[:] = 0
+            t = 0
+            while t + 8 <= m:
+                w0, w1, w2, w3 = W[o + t], W[o + t + 1], W[o + t + 2], W[o + t + 3]
+                w4, w5, w6, w7 = W[o + t + 4], W[o + t + 5], W[o + t + 6], W[o + t + 7]
+                r0, r1, r2, r3 = Pp[idx[o + t]], Pp[idx[o + t + 1]], Pp[idx[o + t + 2]], Pp[idx[o + t + 3]]
+                r4, r5, r6, r7 = Pp[idx[o + t + 4]], Pp[idx[o + t + 5]], Pp[idx[o + t + 6]], Pp[idx[o + t + 7]]
+                for s in range(S):
+                    acc[s] += ((w0 * r0[s] + w1 * r1[s]) + (w2 * r2[s] + w3 * r3[s])
+                               + ((w4 * r4[s] + w5 * r5[s]) + (w6 * r6[s] + w7 * r7[s])))
+                t += 8
+            while t + 4 <= m:
+                w0, w1, w2, w3 = W[o + t], W[o + t + 1], W[o + t + 2], W[o + t + 3]
+                r0, r1, r2, r3 = Pp[idx[o + t]], Pp[idx[o + t + 1]], Pp[idx[o + t + 2]], Pp[idx[o + t + 3]]
+                for s in range(S):
+                    acc[s] += (w0 * r0[s] + w1 * r1[s]) + (w2 * r2[s] + w3 * r3[s])
+                t += 4
+            while t < m:
+                w0, r0 = W[o + t], Pp[idx[o + t]]
+                for s in range(S):
+                    acc[s] += w0 * r0[s]
+                t += 1
+            Z[j, :] = acc
+        base = p * S
+        for s in range(S):  # residual of the mean of the ReLUs; C[j, s] = residual where neuron j fires
+            out = zero
+            for j in range(K):
+                if Z[j, s] > 0:
+                    out += Z[j, s]
+            res = dt.type(out / K - y[base + s])
+            for j in range(K):
+                C[j, s] = res if Z[j, s] > 0 else zero
+        for j in range(K):  # backward: G[t] += <column idx[t] of the panel, C[j]>
+            c = C[j]
+            o, m = seg_off[j], seg_len[j]
+            t = 0
+            while t + 8 <= m:
+                r0, r1, r2, r3 = Pp[idx[o + t]], Pp[idx[o + t + 1]], Pp[idx[o + t + 2]], Pp[idx[o + t + 3]]
+                r4, r5, r6, r7 = Pp[idx[o + t + 4]], Pp[idx[o + t + 5]], Pp[idx[o + t + 6]], Pp[idx[o + t + 7]]
+                a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
+                for s in range(S):
+                    cs = c[s]
+                    a0 += r0[s] * cs
+                    a1 += r1[s] * cs
+                    a2 += r2[s] * cs
+                    a3 += r3[s] * cs
+                    a4 += r4[s] * cs
+                    a5 += r5[s] * cs
+                    a6 += r6[s] * cs
+                    a7 += r7[s] * cs
+                G[o + t] += a0
+                G[o + t + 1] += a1
+                G[o + t + 2] += a2
+                G[o + t + 3] += a3
+                G[o + t + 4] += a4
+                G[o + t + 5] += a5
+                G[o + t + 6] += a6
+                G[o + t + 7] += a7
+                t += 8
+            while t < m:
+                r0 = Pp[idx[o + t]]
+                a0 = zero
+                for s in range(S):
+                    a0 += r0[s] * c[s]
+                G[o + t] += a0
+                t += 1
 
 
 @njit(cache=True, nogil=True, fastmath=_FLAGS)
-def _agd(D, y, seg_off, seg_len, w_off, gm, W, W_t, err2_rest, tnorm, T, nb, step, beta, tol,
-         divf, tiny, max_iter, burn_in, record_every, curve, acc):
-    """Run Algorithm 1 for one trial in place on W (its stored coordinates).
+def _gradient_rows(D, y, s0, nb, seg_off, seg_len, w_off, W, G, Z8, C8, z, K):
+    """The same gradient from sample-major rows D[n] (the ``dense`` layout): neuron j reads the row
+    segment D[n, seg_off[j]:+seg_len[j]] and owns W[w_off[j]:+seg_len[j]]. Samples s0 .. s0+nb-1,
+    eight at a time, so that one pass over w_j and g_j serves eight rows.
+    """
+    dt = W.dtype
+    G[:] = 0
+    n = s0
+    while n + 8 <= s0 + nb:
+        r0, r1, r2, r3 = D[n], D[n + 1], D[n + 2], D[n + 3]
+        r4, r5, r6, r7 = D[n + 4], D[n + 5], D[n + 6], D[n + 7]
+        for j in range(K):
+            o, wo, m = seg_off[j], w_off[j], seg_len[j]
+            w = W[wo:wo + m]
+            x0, x1, x2, x3 = r0[o:o + m], r1[o:o + m], r2[o:o + m], r3[o:o + m]
+            x4, x5, x6, x7 = r4[o:o + m], r5[o:o + m], r6[o:o + m], r7[o:o + m]
+            a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = dt.type(0)
+            for i in range(m):
+                wi = w[i]
+                a0 += x0[i] * wi
+                a1 += x1[i] * wi
+                a2 += x2[i] * wi
+                a3 += x3[i] * wi
+                a4 += x4[i] * wi
+                a5 += x5[i] * wi
+                a6 += x6[i] * wi
+                a7 += x7[i] * wi
+            Z8[0, j], Z8[1, j], Z8[2, j], Z8[3, j] = a0, a1, a2, a3
+            Z8[4, j], Z8[5, j], Z8[6, j], Z8[7, j] = a4, a5, a6, a7
+        for q in range(8):
+            out = dt.type(0)
+            for j in range(K):
+                if Z8[q, j] > 0:
+                    out += Z8[q, j]
+            res = dt.type(out / K - y[n + q])
+            for j in range(K):
+                C8[q, j] = res if Z8[q, j] > 0 else dt.type(0)
+        for j in range(K):
+            o, wo, m = seg_off[j], w_off[j], seg_len[j]
+            g = G[wo:wo + m]
+            x0, x1, x2, x3 = r0[o:o + m], r1[o:o + m], r2[o:o + m], r3[o:o + m]
+            x4, x5, x6, x7 = r4[o:o + m], r5[o:o + m], r6[o:o + m], r7[o:o + m]
+            c0, c1, c2, c3 = C8[0, j], C8[1, j], C8[2, j], C8[3, j]
+            c4, c5, c6, c7 = C8[4, j], C8[5, j], C8[6, j], C8[7, j]
+            for i in range(m):
+                g[i] += (c0 * x0[i] + c1 * x1[i]) + (c2 * x2[i] + c3 * x3[i]) + ((c4 * x4[i] + c5 * x5[i]) + (c6 * x6[i] + c7 * x7[i]))
+        n += 8
+    for n in range(n, s0 + nb):  # the last N mod 8 samples
+        row = D[n]  # slices, not 2-D indexing: LLVM vectorises these loops, not the others
+        out = dt.type(0)
+        for j in range(K):
+            x = row[seg_off[j]:seg_off[j] + seg_len[j]]
+            w = W[w_off[j]:w_off[j] + seg_len[j]]
+            a = dt.type(0)
+            for i in range(x.shape[0]):
+                a += x[i] * w[i]
+            z[j] = a
+            if a > 0:
+                out += a
+        res = dt.type(out / K - y[n])
+        for j in range(K):
+            if z[j] > 0:
+                x = row[seg_off[j]:seg_off[j] + seg_len[j]]
+                g = G[w_off[j]:w_off[j] + seg_len[j]]
+                for i in range(x.shape[0]):
+                    g[i] += res * x[i]
 
-    Neuron j reads row segment D[n, seg_off[j]:+seg_len[j]] and owns W[w_off[j]:+seg_len[j]];
-    gm holds the mask value of each stored coordinate. Returns (iterations, status).
+
+@njit(cache=True, nogil=True, fastmath=_FLAGS)
+def _agd(P, panels_per_batch, idx, D, y, seg_off, seg_len, w_off, gm, W, W_t, err2_rest, tnorm, T, nb, step,
+         beta, tol, divf, tiny, max_iter, burn_in, record_every, curve, acc):
+    """Run Algorithm 1 for one trial in place on W (its stored coordinates). Returns (iterations, status).
+
+    Layout ``union`` when D is empty (gradient from the panels P, y padded to whole panels),
+    ``dense`` otherwise (gradient from the rows of D). Iteration t uses batch t mod T. gm holds the
+    mask value of each stored coordinate.
     """
     K = seg_off.shape[0]
-    P = W.shape[0]
+    NP = W.shape[0]
     dt = W.dtype
-    G = np.empty(P, dtype=dt)
-    W_prev = W.copy()
-    W_new = np.empty(P, dtype=dt)
+    S = P.shape[2]
+    G = np.empty(NP, dtype=dt)
+    Z = np.empty((K, S), dtype=dt)
+    C = np.empty((K, S), dtype=dt)
+    Z8 = np.empty((8, K), dtype=dt)
+    C8 = np.empty((8, K), dtype=dt)
     z = np.empty(K, dtype=dt)
-    Z4 = np.empty((4, K), dtype=dt)
-    C4 = np.empty((4, K), dtype=dt)
+    rows = D.shape[0] > 0
+    W_prev = W.copy()
+    W_new = np.empty(NP, dtype=dt)
     norm0 = 0.0
-    for p in range(P):
+    for p in range(NP):
         norm0 += float(W[p]) * float(W[p])
     norm0 = max(math.sqrt(norm0), tiny)
     record = record_every > 0 and curve.shape[0] > 0
@@ -76,61 +232,14 @@ def _agd(D, y, seg_off, seg_len, w_off, gm, W, W_t, err2_rest, tnorm, T, nb, ste
     status = RUNNING
     it = 0
     for t in range(max_iter):
-        s = (t % T) * nb
-        G[:] = 0
-        n = s
-        while n + 4 <= s + nb:  # four samples at a time: one pass over w_j and g_j serves four rows
-            r0, r1, r2, r3 = D[n], D[n + 1], D[n + 2], D[n + 3]
-            for j in range(K):
-                o, wo, m = seg_off[j], w_off[j], seg_len[j]
-                w = W[wo:wo + m]
-                x0, x1, x2, x3 = r0[o:o + m], r1[o:o + m], r2[o:o + m], r3[o:o + m]
-                a0 = a1 = a2 = a3 = dt.type(0)
-                for i in range(m):
-                    a0 += x0[i] * w[i]
-                    a1 += x1[i] * w[i]
-                    a2 += x2[i] * w[i]
-                    a3 += x3[i] * w[i]
-                Z4[0, j], Z4[1, j], Z4[2, j], Z4[3, j] = a0, a1, a2, a3
-            for q in range(4):
-                out = dt.type(0)
-                for j in range(K):
-                    if Z4[q, j] > 0:
-                        out += Z4[q, j]
-                res = dt.type(out / K - y[n + q])
-                for j in range(K):
-                    C4[q, j] = res if Z4[q, j] > 0 else dt.type(0)
-            for j in range(K):
-                o, wo, m = seg_off[j], w_off[j], seg_len[j]
-                g = G[wo:wo + m]
-                x0, x1, x2, x3 = r0[o:o + m], r1[o:o + m], r2[o:o + m], r3[o:o + m]
-                c0, c1, c2, c3 = C4[0, j], C4[1, j], C4[2, j], C4[3, j]
-                for i in range(m):
-                    g[i] += c0 * x0[i] + c1 * x1[i] + c2 * x2[i] + c3 * x3[i]
-            n += 4
-        for n in range(n, s + nb):  # the last N mod 4 samples
-            row = D[n]  # slices, not 2-D indexing: LLVM vectorises these loops, not the others
-            out = dt.type(0)
-            for j in range(K):
-                x = row[seg_off[j]:seg_off[j] + seg_len[j]]
-                w = W[w_off[j]:w_off[j] + seg_len[j]]
-                a = dt.type(0)
-                for i in range(x.shape[0]):
-                    a += x[i] * w[i]
-                z[j] = a
-                if a > 0:
-                    out += a
-            res = dt.type(out / K - y[n])
-            for j in range(K):
-                if z[j] > 0:
-                    x = row[seg_off[j]:seg_off[j] + seg_len[j]]
-                    g = G[w_off[j]:w_off[j] + seg_len[j]]
-                    for i in range(x.shape[0]):
-                        g[i] += res * x[i]
+        if rows:
+            _gradient_rows(D, y, (t % T) * nb, nb, seg_off, seg_len, w_off, W, G, Z8, C8, z, K)
+        else:
+            _gradient_panels(P, y, (t % T) * panels_per_batch, panels_per_batch, idx, seg_off, seg_len, W, G, Z, C, K)
         diff2 = 0.0
         w2 = 0.0
         wn2 = 0.0
-        for p in range(P):
+        for p in range(NP):
             g = G[p] * inv * gm[p]
             wn = W[p] - step * g + beta * (W[p] - W_prev[p])
             W_new[p] = wn
@@ -150,12 +259,12 @@ def _agd(D, y, seg_off, seg_len, w_off, gm, W, W_t, err2_rest, tnorm, T, nb, ste
             acc[3] += ly
             acc[4] += tt * ly
         it += 1
-        for p in range(P):  # W_prev <- W, W <- W_new without allocating
+        for p in range(NP):  # W_prev <- W, W <- W_new without allocating
             W_prev[p] = W[p]
             W[p] = W_new[p]
         if record and (t + 1) % record_every == 0:
             e2 = err2_rest
-            for p in range(P):
+            for p in range(NP):
                 e = float(W[p]) - float(W_t[p])
                 e2 += e * e
             curve[(t + 1) // record_every] = math.sqrt(e2) / tnorm
@@ -168,50 +277,69 @@ def _agd(D, y, seg_off, seg_len, w_off, gm, W, W_t, err2_rest, tnorm, T, nb, ste
     return it, status
 
 
-def _plan(mask: np.ndarray, W0: np.ndarray, N: int, dtype) -> tuple:
-    """Layout for one trial: (cols, seg_off, seg_len, w_off, rows, cols_of_W, layout name).
+def _plan(mask: np.ndarray, W0: np.ndarray, N: int, itemsize: int, layout: str = "auto") -> tuple:
+    """Layout for one trial: (cols, idx, seg_off, seg_len, w_off, rows, cols_of_W, layout name).
 
-    rows/cols_of_W index the (d, K) matrix: stored coordinate p is W[rows[p], cols_of_W[p]].
+    cols: the columns of X stored; rows/cols_of_W index the (d, K) weight matrix: stored coordinate
+    p is W[rows[p], cols_of_W[p]]. union: idx[p] is the position in cols that coordinate p reads,
+    neuron j owns p in seg_off[j] .. + seg_len[j]. dense: neuron j reads the whole row (seg_off 0,
+    seg_len len(cols)) and owns p in w_off[j] .. + seg_len[j].
     """
     d, K = mask.shape
     kept = mask != 0
-    off_mask_weight = bool(np.any(W0[~kept] != 0))
-    binary = bool(np.all((mask == 0) | (mask == 1)))
-    r = kept.sum(0)
-    union = np.flatnonzero(kept.any(1)) if not off_mask_weight else np.arange(d)
-    u = len(union)
-    packed = (binary and not off_mask_weight
-              and cost.prefer_packed(N, d, K, int(r.sum()), u, np.dtype(dtype).itemsize))
-    if packed:
+    exact = bool(np.all((mask == 0) | (mask == 1))) and not bool(np.any(W0[~kept] != 0))
+    if layout == "union" and not exact:
+        raise ValueError("layout 'union' needs a 0/1 mask and a start with no weight off the mask")
+    cols = np.flatnonzero(kept.any(1)) if exact else np.arange(d)
+    r = kept.sum(0).astype(np.int64)
+    if layout == "auto":
+        layout = "union" if exact and cost.prefer_union(N, K, int(r.sum()), len(cols), itemsize) else "dense"
+    if layout == "union":
+        pos = np.full(d, -1, dtype=np.int64)
+        pos[cols] = np.arange(len(cols))
         rows = np.concatenate([np.flatnonzero(kept[:, j]) for j in range(K)])
-        cj = np.repeat(np.arange(K), r)
-        seg_len = r.astype(np.int64)
-        seg_off = np.concatenate([[0], np.cumsum(seg_len)[:-1]]).astype(np.int64)
-        return rows, seg_off, seg_len, seg_off.copy(), rows, cj, "packed"
+        seg_off = np.concatenate([[0], np.cumsum(r)[:-1]]).astype(np.int64)
+        return cols, pos[rows], seg_off, r, seg_off, rows, np.repeat(np.arange(K), r), "union"
+    u = len(cols)
     seg_len = np.full(K, u, dtype=np.int64)
-    seg_off = np.zeros(K, dtype=np.int64)
-    w_off = (np.arange(K) * u).astype(np.int64)
-    rows = np.tile(union, K)
-    cj = np.repeat(np.arange(K), u)
-    return union, seg_off, seg_len, w_off, rows, cj, "dense"
+    return (cols, np.empty(0, np.int64), np.zeros(K, np.int64), seg_len, np.arange(K, dtype=np.int64) * u,
+            np.tile(cols, K), np.repeat(np.arange(K), u), "dense")
+
+
+def _panels(X: np.ndarray, y: np.ndarray, cols: np.ndarray, T: int, nb: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(P, y_padded, panels per batch): each batch's nb samples, columns ``cols``, zero-padded to
+    whole panels and stored feature-major per panel."""
+    per = -(-nb // PANEL)
+    Xs = np.zeros((T, per * PANEL, len(cols)), dtype=X.dtype)
+    ys = np.zeros((T, per * PANEL), dtype=X.dtype)
+    for b in range(T):
+        Xs[b, :nb] = X[b * nb:(b + 1) * nb][:, cols]
+        ys[b, :nb] = y[b * nb:(b + 1) * nb]
+    P = np.ascontiguousarray(Xs.reshape(T * per, PANEL, len(cols)).transpose(0, 2, 1))
+    return P, ys.reshape(-1), per
 
 
 def solve(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, W0: torch.Tensor, solver: SolverSpec,
           *, W_target: torch.Tensor | None = None, record_every: int = 0,
-          threads: int | None = None) -> SolveResult:
+          threads: int | None = None, layout: str = "auto") -> SolveResult:
     """Algorithm 1 for a batch of trials on the CPU; the interface and result of ``reference.solve``.
 
     threads: trials solved at once (default ``torch.get_num_threads()``, which follows
     OMP_NUM_THREADS and ``torch.set_num_threads``).
+    layout: 'auto' (the union of kept columns where the mask allows, see the module notes),
+    'union', or 'dense' (all d columns for every neuron; what the benchmarks compare against).
     """
     if X.device.type != "cpu":
         raise ValueError(f"the fast engine runs on the CPU (got X on {X.device}); use backend='reference'")
     if X.dtype not in (torch.float64, torch.float32):
         raise ValueError(f"the fast engine supports float64 and float32 (got {X.dtype})")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)} (got {layout!r})")
     B, N, d = X.shape
     K = W0.shape[-1]
     dt = X.dtype
     npdt = np.float64 if dt == torch.float64 else np.float32
+    itemsize = np.dtype(npdt).itemsize
     step = solver.eta * step_scale(solver.step_convention, K)
     T = solver.num_batches if solver.sampling == "fresh" else 1
     nb = N // T
@@ -233,8 +361,13 @@ def solve(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, W0: torch.Tensor
     empty = np.empty(0)
 
     def one(b: int) -> None:
-        cols, seg_off, seg_len, w_off, rows, cj, _ = _plan(Mn[b], W0n[b], N, npdt)
-        D = Xn[b] if len(cols) == d and np.array_equal(cols, np.arange(d)) else _gather(Xn[b], cols)
+        cols, idx, seg_off, seg_len, w_off, rows, cj, name = _plan(Mn[b], W0n[b], N, itemsize, layout)
+        if name == "union":
+            P, yv, per = _panels(Xn[b], yn[b], cols, T, nb)
+            D = np.empty((0, 0), dtype=npdt)
+        else:
+            D = Xn[b] if len(cols) == d else np.ascontiguousarray(Xn[b][:, cols])
+            P, yv, per = np.empty((0, 0, PANEL), dtype=npdt), yn[b], 0
         W = np.ascontiguousarray(W0n[b][rows, cj])
         gm = np.ascontiguousarray(Mn[b][rows, cj])
         if record:
@@ -247,7 +380,7 @@ def solve(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, W0: torch.Tensor
             Wt_s, crv = np.ascontiguousarray(Wt[rows, cj]), curve[b]
         else:
             Wt_s, crv, err2_rest, tn = W, empty, 0.0, 1.0
-        iters[b], status[b] = _agd(D, yn[b], seg_off, seg_len, w_off, gm, W, Wt_s, err2_rest, tn, T, nb,
+        iters[b], status[b] = _agd(P, per, idx, D, yv, seg_off, seg_len, w_off, gm, W, Wt_s, err2_rest, tn, T, nb,
                                    step, solver.beta, solver.tol, solver.diverge_factor, tiny,
                                    solver.max_iter, RATE_BURN_IN, record_every if record else 0, crv, acc[b])
         W_out[b][rows, cj] = W
@@ -276,6 +409,6 @@ def solve(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, W0: torch.Tensor
 
 
 def layout(mask: torch.Tensor, W0: torch.Tensor, N: int) -> list[str]:
-    """The layout ('packed' or 'dense') each trial of a batch would get (for benchmarks and docs)."""
+    """The layout ('union' or 'dense') each trial of a batch with N samples gets (for benchmarks and docs)."""
     Mn, Wn = mask.detach().cpu().numpy(), W0.detach().cpu().numpy()
-    return [_plan(Mn[b], Wn[b], N, Wn.dtype)[-1] for b in range(Mn.shape[0])]
+    return [_plan(Mn[b], Wn[b], N, Wn.dtype.itemsize)[-1] for b in range(Mn.shape[0])]
