@@ -9,7 +9,7 @@ once and does 4 flops per (sample, stored weight): 2 in the forward product, 2 i
     union:      compute = N * 4 * sum_j r_j / UNION_FLOPS
     memory  = N * u * itemsize / BANDWIDTH if the trial's data (N x u) exceeds CACHE_BYTES, else 0
 
-The layout rule that follows (union when u K is more than ~3 sum_j r_j) matches the faster of the
+The layout rule that follows (union when u K is more than about 2 sum_j r_j) matches the faster of the
 two forced layouts at the measured points of ``benchmarks.roofline.cost_follows_mask`` and of the
 table in docs/performance.md, except near ties.
 
@@ -17,8 +17,8 @@ The constants were measured on the development machine (2-core AMD EPYC Zen 3 VM
 docs/performance.md; ``python -m benchmarks`` re-measures them): the fast kernel sustains about
 12 GFLOP/s per core in float64 (24 in float32) on long rows (up to twice that on a quiet machine),
 each neuron's row segment costs about 25 ns of loop overhead per sample (what dominates very
-sparse masks in that layout), the union layout's panels sustain about a third of that rate per
-flop but multiply no pruned zero, and the kernel streams about 4 GB/s per core from memory when a
+sparse masks in that layout), the union layout sustains about half of that rate per flop but
+multiplies no pruned zero, and the kernel streams about 4 GB/s per core from memory when a
 trial's data exceed the cache (measured at N=5000, d=300; a plain numpy sum streams about 3x
 faster, the kernel's access pattern and the machine's other tenants take the rest). They are
 order-of-magnitude right for any recent x86 core; estimates are meant for planning (within ~2x), not for scheduling to the second.
@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 
 FLOPS = {8: 12e9, 4: 24e9}  # sustained flop/s of the dense rows kernel per core, by itemsize
-UNION_FLOPS = {8: 4e9, 4: 7e9}  # the union (panel) kernel: about a third of that per flop
+UNION_FLOPS = {8: 6e9, 4: 12e9}  # the union (feature-major) kernel: about half of that per flop
 SEGMENT_S = 25e-9  # per sample and neuron segment: loop set-up and the scalar tail of short rows
 BANDWIDTH = 4e9  # bytes/s the kernel streams per core when its data exceed the cache
 CACHE_BYTES = 2 * 2**20  # a trial's data up to this stays in cache across iterations
@@ -53,12 +53,12 @@ def layout_time(N: int, K: int, S: int, L: int, itemsize: int) -> float:
 
 
 def prefer_union(N: int, K: int, r_sum: int, u: int, itemsize: int) -> bool:
-    """The union layout (4 N r_sum flops from panels) beats dense rows (4 N u K flops, masked)?"""
+    """The union layout (4 N r_sum flops, feature-major) beats dense rows (4 N u K flops, masked)?"""
     return union_time(N, K, r_sum, u, itemsize) <= layout_time(N, K, u * K, u, itemsize)
 
 
 def union_time(N: int, K: int, r_sum: int, u: int, itemsize: int) -> float:
-    """Seconds per iteration of one trial in the union (panel) layout."""
+    """Seconds per iteration of one trial in the union layout."""
     compute = N * 4 * r_sum / UNION_FLOPS[itemsize]
     data = N * u * itemsize
     return max(compute, data / BANDWIDTH if data > CACHE_BYTES else 0.0)

@@ -6,19 +6,20 @@ memory on every iteration. Here the whole AGD loop of one trial runs compiled, i
 cache across iterations, and trials run one per thread (``nogil``) with dynamic scheduling, since
 they stop at different iterations.
 
-Data layout (one copy per trial, built once): the union of the kept columns (u of them), cut into
-panels of PANEL samples stored feature-major, ``P[panel, column, sample]``. Each neuron owns a list
-of column indices into the union, so an iteration costs 4 N sum_j r_j flops (nothing multiplied by
-a pruned zero) while the data are the N x u values shared by all neurons (no column copied per
-neuron). Within a panel every inner loop runs over the panel's samples: long, contiguous and the
-same length for every neuron, however few inputs a neuron keeps. One panel (PANEL x u values)
-serves the forward product, the residual and the gradient before the next is touched, so the
-trial's data are read once per iteration. Padding samples are zero: their pre-activations are 0,
-the ReLU is off, and they add nothing to the gradient.
-
+Two data layouts, one copy per trial built once, chosen per trial from the mask by
+``ticketlab.engine.cost.prefer_union``:
+- union (sparse masks): the union of the kept columns (u of them), feature-major,
+  ``P[batch, column, sample]``. Neuron j owns a list of column indices into the union, so an
+  iteration costs 4 N sum_j r_j flops (nothing multiplied by a pruned zero) on N x u values shared
+  by all neurons (no column copied per neuron). Every inner loop runs over all the batch's samples:
+  long, contiguous and the same length for every neuron however few inputs it keeps (short
+  per-neuron rows are what made a sample-major packed layout overhead-bound at r = 10-50).
+- dense (supports overlapping so much that u K is close to sum_j r_j): sample-major rows over the
+  union, every neuron multiplies all u columns with its masked weights; 4 N u K flops, but eight
+  samples share each pass over a neuron's weights and gradient, the fastest kernel per flop.
 A start with weight off the mask, or a mask with values other than 0/1 (the reference keeps such
-weight fixed but still uses it in the forward pass), gets the ``dense`` layout: every neuron
-lists all d columns and the mask scales its gradient, so semantics never depend on the layout.
+weight fixed but still uses it in the forward pass), gets the ``dense`` layout over all d
+columns, the mask scaling the gradient, so semantics never depend on the layout.
 
 Compiled with ``fastmath={'reassoc', 'contract'}`` only: dot products may be vectorised and fused,
 but NaN/Inf keep their meaning, so the divergence rule works as in the reference. Results agree
@@ -42,18 +43,17 @@ from .reference import RATE_BURN_IN, SolveResult, step_scale
 
 _FLAGS = {"reassoc", "contract"}
 RUNNING, CONVERGED, FAILED = 0, 1, 2
-PANEL = 64  # samples per panel: 16 (float64) or 8 (float32) AVX2 vectors per loop, ~50 KB per panel at u = 100
 LAYOUTS = ("auto", "union", "dense")
 
 
 @njit(cache=True, nogil=True, fastmath=_FLAGS)
-def _gradient_panels(P, y, p0, n_panels, idx, seg_off, seg_len, W, G, Z, C, K):
-    """G = sum over the batch's samples of d(loss)/d(stored weights), up to the 1/(nb K) factor.
+def _gradient_union(P, y, p0, n_panels, idx, seg_off, seg_len, W, G, Z, C, K):
+    """G = sum over a batch's samples of d(loss)/d(stored weights), up to the 1/(nb K) factor.
 
-    Panels p0 .. p0 + n_panels - 1 of P (panel, column, sample); neuron j's stored coordinates are
-    seg_off[j] .. + seg_len[j], reading columns idx[...] of the panel. Rows are taken eight (then
-    four, then one) at a time so one pass over the accumulator or the error vector serves eight
-    rows: the inner loops are bound by loads, not by stores.
+    Blocks p0 .. p0 + n_panels - 1 of P (block, column, sample; the engine passes one block, the
+    whole batch); neuron j's stored coordinates are seg_off[j] .. + seg_len[j], reading columns
+    idx[...]. Columns are taken eight (then four, then one) at a time so that one pass over the
+    accumulator or the error vector serves eight columns: the loops are bound by loads, not stores.
     """
     S = P.shape[2]
     dt = W.dtype
@@ -96,7 +96,7 @@ def _gradient_panels(P, y, p0, n_panels, idx, seg_off, seg_len, W, G, Z, C, K):
             res = dt.type(out / K - y[base + s])
             for j in range(K):
                 C[j, s] = res if Z[j, s] > 0 else zero
-        for j in range(K):  # backward: G[t] += <column idx[t] of the panel, C[j]>
+        for j in range(K):  # backward: G[t] += <column idx[t], C[j]>
             c = C[j]
             o, m = seg_off[j], seg_len[j]
             t = 0
@@ -202,13 +202,13 @@ def _gradient_rows(D, y, s0, nb, seg_off, seg_len, w_off, W, G, Z8, C8, z, K):
 
 
 @njit(cache=True, nogil=True, fastmath=_FLAGS)
-def _agd(P, panels_per_batch, idx, D, y, seg_off, seg_len, w_off, gm, W, W_t, err2_rest, tnorm, T, nb, step,
+def _agd(P, idx, D, y, seg_off, seg_len, w_off, gm, W, W_t, err2_rest, tnorm, T, nb, step,
          beta, tol, divf, tiny, max_iter, burn_in, record_every, curve, acc):
     """Run Algorithm 1 for one trial in place on W (its stored coordinates). Returns (iterations, status).
 
-    Layout ``union`` when D is empty (gradient from the panels P, y padded to whole panels),
-    ``dense`` otherwise (gradient from the rows of D). Iteration t uses batch t mod T. gm holds the
-    mask value of each stored coordinate.
+    Layout ``union`` when D is empty (gradient from the feature-major blocks P), ``dense``
+    otherwise (gradient from the rows of D). Iteration t uses batch t mod T. gm holds the mask value
+    of each stored coordinate.
     """
     K = seg_off.shape[0]
     NP = W.shape[0]
@@ -235,7 +235,7 @@ def _agd(P, panels_per_batch, idx, D, y, seg_off, seg_len, w_off, gm, W, W_t, er
         if rows:
             _gradient_rows(D, y, (t % T) * nb, nb, seg_off, seg_len, w_off, W, G, Z8, C8, z, K)
         else:
-            _gradient_panels(P, y, (t % T) * panels_per_batch, panels_per_batch, idx, seg_off, seg_len, W, G, Z, C, K)
+            _gradient_union(P, y, t % T, 1, idx, seg_off, seg_len, W, G, Z, C, K)
         diff2 = 0.0
         w2 = 0.0
         wn2 = 0.0
@@ -306,17 +306,10 @@ def _plan(mask: np.ndarray, W0: np.ndarray, N: int, itemsize: int, layout: str =
             np.tile(cols, K), np.repeat(np.arange(K), u), "dense")
 
 
-def _panels(X: np.ndarray, y: np.ndarray, cols: np.ndarray, T: int, nb: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """(P, y_padded, panels per batch): each batch's nb samples, columns ``cols``, zero-padded to
-    whole panels and stored feature-major per panel."""
-    per = -(-nb // PANEL)
-    Xs = np.zeros((T, per * PANEL, len(cols)), dtype=X.dtype)
-    ys = np.zeros((T, per * PANEL), dtype=X.dtype)
-    for b in range(T):
-        Xs[b, :nb] = X[b * nb:(b + 1) * nb][:, cols]
-        ys[b, :nb] = y[b * nb:(b + 1) * nb]
-    P = np.ascontiguousarray(Xs.reshape(T * per, PANEL, len(cols)).transpose(0, 2, 1))
-    return P, ys.reshape(-1), per
+def _columns(X: np.ndarray, cols: np.ndarray, T: int, nb: int) -> np.ndarray:
+    """P[b, c, s] = X[b * nb + s, cols[c]]: each batch's samples of the stored columns, feature-major."""
+    Xs = X[:T * nb][:, cols].reshape(T, nb, len(cols))
+    return np.ascontiguousarray(Xs.transpose(0, 2, 1))
 
 
 def solve(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, W0: torch.Tensor, solver: SolverSpec,
@@ -363,11 +356,10 @@ def solve(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, W0: torch.Tensor
     def one(b: int) -> None:
         cols, idx, seg_off, seg_len, w_off, rows, cj, name = _plan(Mn[b], W0n[b], N, itemsize, layout)
         if name == "union":
-            P, yv, per = _panels(Xn[b], yn[b], cols, T, nb)
-            D = np.empty((0, 0), dtype=npdt)
+            P, D = _columns(Xn[b], cols, T, nb), np.empty((0, 0), dtype=npdt)
         else:
             D = Xn[b] if len(cols) == d else np.ascontiguousarray(Xn[b][:, cols])
-            P, yv, per = np.empty((0, 0, PANEL), dtype=npdt), yn[b], 0
+            P = np.empty((0, 0, 1), dtype=npdt)
         W = np.ascontiguousarray(W0n[b][rows, cj])
         gm = np.ascontiguousarray(Mn[b][rows, cj])
         if record:
@@ -380,7 +372,7 @@ def solve(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, W0: torch.Tensor
             Wt_s, crv = np.ascontiguousarray(Wt[rows, cj]), curve[b]
         else:
             Wt_s, crv, err2_rest, tn = W, empty, 0.0, 1.0
-        iters[b], status[b] = _agd(P, per, idx, D, yv, seg_off, seg_len, w_off, gm, W, Wt_s, err2_rest, tn, T, nb,
+        iters[b], status[b] = _agd(P, idx, D, yn[b], seg_off, seg_len, w_off, gm, W, Wt_s, err2_rest, tn, T, nb,
                                    step, solver.beta, solver.tol, solver.diverge_factor, tiny,
                                    solver.max_iter, RATE_BURN_IN, record_every if record else 0, crv, acc[b])
         W_out[b][rows, cj] = W
