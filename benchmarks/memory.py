@@ -18,6 +18,19 @@ FIGURES = ("fig2", "fig3", "fig4", "fig5", "fig6")
 BUDGETS = (None, 256 * 2**20)
 
 
+def _peak_rss() -> int:
+    """This process's peak resident memory in bytes. VmHWM belongs to the process image (reset by
+    exec); ru_maxrss can carry over the parent's peak from fork, so it is only the fallback."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def child(name: str, budget: int | None) -> dict:
     import tempfile
 
@@ -31,9 +44,9 @@ def child(name: str, budget: int | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp, Store(f"{tmp}/m.db") as st:
         tasks, _ = plan(exp, cfg, st, memory_budget=budget)
     task = max(tasks, key=lambda t: bytes_per_trial(cells[t.cell_index].spec) * len(t.trials))
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    base = _peak_rss()
     run_task(task)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _peak_rss()
     spec = cells[task.cell_index].spec
     return {"figure": name, "budget": budget, "trials_in_batch": len(task.trials),
             "batch_data_bytes": bytes_per_trial(spec) * len(task.trials), "cell": cells[task.cell_index].params,
