@@ -128,3 +128,15 @@ def test_cost_model_prefers_union_for_sparse_and_dense_for_wide_overlap():
         1000 * 50 * cost.iteration_time(300, 100, 5, 250))
     assert cost.bytes_per_trial(300, 100, 5) == 8 * (300 * 100 + 300 + 6 * 100 * 5)
     assert math.isfinite(cost.estimate(5000, 300, 10, 1300, 2400, 20, "reference"))
+
+
+def test_cuda_estimate_is_per_batch_and_launch_bound_for_small_trials():
+    # 100 small trials in one batch: the batch runs twice the typical iterations (its slowest trial)
+    # at the per-iteration launch cost, whatever the flops
+    one = cost.estimate(300, 100, 5, 250, 1000, 100, "cuda", batch=100)
+    assert one == pytest.approx(2 * 1000 * cost.CUDA_STEP_S)
+    assert cost.estimate(300, 100, 5, 250, 1000, 100, "cuda", batch=32) == pytest.approx(4 * one)
+    # large products are bound by the GPU's flop rate instead
+    big = cost.estimate(5000, 500, 10, 5000, 1000, 128, "cuda", batch=128)
+    assert big == pytest.approx(2 * 1000 * 4 * 5000 * 500 * 10 * 128 / cost.CUDA_FLOPS[8])
+    assert big > 2 * 1000 * cost.CUDA_STEP_S

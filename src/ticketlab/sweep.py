@@ -110,9 +110,10 @@ def run_sweep(exp_name: str, cfg, store: Store, *, device: str = "cpu", executor
 TYPICAL_ITERATIONS = 2500  # measured mean iterations per trial on the Figure 4 grid (the 1e-8 rule)
 
 
-def estimate_seconds(exp, cfg) -> float:
-    """A planning estimate of a sweep's wall time on this machine, from the engine's cost model
-    (good to about 2x; iterations per trial are taken as min(max_iter, 2500))."""
+def estimate_seconds(exp, cfg, device: str = "cpu", chunk_size: int | None = None) -> float:
+    """A planning estimate of a sweep's wall time on this machine (or its GPU, for a CUDA device),
+    from the engine's cost model (good to about 2x; iterations per trial are taken as
+    min(max_iter, 2500))."""
     import os
 
     from .engine.cost import estimate
@@ -122,8 +123,12 @@ def estimate_seconds(exp, cfg) -> float:
     for cell in exp.cells(cfg):
         s = cell.spec
         r_sum = sum(s.oracle.r_values()) + s.oracle.K * s.oracle.extra
-        total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, min(s.solver.max_iter, TYPICAL_ITERATIONS),
-                          cfg.trials, cores=cores, dtype=s.dtype)
+        its = min(s.solver.max_iter, TYPICAL_ITERATIONS)
+        if device.startswith("cuda"):
+            total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, min(its, s.solver.max_iter // 2), cfg.trials,
+                              "cuda", dtype=s.dtype, batch=chunk_size or DEFAULT_CHUNK)
+        else:
+            total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, cfg.trials, cores=cores, dtype=s.dtype)
     return total
 
 

@@ -90,7 +90,7 @@ def run_experiment(name, *, scale="quick", trials=None, sets=(), store=DEFAULT_S
     # with a remote scheduler the workers, not this (login) machine, must have the GPU
     dev = check_device_syntax(device) if scheduler else resolve_device(device)
     if confirm is not None:
-        confirm(exp, cfg, estimate_seconds(exp, cfg), fmt_duration)
+        confirm(exp, cfg, estimate_seconds(exp, cfg, str(dev), chunk_size), fmt_duration, str(dev))
     made = []
 
     def factory():
@@ -149,9 +149,10 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
         as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     ) -> int:
-        def confirm(exp, cfg, seconds, fmt):
+        def confirm(exp, cfg, seconds, fmt, dev="cpu"):
+            where = "on this machine's GPU" if dev.startswith("cuda") else "on this machine"
             msg = (f"{exp.name} ({cfg.scale}): {len(exp.cells(cfg))} cells x {cfg.trials} trials, estimated "
-                   f"{fmt(seconds)} on this machine (rough: the cost model is good to about 2x)")
+                   f"{fmt(seconds)} {where} (rough: the cost model is good to about 2x)")
             typer.echo(msg, err=True)
             if seconds > 600 and not yes and sys.stdin.isatty():
                 if not typer.confirm("This is a long run. Continue?", default=False, err=True):
@@ -235,9 +236,10 @@ def register(app: typer.Typer) -> None:
                 if name in EXTRA_STEPS:
                     continue
                 exp = get_experiment(name)
-                est = estimate_seconds(exp, exp.default_config(scale))
+                est = estimate_seconds(exp, exp.default_config(scale), device)
                 total += est
-                typer.echo(f"{name}: estimated {fmt_duration(est)} on this machine", err=True)
+                where = "on this machine's GPU" if device.startswith("cuda") else "on this machine"
+                typer.echo(f"{name}: estimated {fmt_duration(est)} {where}", err=True)
             typer.echo(f"total: about {fmt_duration(total)} (a GPU or a Dask cluster shortens this: "
                        "see docs/performance.md and docs/cluster.md)", err=True)
             if not yes:

@@ -38,6 +38,12 @@ CACHE_BYTES = 2 * 2**20  # a trial's data up to this stays in cache across itera
 # (a) on the shared development machine (min of repeats); an idle machine does better.
 TORCH_FLOPS = {8: 2e9, 4: 4e9}
 TORCH_STEP_S = 1.5e-3
+# The reference engine on a GPU: a batched iteration is about forty small kernel launches, so it
+# costs about CUDA_STEP_S however small the batch (measured on an H200: the paper-scale Figure 4,
+# 100 trials a batch, took 0.75 ms per batched iteration, Python and launches), and the flops at
+# CUDA_FLOPS once the products are large (an effective float64 rate of batched products there).
+CUDA_STEP_S = 0.75e-3
+CUDA_FLOPS = {8: 8e12, 4: 16e12}
 
 
 def _itemsize(dtype) -> int:
@@ -79,8 +85,14 @@ def iteration_time(N: int, d: int, K: int, r_sum: int, backend: str = "fast", dt
 
 
 def estimate(N: int, d: int, K: int, r_sum: int, iterations: int, trials: int, backend: str = "fast",
-             *, cores: int = 1, dtype="float64") -> float:
-    """Wall seconds to run ``trials`` trials of ``iterations`` iterations each on ``cores`` cores."""
+             *, cores: int = 1, dtype="float64", batch: int = 32) -> float:
+    """Wall seconds to run ``trials`` trials of ``iterations`` iterations each on ``cores`` cores
+    (backend 'fast' or 'reference' on the CPU), or on one GPU (backend 'cuda': batches of ``batch``
+    trials, each running as long as its slowest trial, taken as twice the typical one)."""
+    if backend == "cuda":
+        b = max(1, min(batch, trials))
+        step = max(CUDA_STEP_S, 4 * N * d * K * b / CUDA_FLOPS[_itemsize(dtype)])
+        return math.ceil(trials / b) * 2 * iterations * step
     per_trial = iterations * iteration_time(N, d, K, r_sum, backend, dtype, batch=trials)
     if backend == "fast":  # one trial per core
         return per_trial * math.ceil(trials / max(1, cores))
