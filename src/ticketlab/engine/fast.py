@@ -47,89 +47,88 @@ LAYOUTS = ("auto", "union", "dense")
 
 
 @njit(cache=True, nogil=True, fastmath=_FLAGS)
-def _gradient_union(P, y, p0, n_panels, idx, seg_off, seg_len, W, G, Z, C, K):
-    """G = sum over a batch's samples of d(loss)/d(stored weights), up to the 1/(nb K) factor.
+def _gradient_union(P, y, b, idx, seg_off, seg_len, W, G, Z, C, K):
+    """G = sum over batch b's samples of d(loss)/d(stored weights), up to the 1/(nb K) factor.
 
-    Blocks p0 .. p0 + n_panels - 1 of P (block, column, sample; the engine passes one block, the
-    whole batch); neuron j's stored coordinates are seg_off[j] .. + seg_len[j], reading columns
-    idx[...]. Columns are taken eight (then four, then one) at a time so that one pass over the
-    accumulator or the error vector serves eight columns: the loops are bound by loads, not stores.
+    P[b] holds the batch's stored columns, feature-major (column, sample); neuron j's stored
+    coordinates are seg_off[j] .. + seg_len[j], reading columns idx[...]. Columns are taken eight
+    (then four, then one) at a time so that one pass over the accumulator or the error vector
+    serves eight columns: the loops are bound by loads, not stores.
     """
     S = P.shape[2]
     dt = W.dtype
     zero = dt.type(0)
     acc = np.empty(S, dtype=dt)
     G[:] = 0
-    for p in range(p0, p0 + n_panels):
-        Pp = P[p]
-        for j in range(K):  # forward: acc[s] = <x_s restricted to neuron j's support, w_j>
-            o, m = seg_off[j], seg_len[j]
-            acc[:] = 0
-            t = 0
-            while t + 8 <= m:
-                w0, w1, w2, w3 = W[o + t], W[o + t + 1], W[o + t + 2], W[o + t + 3]
-                w4, w5, w6, w7 = W[o + t + 4], W[o + t + 5], W[o + t + 6], W[o + t + 7]
-                r0, r1, r2, r3 = Pp[idx[o + t]], Pp[idx[o + t + 1]], Pp[idx[o + t + 2]], Pp[idx[o + t + 3]]
-                r4, r5, r6, r7 = Pp[idx[o + t + 4]], Pp[idx[o + t + 5]], Pp[idx[o + t + 6]], Pp[idx[o + t + 7]]
-                for s in range(S):
-                    acc[s] += ((w0 * r0[s] + w1 * r1[s]) + (w2 * r2[s] + w3 * r3[s])
-                               + ((w4 * r4[s] + w5 * r5[s]) + (w6 * r6[s] + w7 * r7[s])))
-                t += 8
-            while t + 4 <= m:
-                w0, w1, w2, w3 = W[o + t], W[o + t + 1], W[o + t + 2], W[o + t + 3]
-                r0, r1, r2, r3 = Pp[idx[o + t]], Pp[idx[o + t + 1]], Pp[idx[o + t + 2]], Pp[idx[o + t + 3]]
-                for s in range(S):
-                    acc[s] += (w0 * r0[s] + w1 * r1[s]) + (w2 * r2[s] + w3 * r3[s])
-                t += 4
-            while t < m:
-                w0, r0 = W[o + t], Pp[idx[o + t]]
-                for s in range(S):
-                    acc[s] += w0 * r0[s]
-                t += 1
-            Z[j, :] = acc
-        base = p * S
-        for s in range(S):  # residual of the mean of the ReLUs; C[j, s] = residual where neuron j fires
-            out = zero
-            for j in range(K):
-                if Z[j, s] > 0:
-                    out += Z[j, s]
-            res = dt.type(out / K - y[base + s])
-            for j in range(K):
-                C[j, s] = res if Z[j, s] > 0 else zero
-        for j in range(K):  # backward: G[t] += <column idx[t], C[j]>
-            c = C[j]
-            o, m = seg_off[j], seg_len[j]
-            t = 0
-            while t + 8 <= m:
-                r0, r1, r2, r3 = Pp[idx[o + t]], Pp[idx[o + t + 1]], Pp[idx[o + t + 2]], Pp[idx[o + t + 3]]
-                r4, r5, r6, r7 = Pp[idx[o + t + 4]], Pp[idx[o + t + 5]], Pp[idx[o + t + 6]], Pp[idx[o + t + 7]]
-                a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
-                for s in range(S):
-                    cs = c[s]
-                    a0 += r0[s] * cs
-                    a1 += r1[s] * cs
-                    a2 += r2[s] * cs
-                    a3 += r3[s] * cs
-                    a4 += r4[s] * cs
-                    a5 += r5[s] * cs
-                    a6 += r6[s] * cs
-                    a7 += r7[s] * cs
-                G[o + t] += a0
-                G[o + t + 1] += a1
-                G[o + t + 2] += a2
-                G[o + t + 3] += a3
-                G[o + t + 4] += a4
-                G[o + t + 5] += a5
-                G[o + t + 6] += a6
-                G[o + t + 7] += a7
-                t += 8
-            while t < m:
-                r0 = Pp[idx[o + t]]
-                a0 = zero
-                for s in range(S):
-                    a0 += r0[s] * c[s]
-                G[o + t] += a0
-                t += 1
+    Pp = P[b]
+    for j in range(K):  # forward: acc[s] = <x_s restricted to neuron j's support, w_j>
+        o, m = seg_off[j], seg_len[j]
+        acc[:] = 0
+        t = 0
+        while t + 8 <= m:
+            w0, w1, w2, w3 = W[o + t], W[o + t + 1], W[o + t + 2], W[o + t + 3]
+            w4, w5, w6, w7 = W[o + t + 4], W[o + t + 5], W[o + t + 6], W[o + t + 7]
+            r0, r1, r2, r3 = Pp[idx[o + t]], Pp[idx[o + t + 1]], Pp[idx[o + t + 2]], Pp[idx[o + t + 3]]
+            r4, r5, r6, r7 = Pp[idx[o + t + 4]], Pp[idx[o + t + 5]], Pp[idx[o + t + 6]], Pp[idx[o + t + 7]]
+            for s in range(S):
+                acc[s] += ((w0 * r0[s] + w1 * r1[s]) + (w2 * r2[s] + w3 * r3[s])
+                           + ((w4 * r4[s] + w5 * r5[s]) + (w6 * r6[s] + w7 * r7[s])))
+            t += 8
+        while t + 4 <= m:
+            w0, w1, w2, w3 = W[o + t], W[o + t + 1], W[o + t + 2], W[o + t + 3]
+            r0, r1, r2, r3 = Pp[idx[o + t]], Pp[idx[o + t + 1]], Pp[idx[o + t + 2]], Pp[idx[o + t + 3]]
+            for s in range(S):
+                acc[s] += (w0 * r0[s] + w1 * r1[s]) + (w2 * r2[s] + w3 * r3[s])
+            t += 4
+        while t < m:
+            w0, r0 = W[o + t], Pp[idx[o + t]]
+            for s in range(S):
+                acc[s] += w0 * r0[s]
+            t += 1
+        Z[j, :] = acc
+    base = b * S
+    for s in range(S):  # residual of the mean of the ReLUs; C[j, s] = residual where neuron j fires
+        out = zero
+        for j in range(K):
+            if Z[j, s] > 0:
+                out += Z[j, s]
+        res = dt.type(out / K - y[base + s])
+        for j in range(K):
+            C[j, s] = res if Z[j, s] > 0 else zero
+    for j in range(K):  # backward: G[t] += <column idx[t], C[j]>
+        c = C[j]
+        o, m = seg_off[j], seg_len[j]
+        t = 0
+        while t + 8 <= m:
+            r0, r1, r2, r3 = Pp[idx[o + t]], Pp[idx[o + t + 1]], Pp[idx[o + t + 2]], Pp[idx[o + t + 3]]
+            r4, r5, r6, r7 = Pp[idx[o + t + 4]], Pp[idx[o + t + 5]], Pp[idx[o + t + 6]], Pp[idx[o + t + 7]]
+            a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
+            for s in range(S):
+                cs = c[s]
+                a0 += r0[s] * cs
+                a1 += r1[s] * cs
+                a2 += r2[s] * cs
+                a3 += r3[s] * cs
+                a4 += r4[s] * cs
+                a5 += r5[s] * cs
+                a6 += r6[s] * cs
+                a7 += r7[s] * cs
+            G[o + t] += a0
+            G[o + t + 1] += a1
+            G[o + t + 2] += a2
+            G[o + t + 3] += a3
+            G[o + t + 4] += a4
+            G[o + t + 5] += a5
+            G[o + t + 6] += a6
+            G[o + t + 7] += a7
+            t += 8
+        while t < m:
+            r0 = Pp[idx[o + t]]
+            a0 = zero
+            for s in range(S):
+                a0 += r0[s] * c[s]
+            G[o + t] += a0
+            t += 1
 
 
 @njit(cache=True, nogil=True, fastmath=_FLAGS)
@@ -235,7 +234,7 @@ def _agd(P, idx, D, y, seg_off, seg_len, w_off, gm, W, W_t, err2_rest, tnorm, T,
         if rows:
             _gradient_rows(D, y, (t % T) * nb, nb, seg_off, seg_len, w_off, W, G, Z8, C8, z, K)
         else:
-            _gradient_union(P, y, t % T, 1, idx, seg_off, seg_len, W, G, Z, C, K)
+            _gradient_union(P, y, t % T, idx, seg_off, seg_len, W, G, Z, C, K)
         diff2 = 0.0
         w2 = 0.0
         wn2 = 0.0
