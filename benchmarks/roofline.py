@@ -68,7 +68,7 @@ def roofline(quick: bool = False, pk: dict | None = None) -> dict:
     work.append(("fig4", FIG4["d"], FIG4["K"], FIG4["r"], FIG4["N"], FIG4["r_spread"]))
     for fig, d, K, r, N, spread in work:
         trials = threads * 2
-        iters = 20 if fig == "fig3" else 1000  # enough that the per-call set-up (layout, copies) is noise
+        iters = 100 if fig == "fig3" else 1000  # enough that the per-call set-up (layout, copies) is noise
         iters = iters // 2 if quick else iters
         pr, W0 = batch(d, K, r, N, trials, r_spread=spread, seed0=r)
         kept = (pr.mask != 0)
@@ -101,7 +101,7 @@ def cost_follows_mask(quick: bool = False) -> dict:
     """d=300, K=10, N=5000: seconds per iteration of one trial on one core at r = 10, 40, 100, 300,
     with the layout the cost model picks and with the dense layout forced."""
     rows = []
-    iters = 10 if quick else 30
+    iters = 50 if quick else 100  # the per-call copy of the kept columns must not weigh on r = 10
     for r in (10, 40, 100, 300):
         pr, W0 = batch(FIG3["d"], FIG3["K"], r, FIG3["N"], 1, seed0=r)
         chosen = _per_trial_iteration(pr, W0, iters, 3, threads=1)
