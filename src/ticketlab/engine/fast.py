@@ -14,7 +14,7 @@ Two data layouts, one copy per trial built once, chosen per trial from the mask 
   by all neurons (no column copied per neuron). Every inner loop runs over all the batch's samples:
   long, contiguous and the same length for every neuron however few inputs it keeps (short
   per-neuron rows made the earlier sample-major "packed" layout overhead-bound at r = 10-50).
-- dense (supports overlapping so much that u K is close to sum_j r_j): sample-major rows over the
+- dense (supports overlapping so much that u K is under about 2 sum_j r_j): sample-major rows over the
   union, every neuron multiplies all u columns with its masked weights; 4 N u K flops, but eight
   samples share each pass over a neuron's weights and gradient, the fastest kernel per flop.
 A start with weight off the mask, or a mask with values other than 0/1 (the reference keeps such
