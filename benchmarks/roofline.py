@@ -110,7 +110,7 @@ def cost_follows_mask(quick: bool = False) -> dict:
         rows.append({"r": r, "layout": fast.layout(pr.mask, W0, FIG3["N"])[0], "chosen_s": chosen, "dense_s": dense,
                      "model_s": cost.iteration_time(FIG3["N"], FIG3["d"], FIG3["K"], r_sum)})
     by_r = {row["r"]: row["chosen_s"]["median"] for row in rows}
-    # min of repeats for the verdict (other tenants only add time); near a tie (u K ~ 3 sum_j r_j)
+    # min of repeats for the verdict (other tenants only add time); near a tie (2 sum_j r_j ~ u K + 40 K)
     # the two layouts differ by less than the spread between repeats here, hence the 10% margin
     for row in rows:
         row["chosen_over_dense"] = row["chosen_s"]["min"] / row["dense_s"]["min"]

@@ -107,13 +107,15 @@ def run_sweep(exp_name: str, cfg, store: Store, *, device: str = "cpu", executor
     return {"total": total, "skipped": total - todo, "ran": todo, "written": written}
 
 
-TYPICAL_ITERATIONS = 2500  # measured mean iterations per trial on the Figure 4 grid (the 1e-8 rule)
+TYPICAL_ITERATIONS = 2500  # iterations per trial to plan with, where an experiment gives none
 
 
-def estimate_seconds(exp, cfg, device: str = "cpu", chunk_size: int | None = None) -> float:
-    """A planning estimate of a sweep's wall time on this machine (or its GPU, for a CUDA device),
-    from the engine's cost model (good to about 2x; iterations per trial are taken as
-    min(max_iter, 2500))."""
+def estimate_seconds(exp, cfg, device="cpu", chunk_size: int | None = None,
+                     memory_budget: int | None = None) -> float:
+    """A planning estimate of a sweep's wall time on this machine (or one GPU, for a CUDA device),
+    from the engine's cost model (good to about 2x). Iterations per trial: the experiment's
+    ``typical_iterations`` (measured where given) or 2500, at most max_iter; on a GPU the batches
+    are sized as ``plan`` sizes them."""
     import os
 
     from .engine.cost import estimate
@@ -123,10 +125,12 @@ def estimate_seconds(exp, cfg, device: str = "cpu", chunk_size: int | None = Non
     for cell in exp.cells(cfg):
         s = cell.spec
         r_sum = sum(s.oracle.r_values()) + s.oracle.K * s.oracle.extra
-        its = min(s.solver.max_iter, TYPICAL_ITERATIONS)
-        if device.startswith("cuda"):
+        its = min(s.solver.max_iter, getattr(exp, "typical_iterations", TYPICAL_ITERATIONS))
+        if str(device or "cpu").startswith("cuda"):
+            per = max(1, min(chunk_size or DEFAULT_CHUNK,
+                             (memory_budget or DEFAULT_MEMORY_BUDGET) // max(1, bytes_per_trial(s))))
             total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, min(its, s.solver.max_iter // 2), cfg.trials,
-                              "cuda", dtype=s.dtype, batch=chunk_size or DEFAULT_CHUNK)
+                              "cuda", dtype=s.dtype, batch=per)
         else:
             total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, cfg.trials, cores=cores, dtype=s.dtype)
     return total

@@ -90,7 +90,7 @@ def run_experiment(name, *, scale="quick", trials=None, sets=(), store=DEFAULT_S
     # with a remote scheduler the workers, not this (login) machine, must have the GPU
     dev = check_device_syntax(device) if scheduler else resolve_device(device)
     if confirm is not None:
-        confirm(exp, cfg, estimate_seconds(exp, cfg, str(dev), chunk_size), fmt_duration, str(dev))
+        confirm(exp, cfg, estimate_seconds(exp, cfg, str(dev), chunk_size, memory_budget), fmt_duration, str(dev))
     made = []
 
     def factory():
@@ -150,7 +150,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     ) -> int:
         def confirm(exp, cfg, seconds, fmt, dev="cpu"):
-            where = "on this machine's GPU" if dev.startswith("cuda") else "on this machine"
+            where = "on one GPU" if dev.startswith("cuda") else "on this machine"
             msg = (f"{exp.name} ({cfg.scale}): {len(exp.cells(cfg))} cells x {cfg.trials} trials, estimated "
                    f"{fmt(seconds)} {where} (rough: the cost model is good to about 2x)")
             typer.echo(msg, err=True)
@@ -238,7 +238,7 @@ def register(app: typer.Typer) -> None:
                 exp = get_experiment(name)
                 est = estimate_seconds(exp, exp.default_config(scale), device)
                 total += est
-                where = "on this machine's GPU" if device.startswith("cuda") else "on this machine"
+                where = "on one GPU" if device.startswith("cuda") else "on this machine"
                 typer.echo(f"{name}: estimated {fmt_duration(est)} {where}", err=True)
             typer.echo(f"total: about {fmt_duration(total)} (a GPU or a Dask cluster shortens this: "
                        "see docs/performance.md and docs/cluster.md)", err=True)

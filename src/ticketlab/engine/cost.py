@@ -9,29 +9,30 @@ once and does 4 flops per (sample, stored weight): 2 in the forward product, 2 i
     union:      compute = N * 4 * sum_j r_j / UNION_FLOPS
     memory  = N * u * itemsize / BANDWIDTH if the trial's data (N x u) exceeds CACHE_BYTES, else 0
 
-The layout rule that follows (union when u K is more than about 2 sum_j r_j) matches the faster of the
-two forced layouts at the measured points of ``benchmarks.roofline.cost_follows_mask`` and of the
-table in docs/performance.md, except near ties.
+The layout rule that follows (in float64: union when 2 sum_j r_j <= u K + 40 K, i.e. unless the
+supports overlap so much that the dense rows kernel's twice higher flop rate outweighs its extra
+flops and per-segment cost) matches the faster of the two forced layouts at the measured points
+of ``benchmarks.roofline.cost_follows_mask`` and of the table in docs/performance.md.
 
 The constants were measured on the development machine (2-core AMD EPYC Zen 3 VM, shared, see
-docs/performance.md; ``python -m benchmarks`` re-measures them): the fast kernel sustains about
-12 GFLOP/s per core in float64 (24 in float32) on long rows (up to twice that on a quiet machine),
-each neuron's row segment costs about 25 ns of loop overhead per sample (what dominates very
-sparse masks in that layout), the union layout sustains about half of that rate per flop but
-multiplies no pruned zero, and the kernel streams about 4 GB/s per core from memory when a
-trial's data exceed the cache (measured at N=5000, d=300; a plain numpy sum streams about 3x
-faster, the kernel's access pattern and the machine's other tenants take the rest). They are
-order-of-magnitude right for any recent x86 core; estimates are meant for planning (within ~2x), not for scheduling to the second.
+docs/performance.md; ``python -m benchmarks`` re-measures them): the dense rows kernel sustains
+about 16 GFLOP/s per core in float64 (32 in float32) on long rows (24 on a quiet machine), each
+neuron's row segment costs about 10 ns per sample of loop set-up and reductions, the union
+kernel sustains about half that rate per flop but multiplies no pruned zero, and a trial whose
+data exceed the cache streams about 10 GB/s per core. They sit between the quiet and the busy
+runs of the benchmark, so on this machine the estimates land within ~2x either way (the
+benchmark's entry (c) prints model and measurement side by side); they are meant for planning,
+not for scheduling to the second.
 """
 
 from __future__ import annotations
 
 import math
 
-FLOPS = {8: 12e9, 4: 24e9}  # sustained flop/s of the dense rows kernel per core, by itemsize
-UNION_FLOPS = {8: 6e9, 4: 12e9}  # the union (feature-major) kernel: about half of that per flop
-SEGMENT_S = 25e-9  # per sample and neuron segment: loop set-up and the scalar tail of short rows
-BANDWIDTH = 4e9  # bytes/s the kernel streams per core when its data exceed the cache
+FLOPS = {8: 16e9, 4: 32e9}  # sustained flop/s of the dense rows kernel per core, by itemsize
+UNION_FLOPS = {8: 8e9, 4: 16e9}  # the union (feature-major) kernel: about half of that per flop
+SEGMENT_S = 10e-9  # per sample and neuron segment of the rows kernel: loop set-up and reductions
+BANDWIDTH = 10e9  # bytes/s the kernel streams per core when its data exceed the cache
 CACHE_BYTES = 2 * 2**20  # a trial's data up to this stays in cache across iterations
 # The reference engine: effective rate of a whole batched iteration (two products and about ten
 # elementwise passes) and its per-iteration Python/dispatch overhead, both measured with benchmark
@@ -102,8 +103,7 @@ def estimate(N: int, d: int, K: int, r_sum: int, iterations: int, trials: int, b
 def bytes_per_trial(N: int, d: int, K: int, dtype="float64") -> int:
     """Memory one trial holds while it runs: X, y, the mask, W* and four weight-sized buffers.
 
-    The fast engine adds one copy of the kept columns of X per running thread (at most N * d values,
-    rounded up to whole panels of samples).
+    The fast engine adds one copy of the kept columns of X per running thread (at most N * d values).
     """
     isz = _itemsize(dtype)
     return isz * (N * d + N + 6 * d * K)

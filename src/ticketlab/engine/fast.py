@@ -240,8 +240,8 @@ def _agd(P, idx, D, y, seg_off, seg_len, w_off, gm, W, W_t, err2_rest, tnorm, T,
         wn2 = 0.0
         for p in range(NP):
             g = G[p] * inv * gm[p]
-            wn = W[p] - step * g + beta * (W[p] - W_prev[p])
-            W_new[p] = wn
+            W_new[p] = W[p] - step * g + beta * (W[p] - W_prev[p])
+            wn = W_new[p]  # the stored iterate (rounded to float32 there), as the reference measures it
             dd = float(wn) - float(W[p])
             diff2 += dd * dd
             w2 += float(W[p]) * float(W[p])
@@ -318,8 +318,10 @@ def solve(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, W0: torch.Tensor
 
     threads: trials solved at once (default ``torch.get_num_threads()``, which follows
     OMP_NUM_THREADS and ``torch.set_num_threads``).
-    layout: 'auto' (the union of kept columns where the mask allows, see the module notes),
-    'union', or 'dense' (all d columns for every neuron; what the benchmarks compare against).
+    layout: 'auto' (the cost model's choice per trial, see the module notes), 'union', or 'dense'
+    (sample-major rows over the union of kept columns with masked weights; over all d columns for
+    a mask with values other than 0/1 or a start with weight off the mask). 'union' needs a 0/1
+    mask and a start on it.
     """
     if X.device.type != "cpu":
         raise ValueError(f"the fast engine runs on the CPU (got X on {X.device}); use backend='reference'")
