@@ -75,15 +75,14 @@ def fig4_floor(trials_per_cell: int = 2, pk: dict | None = None) -> dict:
             run_sweep("fig4", cfg, st, progress=False)
             wall = time.perf_counter() - t0
         df = load(Path(tmp) / "fig4.db")
-    K = cfg.K
-    work = float((4 * df.N * df.r_ave * K * df.iterations).sum())  # r_ave * K = sum_j r_j
+    per_trial = 4 * df.N * df.r_ave * cfg.K * df.iterations  # useful flops; r_ave * K = sum_j r_j
+    capped = df.iterations >= cfg.max_iter
+    work = float(per_trial.sum())
     scale = 100 / trials_per_cell
     peak_all = pk[f"matmul_float64_x{threads}_flops"]
     peak_sum = threads * pk["matmul_float64_x1_flops"]
     out = {"trials_per_cell": trials_per_cell, "mean_iterations": float(df.iterations.mean()),
-           "share_at_cap": float((df.iterations >= cfg.max_iter).mean()),
-           "work_share_at_cap": float((4 * df.N * df.r_ave * df.iterations)[df.iterations >= cfg.max_iter].sum()
-                                      / (4 * df.N * df.r_ave * df.iterations).sum()),
+           "share_at_cap": float(capped.mean()), "work_share_at_cap": float(per_trial[capped].sum()) / work,
            "paper_useful_tflop": work * scale / 1e12, "sample_wall_s": wall,
            "engine_paper_estimate_s": wall * scale,
            "floor_at_measured_peak_s": work * scale / peak_all,

@@ -50,20 +50,25 @@ def bytes_per_trial(spec) -> int:
     return 2 * engine_bytes(spec.N, spec.oracle.d, spec.oracle.K, spec.dtype)
 
 
+def trials_per_chunk(spec, chunk_size: int | None = None, memory_budget: int | None = None) -> int:
+    """How many trials of one cell a chunk holds: --chunk-size, within --memory-budget."""
+    budget = memory_budget or DEFAULT_MEMORY_BUDGET
+    return max(1, min(chunk_size or DEFAULT_CHUNK, budget // max(1, bytes_per_trial(spec))))
+
+
 def plan(exp, cfg, store: Store, device: str = "cpu", chunk_size: int | None = None,
          memory_budget: int | None = None) -> tuple[list[Task], int]:
     """The chunks still to run, and how many trials the config has in all."""
     refs = exp.trials(cfg)
     done = store.existing([r.trial_id for r in refs])
     cells = exp.cells(cfg)
-    budget = memory_budget or DEFAULT_MEMORY_BUDGET
     by_cell: dict[int, list] = {}
     for r in refs:
         if r.trial_id not in done:
             by_cell.setdefault(r.cell_index, []).append(r)
     tasks = []
     for ci, todo in by_cell.items():
-        per = max(1, min(chunk_size or DEFAULT_CHUNK, budget // max(1, bytes_per_trial(cells[ci].spec))))
+        per = trials_per_chunk(cells[ci].spec, chunk_size, memory_budget)
         for i in range(0, len(todo), per):
             part = todo[i:i + per]
             tasks.append(Task(exp.name, cfg.model_dump(mode="json"), ci, tuple(r.trial for r in part),
@@ -127,10 +132,8 @@ def estimate_seconds(exp, cfg, device="cpu", chunk_size: int | None = None,
         r_sum = sum(s.oracle.r_values()) + s.oracle.K * s.oracle.extra
         its = min(s.solver.max_iter, getattr(exp, "typical_iterations", TYPICAL_ITERATIONS))
         if str(device or "cpu").startswith("cuda"):
-            per = max(1, min(chunk_size or DEFAULT_CHUNK,
-                             (memory_budget or DEFAULT_MEMORY_BUDGET) // max(1, bytes_per_trial(s))))
-            total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, min(its, s.solver.max_iter // 2), cfg.trials,
-                              "cuda", dtype=s.dtype, batch=per)
+            total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, cfg.trials, "cuda", dtype=s.dtype,
+                              batch=trials_per_chunk(s, chunk_size, memory_budget), max_iter=s.solver.max_iter)
         else:
             total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, cfg.trials, cores=cores, dtype=s.dtype)
     return total

@@ -124,6 +124,11 @@ def parse_bytes(text: str | None) -> int | None:
         raise ConfigError(f"invalid --memory-budget {text!r}: give bytes or a size like 512M, 4G") from None
 
 
+def _where(device: str) -> str:
+    """What a time estimate is for: one GPU (the CUDA model) or this machine's cores."""
+    return "on one GPU" if str(device).startswith("cuda") else "on this machine"
+
+
 def register(app: typer.Typer) -> None:
     @app.command(help="Run one experiment of the paper as a resumable sweep into the result store. "
                       "EXPERIMENT is fig2..fig10 or landscape. Finished trials are never recomputed: "
@@ -150,7 +155,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     ) -> int:
         def confirm(exp, cfg, seconds, fmt, dev="cpu"):
-            where = "on one GPU" if dev.startswith("cuda") else "on this machine"
+            where = _where(dev)
             msg = (f"{exp.name} ({cfg.scale}): {len(exp.cells(cfg))} cells x {cfg.trials} trials, estimated "
                    f"{fmt(seconds)} {where} (rough: the cost model is good to about 2x)")
             typer.echo(msg, err=True)
@@ -238,8 +243,7 @@ def register(app: typer.Typer) -> None:
                 exp = get_experiment(name)
                 est = estimate_seconds(exp, exp.default_config(scale), device)
                 total += est
-                where = "on one GPU" if device.startswith("cuda") else "on this machine"
-                typer.echo(f"{name}: estimated {fmt_duration(est)} {where}", err=True)
+                typer.echo(f"{name}: estimated {fmt_duration(est)} {_where(device)}", err=True)
             typer.echo(f"total: about {fmt_duration(total)} (a GPU or a Dask cluster shortens this: "
                        "see docs/performance.md and docs/cluster.md)", err=True)
             if not yes:

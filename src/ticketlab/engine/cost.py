@@ -53,10 +53,12 @@ def _itemsize(dtype) -> int:
 
 def layout_time(N: int, K: int, S: int, L: int, itemsize: int) -> float:
     """Seconds per iteration of one trial whose rows have L stored values and S stored weights."""
-    compute = N * (K * SEGMENT_S + 4 * S / FLOPS[itemsize])
-    data = N * L * itemsize
-    memory = data / BANDWIDTH if data > CACHE_BYTES else 0.0
-    return max(compute, memory)
+    return max(N * (K * SEGMENT_S + 4 * S / FLOPS[itemsize]), _stream_time(N * L * itemsize))
+
+
+def _stream_time(data: int) -> float:
+    """Seconds to read a trial's data once per iteration: nothing while they stay in cache."""
+    return data / BANDWIDTH if data > CACHE_BYTES else 0.0
 
 
 def prefer_union(N: int, K: int, r_sum: int, u: int, itemsize: int) -> bool:
@@ -66,9 +68,7 @@ def prefer_union(N: int, K: int, r_sum: int, u: int, itemsize: int) -> bool:
 
 def union_time(N: int, K: int, r_sum: int, u: int, itemsize: int) -> float:
     """Seconds per iteration of one trial in the union layout."""
-    compute = N * 4 * r_sum / UNION_FLOPS[itemsize]
-    data = N * u * itemsize
-    return max(compute, data / BANDWIDTH if data > CACHE_BYTES else 0.0)
+    return max(N * 4 * r_sum / UNION_FLOPS[itemsize], _stream_time(N * u * itemsize))
 
 
 def iteration_time(N: int, d: int, K: int, r_sum: int, backend: str = "fast", dtype="float64",
@@ -86,14 +86,16 @@ def iteration_time(N: int, d: int, K: int, r_sum: int, backend: str = "fast", dt
 
 
 def estimate(N: int, d: int, K: int, r_sum: int, iterations: int, trials: int, backend: str = "fast",
-             *, cores: int = 1, dtype="float64", batch: int = 32) -> float:
+             *, cores: int = 1, dtype="float64", batch: int = 32, max_iter: int | None = None) -> float:
     """Wall seconds to run ``trials`` trials of ``iterations`` iterations each on ``cores`` cores
     (backend 'fast' or 'reference' on the CPU), or on one GPU (backend 'cuda': batches of ``batch``
-    trials, each running as long as its slowest trial, taken as twice the typical one)."""
+    trials, each running as long as its slowest trial, taken as twice the typical one and at most
+    ``max_iter``)."""
     if backend == "cuda":
         b = max(1, min(batch, trials))
         step = max(CUDA_STEP_S, 4 * N * d * K * b / CUDA_FLOPS[_itemsize(dtype)])
-        return math.ceil(trials / b) * 2 * iterations * step
+        per_batch = min(2 * iterations, max_iter) if max_iter else 2 * iterations
+        return math.ceil(trials / b) * per_batch * step
     per_trial = iterations * iteration_time(N, d, K, r_sum, backend, dtype, batch=trials)
     if backend == "fast":  # one trial per core
         return per_trial * math.ceil(trials / max(1, cores))

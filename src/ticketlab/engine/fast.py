@@ -307,8 +307,9 @@ def _plan(mask: np.ndarray, W0: np.ndarray, N: int, itemsize: int, layout: str =
 
 def _columns(X: np.ndarray, cols: np.ndarray, T: int, nb: int) -> np.ndarray:
     """P[b, c, s] = X[b * nb + s, cols[c]]: each batch's samples of the stored columns, feature-major."""
-    Xs = X[:T * nb][:, cols].reshape(T, nb, len(cols))
-    return np.ascontiguousarray(Xs.transpose(0, 2, 1))
+    # gathering rows of X^T copies once, already feature-major; with T > 1 the batches are re-laid once more
+    Xt = X[:T * nb].T[cols].reshape(len(cols), T, nb)
+    return np.ascontiguousarray(Xt.transpose(1, 0, 2))
 
 
 def solve(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, W0: torch.Tensor, solver: SolverSpec,
