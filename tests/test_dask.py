@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("distributed")
 import cloudpickle  # noqa: E402  (a dependency of distributed)
 
-from ticketlab.cli.sweep import make_config  # noqa: E402
+from ticketlab.app import make_config  # noqa: E402
 from ticketlab.config import ConfigError  # noqa: E402
 from ticketlab.dask_executor import DaskExecutor, _on_worker  # noqa: E402
 from ticketlab.experiments import get_experiment  # noqa: E402

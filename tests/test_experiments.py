@@ -7,7 +7,7 @@ thresholds are directions and orders, never the paper's absolute values.
 import numpy as np
 import pytest
 
-from ticketlab.cli.sweep import make_config
+from ticketlab.app import make_config
 from ticketlab.experiments import get_experiment
 from ticketlab.store import Store
 from ticketlab.sweep import run_sweep
@@ -81,3 +81,24 @@ def test_landscape_radius_shrinks_as_r_tilde_grows(tmp_path):
     rad = {x["r"]: x["convex_radius"] for x in s["cells"]}
     assert rad[4] > rad[20]
     assert all(x["lambda_min_scaled"] > 0 for x in s["cells"])
+
+
+def test_fig11_experiment_reads_the_imp_folder_through_the_protocol(tmp_path):
+    """Figure 11 keeps its folder tree of checkpoints; the experiment reads it as the deep summary does,
+    and the report shows its claims beside the store's experiments."""
+    from test_deep_fig11 import write_store
+
+    from ticketlab.deep.fig11 import summarize_fig11
+    from ticketlab.report import experiment_section
+
+    write_store(tmp_path)
+    exp = get_experiment("fig11")
+    db = tmp_path / "results.db"  # the SQLite store beside the imp/ folder
+    assert exp.has_results(db) and not exp.has_results(tmp_path / "elsewhere" / "x.db")
+    cfg = exp.stored_config(db)
+    df = exp.load(cfg, db)
+    assert len(df) == 2 * 3 * 3  # N x seeds x levels
+    assert exp.summarize(cfg, df)["families"] == summarize_fig11(str(tmp_path))["families"]
+    sec = experiment_section("fig11", db, tmp_path / "figs", {})
+    assert [c["verdict"] for c in sec["claims"]] == [True, True]
+    assert any(f.endswith(".png") for f in sec["figures"]) and sec["notes"]

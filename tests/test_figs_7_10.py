@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from ticketlab import engine
-from ticketlab.cli.sweep import make_config
+from ticketlab.app import make_config
 from ticketlab.config import ConfigError, OracleSpec, SolverSpec
 from ticketlab.experiments import get_experiment
 from ticketlab.experiments import masks as mk
@@ -186,7 +186,7 @@ def test_fig10_imp_improves_until_over_pruned_and_small_n_fails():
 
 
 def test_sweep_end_to_end_store_resume_and_plot(tmp_path):
-    from ticketlab.cli.sweep import run_experiment
+    from ticketlab.app import run_experiment
     from ticketlab.store import Store
 
     sets = TINY + ["pruning=0.5", "N=40", "max_iter=100"]

@@ -19,7 +19,8 @@ from ticketlab.init.decomp import power_decompose
 from ticketlab.init.hermite import (RELU_HERMITE, factor_m2, hermite3_contract, hermite4_moment,
                                     population_m4_contracted, population_moments, weights_from_factor)
 from ticketlab.init.moments import INIT_METHODS, moment_start, support_init, tensor_init
-from ticketlab.init.study import _samples_to_reach, init_study
+from ticketlab.analysis import samples_to_reach as _samples_to_reach
+from ticketlab.experiments.init import init_study
 from ticketlab.metrics import aligned_relative_error
 from ticketlab.oracle import Problem, forward, make_problem
 
@@ -253,3 +254,23 @@ def test_init_study_cli(tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     res = CliRunner().invoke(app, ["init-study", "--N-grid", "a,b"])
     assert isinstance(res.exception, ConfigError) and "--N-grid" in str(res.exception)
+
+
+def test_init_experiment_matches_the_study_function(tmp_path):
+    """The `init` experiment (store rows, one per trial) gives the study function's numbers and verdicts."""
+    from ticketlab.app import run_experiment
+    from ticketlab.report import write_report
+
+    sets = ["N=300,1200", "r=4", "d=20,60", "K=2"]
+    exp, cfg, summary, counts = run_experiment("init", trials=1, sets=sets, store=str(tmp_path / "s.db"),
+                                               progress=False)
+    assert counts["ran"] == 4 and counts["written"] == 4
+    direct = init_study([300, 1200], [4], [20, 60], K=2, trials=1)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_time"} for r in rows]  # noqa: E731
+    assert strip(summary["rows"]) == strip(sorted(direct["rows"], key=lambda r: (r["d"], r["r"], r["N"], r["trial"])))
+    assert strip(summary["summary"]) == strip(direct["summary"])
+    assert summary["sample_ratio"] == direct["sample_ratio"]
+    res = write_report(tmp_path / "s.db", tmp_path / "rep")
+    sec = next(s for s in res["sections"] if s["name"] == "init")
+    assert len(sec["claims"]) == 2 and "init_study.png" in " ".join(sec["figures"])
+    assert "samples to reach median error" in sec["markdown"]

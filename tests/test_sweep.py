@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ticketlab.analysis import linear_fit, transition
-from ticketlab.cli.sweep import make_config
+from ticketlab.app import make_config
 from ticketlab.experiments import get_experiment
 from ticketlab.report import write_report
 from ticketlab.store import Store, export, load

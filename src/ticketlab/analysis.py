@@ -88,3 +88,15 @@ def spearman(x, y) -> float | None:
     if ok.sum() < 3:
         return None
     return float(spearmanr(x[ok], y[ok]).statistic)
+
+
+def samples_to_reach(Ns: list[int], errs: list[float], target: float) -> float | None:
+    """Smallest N at which the median error curve crosses ``target`` (log-log interpolation)."""
+    for i, (n, e) in enumerate(zip(Ns, errs)):
+        if e <= target:
+            if i == 0:
+                return float(n)
+            n0, e0 = Ns[i - 1], errs[i - 1]
+            t = (math.log(e0) - math.log(target)) / (math.log(e0) - math.log(e))
+            return float(math.exp(math.log(n0) + t * (math.log(n) - math.log(n0))))
+    return None

@@ -14,51 +14,45 @@ from pathlib import Path
 
 from .experiments import available, get_experiment
 from .provenance import provenance
-from .store import Store
 
-PAPER_FIGURES_CANDIDATES = [
-    Path(__file__).resolve().parent / "paper_figures.json",
-    Path(__file__).resolve().parents[3] / "shared" / "spec" / "paper_figures.json",
-]
+PAPER_FIGURES = Path(__file__).resolve().parent / "paper_figures.json"  # shipped as package data
 
 
 def paper_values() -> dict:
-    for p in PAPER_FIGURES_CANDIDATES:
-        if p.exists():
-            return json.loads(p.read_text())
-    return {}
+    return json.loads(PAPER_FIGURES.read_text())
 
 
-def latest_config(exp, store: Store):
-    configs = store.configs(exp.name)
-    if not configs:
-        return None
-    raw = dict(configs[-1])
-    raw.pop("config_id", None)
-    return exp.Config(**raw)
-
-
-def experiment_section(name: str, store: Store, fig_dir: Path, paper: dict, cfg=None) -> dict | None:
-    """Summary, figures and claims of one experiment from the store; None if it holds no trials."""
+def experiment_section(name: str, store, fig_dir: Path, paper: dict, cfg=None) -> dict | None:
+    """Summary, figures and claims of one experiment from the store (a path); None if it holds no
+    results of it."""
     exp = get_experiment(name)
-    cfg = cfg or latest_config(exp, store)
+    if not exp.has_results(store):
+        return None
+    cfg = cfg or exp.stored_config(store)
     if cfg is None:
         return None
-    df = exp.frame(cfg, store.frame(exp.name))
+    df = exp.load(cfg, store)
     if df.empty:
         return None
     summary = exp.summarize(cfg, df)
-    figures = exp.plot(cfg, df, summary, fig_dir)
-    return {"name": name, "title": exp.title, "config": cfg.model_dump(mode="json"), "scale": cfg.scale,
-            "trials": int(len(df)), "summary": summary, "figures": [str(p) for p in figures],
-            "claims": exp.claims(cfg, summary, paper), "notes": exp.notes(cfg)}
+    figures = exp.plot(cfg, df, summary, Path(fig_dir))
+    sec = {"name": name, "title": exp.title, "config": cfg.model_dump(mode="json"), "scale": cfg.scale,
+           "trials": int(len(df)), "summary": summary, "figures": [str(p) for p in figures],
+           "claims": exp.claims(cfg, summary, paper),
+           "notes": exp.notes(cfg) + exp.summary_notes(cfg, summary)}
+    table = exp.table(cfg, summary)
+    if table:
+        sec["markdown"] = "```\n" + table + "\n```"
+        sec["html"] = "<pre>" + html.escape(table) + "</pre>"
+    return sec
 
 
-def _verdict(v) -> str:
-    return {True: "supported", False: "NOT supported", None: "undecided"}[v]
+def verdict_word(verdict) -> str:
+    """A claim's verdict (True, False, None) as the report and the CLI print it."""
+    return {True: "supported", False: "NOT supported", None: "undecided"}[verdict]
 
 
-def write_report(store_path, out_dir, experiments: list[str] | None = None, extra_sections: list[dict] = (),
+def write_report(store_path, out_dir, experiments: list[str] | None = None,
                  title: str = "ticketlab report") -> dict:
     """Write report.html and report.md (+ figures/) under out_dir; returns {'html', 'markdown', 'sections'}."""
     out_dir = Path(out_dir)
@@ -66,12 +60,10 @@ def write_report(store_path, out_dir, experiments: list[str] | None = None, extr
     fig_dir.mkdir(parents=True, exist_ok=True)
     paper = paper_values()
     sections = []
-    with Store(store_path) as store:
-        for name in experiments or available():
-            sec = experiment_section(name, store, fig_dir, paper)
-            if sec is not None:
-                sections.append(sec)
-    sections += list(extra_sections)
+    for name in experiments or available():
+        sec = experiment_section(name, store_path, fig_dir, paper)
+        if sec is not None:
+            sections.append(sec)
     prov = provenance()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z")
 
@@ -82,7 +74,7 @@ def write_report(store_path, out_dir, experiments: list[str] | None = None, extr
           "(about +-5%).", "", "## Verdicts", "", "| experiment | claim | paper | ours | verdict |", "|---|---|---|---|---|"]
     for s in sections:
         for c in s.get("claims", []):
-            md.append(f"| {s['name']} | {c['claim']} | {c['paper']} | {c['ours']} | **{_verdict(c['verdict'])}** |")
+            md.append(f"| {s['name']} | {c['claim']} | {c['paper']} | {c['ours']} | **{verdict_word(c['verdict'])}** |")
     for s in sections:
         md += ["", f"## {s['title']}", ""]
         if s.get("scale") and s["scale"] != "paper":
@@ -121,7 +113,7 @@ def write_report(store_path, out_dir, experiments: list[str] | None = None, extr
         for c in s.get("claims", []):
             cls = {True: "ok", False: "no", None: "na"}[c["verdict"]]
             h.append(f"<tr><td>{s['name']}</td><td>{html.escape(c['claim'])}</td><td>{html.escape(str(c['paper']))}"
-                     f"</td><td>{html.escape(str(c['ours']))}</td><td class='{cls}'>{_verdict(c['verdict'])}</td></tr>")
+                     f"</td><td>{html.escape(str(c['ours']))}</td><td class='{cls}'>{verdict_word(c['verdict'])}</td></tr>")
     h.append("</table>")
     for s in sections:
         h.append(f"<h2 id='{s['name']}'>{html.escape(s['title'])}</h2>")

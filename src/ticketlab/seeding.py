@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-# Independent streams of one trial seed, one per use (one table so that no two uses collide).
+# Independent streams of one trial seed, one per use: the one table of every stream number.
+# A number may serve two uses only where no seed ever reaches both: oracle trials and deep IMP runs
+# never share a seed, nor do trials of different experiments (their seeds derive from the experiment
+# name, see experiments.base.Cell.seed_key). Numbers are kept as they were so results do not change.
 DATA, START, TEST, PRUNE = 0, 1, 2, 3
-ORDER, AUGMENT = 11, 12  # deep training: data order, augmentation
-LANDSCAPE = 40  # random directions around W* (landscape)
+RANDOM_START = START + 10  # the uniform random start on the mask (init.starts.random_start)
+ORDER, AUGMENT = 11, 12  # deep training: data order, augmentation (deep runs only; RANDOM_START is oracle-only)
+LANDSCAPE = 40  # random directions around W* (landscape experiment only)
+DENSE_START_DISTANCE = 40  # each trial's dense-start distance lambda (Figures 7-10 only, never with LANDSCAPE)
 MOMENTS = 41  # random vectors and restarts of the moment-based starts
 
 

@@ -12,8 +12,10 @@ import json
 import sqlite3
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where a frame is built, so that importing DEFAULT_STORE is cheap
+    import pandas as pd
 
 DEFAULT_STORE = "ticketlab-results.db"
 
@@ -97,6 +99,8 @@ class Store:
         return [r[0] for r in self._conn.execute("SELECT DISTINCT experiment FROM trials ORDER BY experiment")]
 
     def frame(self, experiment: str | None = None, config_id: str | None = None) -> pd.DataFrame:
+        import pandas as pd
+
         q, args = "SELECT trial_id, experiment, config_id, cell_id, cell, trial, seed, result, provenance FROM trials", []
         where = []
         if experiment is not None:

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the table"),
     ) -> None:
         """Initialization error vs N for several r and d: the table, a plot, and the dense/masked samples ratio."""
-        from ..init.study import format_table, init_study, plot_study
+        from ..experiments.init import format_table, init_study, plot_study
 
         if seed < 0:
             raise ConfigError(f"invalid --seed (got {seed}): must be >= 0")

@@ -9,106 +9,15 @@ from pathlib import Path
 
 import typer
 
+from ..app import (DEFAULT_STORE, build_report, paper, plot_experiment, reproduce_estimates, reproduce_names,
+                   run_experiment, verdict_word)
 from ..config import ConfigError
-
-DEFAULT_STORE = "ticketlab-results.db"  # == ticketlab.store.DEFAULT_STORE; not imported to keep --help fast
-
-QUICK_ORDER = ["fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10", "landscape"]
-
-
-def parse_value(text: str):
-    """--set values: JSON if it parses ('[100,200]', '0.5', 'true'), a comma list of numbers, else a string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    if "," in text:
-        parts = [parse_value(p) for p in text.split(",")]
-        return parts
-    return text
-
-
-def _is_grid(annotation) -> bool:
-    import typing
-
-    return typing.get_origin(annotation) is tuple
-
-
-def make_config(exp, scale: str, trials: int | None, sets: list[str], seed: int | None = None, dtype=None):
-    from pydantic import ValidationError
-
-    from ..config import format_validation_error
-
-    base = exp.default_config(scale).model_dump(mode="json")
-    overrides = {}
-    for item in sets or []:
-        field, eq, value = item.partition("=")
-        if not eq or not field:
-            raise ConfigError(f"invalid --set {item!r}: expected FIELD=VALUE, e.g. --set N=100,200,300")
-        if field not in exp.Config.model_fields:
-            allowed = ", ".join(f for f in exp.Config.model_fields if f != "scale")
-            raise ConfigError(f"invalid --set {field}: {exp.name} has no field {field!r}; fields: {allowed}")
-        value = parse_value(value)
-        if not isinstance(value, list) and _is_grid(exp.Config.model_fields[field].annotation):
-            value = [value]  # a one-point grid
-        overrides[field] = value
-    if trials is not None:
-        overrides["trials"] = trials
-    if seed is not None:
-        overrides["seed"] = seed
-    if dtype is not None:
-        overrides["dtype"] = dtype
-    if any(k not in ("trials",) for k in overrides):
-        overrides.setdefault("scale", "custom" if any(k not in ("trials", "seed") for k in overrides) else scale)
-    try:
-        cfg = exp.Config(**{**base, **overrides})
-        exp.cells(cfg)  # the grid's every cell must be a valid trial too
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, exp.Config).replace("invalid ", f"invalid {exp.name} ")) from None
-    return cfg
 
 
 def _json_summary(exp, cfg, summary, counts) -> dict:
     slim = {k: v for k, v in summary.items() if k not in ("curves",)}
     return {"experiment": exp.name, "config_id": cfg.config_id(), "config": cfg.model_dump(mode="json"),
             "counts": counts, **slim}
-
-
-def run_experiment(name, *, scale="quick", trials=None, sets=(), store=DEFAULT_STORE, device="cpu",
-                   executor="local", scheduler=None, workers=2, chunk_size=None, memory_budget=None,
-                   progress=True, seed=None, dtype=None, confirm=None, connect_timeout=5.0):
-    """Run one sweep and summarize it from the store (the CLI's and reproduce's shared path)."""
-    from ..device import check_device_syntax, resolve_device
-    from ..executors import make_executor
-    from ..experiments import get_experiment
-    from ..store import Store
-    from ..sweep import estimate_seconds, fmt_duration, run_sweep
-
-    exp = get_experiment(name)
-    cfg = make_config(exp, scale, trials, list(sets), seed, dtype)
-    use_dask = executor == "dask" or bool(scheduler)
-    # with a remote scheduler the workers, not this (login) machine, must have the GPU
-    dev = check_device_syntax(device) if scheduler else resolve_device(device)
-    if confirm is not None:
-        confirm(exp, cfg, estimate_seconds(exp, cfg, str(dev), chunk_size, memory_budget), fmt_duration, str(dev))
-    made = []
-
-    def factory():
-        ex = make_executor("dask", address=scheduler, workers=workers, connect_timeout=connect_timeout) \
-            if use_dask else make_executor("local")
-        made.append(ex)
-        return ex
-
-    try:
-        with Store(store) as st:
-            counts = run_sweep(exp.name, cfg, st, device=dev, executor=factory, progress=progress,
-                               chunk_size=chunk_size, memory_budget=memory_budget)
-            df = exp.frame(cfg, st.frame(exp.name))
-    finally:
-        for ex in made:
-            ex.close()
-    summary = exp.summarize(cfg, df)
-    return exp, cfg, summary, counts
 
 
 def parse_bytes(text: str | None) -> int | None:
@@ -131,10 +40,10 @@ def _where(device: str) -> str:
 
 def register(app: typer.Typer) -> None:
     @app.command(help="Run one experiment of the paper as a resumable sweep into the result store. "
-                      "EXPERIMENT is fig2..fig10 or landscape. Finished trials are never recomputed: "
+                      "EXPERIMENT is fig2..fig11, landscape or init. Finished trials are never recomputed: "
                       "rerunning the same command resumes.")
     def sweep(
-        experiment: str = typer.Argument(..., help="fig2, fig3, fig4, fig5, fig6, fig7, fig8, fig9, fig10, landscape"),
+        experiment: str = typer.Argument(..., help="fig2, fig3, fig4, fig5, fig6, fig7, fig8, fig9, fig10, fig11, landscape, init"),
         scale: str = typer.Option("quick", help="quick (minutes on a laptop CPU) or paper (the paper's grids)"),
         trials: int = typer.Option(None, help="trials per cell (default: the scale's)"),
         store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store (created if missing)"),
@@ -175,14 +84,13 @@ def register(app: typer.Typer) -> None:
             return 0
         typer.echo(f"{exp.title}: {counts['ran']} trials run, {counts['skipped']} already stored, "
                    f"{counts['wall_time']:.1f} s -> {store}")
-        for c in exp.claims(cfg, summary, _paper()):
-            verdict = {True: "supported", False: "NOT supported", None: "undecided"}[c["verdict"]]
-            typer.echo(f"- {c['claim']}: {c['ours']} [{verdict}]")
+        for c in exp.claims(cfg, summary, paper()):
+            typer.echo(f"- {c['claim']}: {c['ours']} [{verdict_word(c['verdict'])}]")
         return 0
 
     @app.command(help="Draw an experiment's figure (PNG and PDF) from what the store holds.")
     def plot(
-        experiment: str = typer.Argument(..., help="fig2..fig10, fig11 or landscape"),
+        experiment: str = typer.Argument(..., help="fig2..fig11, landscape or init"),
         store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store (for fig11: the folder given "
                                                              "to `ticketlab imp --store`, or the store beside it)"),
         out: Path = typer.Option(Path("figures"), help="output folder"),
@@ -223,28 +131,14 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
         as_json: bool = typer.Option(False, "--json", help="print timings and paths as JSON"),
     ) -> int:
-        from ..experiments import available
-
-        names = [n for n in QUICK_ORDER if n in available()] + list(EXTRA_STEPS)
-        if only:
-            wanted = [x.strip() for x in only.split(",") if x.strip()]
-            bad = [w for w in wanted if w not in names]
-            if bad:
-                raise ConfigError(f"invalid --only {','.join(bad)}: choose from {', '.join(names)}")
-            names = [n for n in names if n in wanted]
+        names = reproduce_names(only)
         if scale != "quick":
-            from ..experiments import get_experiment
-            from ..sweep import estimate_seconds, fmt_duration
+            from ..sweep import fmt_duration
 
-            total = 0.0
-            for name in names:
-                if name in EXTRA_STEPS:
-                    continue
-                exp = get_experiment(name)
-                est = estimate_seconds(exp, exp.default_config(scale), device)
-                total += est
+            estimates = reproduce_estimates(names, scale, device)
+            for name, est in estimates.items():
                 typer.echo(f"{name}: estimated {fmt_duration(est)} {_where(device)}", err=True)
-            typer.echo(f"total: about {fmt_duration(total)} (a GPU or a Dask cluster shortens this: "
+            typer.echo(f"total: about {fmt_duration(sum(estimates.values()))} (a GPU or a Dask cluster shortens this: "
                        "see docs/performance.md and docs/cluster.md)", err=True)
             if not yes:
                 if not sys.stdin.isatty() or not typer.confirm("Run all of it?", default=False, err=True):
@@ -252,10 +146,7 @@ def register(app: typer.Typer) -> None:
         timings = {}
         for name in names:
             t0 = time.perf_counter()
-            if name in EXTRA_STEPS:
-                EXTRA_STEPS[name]["run"](scale=scale, store=store, out=out, device=device, progress=progress)
-            else:
-                run_experiment(name, scale=scale, store=store, device=device, progress=progress)
+            run_experiment(name, scale=scale, store=store, device=device, progress=progress)
             timings[name] = time.perf_counter() - t0
             if not as_json:
                 typer.echo(f"{name}: {timings[name]:.1f} s", err=True)
@@ -281,52 +172,3 @@ def register(app: typer.Typer) -> None:
         typer.echo(str(do_export(store, out, experiment)))
         return 0
 
-
-def _paper():
-    from ..report import paper_values
-
-    return paper_values()
-
-
-# Steps of `reproduce` that are not store sweeps (deep tickets, initialization study). Each entry has
-# run(scale, store, out, device, progress) and section(store, out) -> report section or None.
-EXTRA_STEPS: dict[str, dict] = {}
-
-
-def _load_extra_steps() -> None:
-    from .. import report_extras
-
-    report_extras.register(EXTRA_STEPS)
-
-
-_load_extra_steps()
-
-
-def plot_experiment(name: str, store: Path, out: Path) -> list[Path]:
-    from ..experiments import get_experiment
-    from ..report import experiment_section, paper_values
-    from ..store import Store
-
-    if name in EXTRA_STEPS and "plot" in EXTRA_STEPS[name]:
-        return EXTRA_STEPS[name]["plot"](store=store, out=out)
-    if not Path(store).exists():
-        raise ConfigError(f"invalid --store {str(store)!r}: no such file (run `ticketlab sweep {name}` first)")
-    get_experiment(name)
-    with Store(store) as st:
-        sec = experiment_section(name, st, out, paper_values())
-    if sec is None:
-        raise ConfigError(f"the store {str(store)!r} holds no trials of {name}: run `ticketlab sweep {name}` first")
-    return [Path(p) for p in sec["figures"]]
-
-
-def build_report(store: Path, out: Path) -> dict:
-    from ..report import write_report
-
-    if not Path(store).exists():
-        raise ConfigError(f"invalid --store {str(store)!r}: no such file (run a sweep or `ticketlab reproduce`)")
-    extra = []
-    for step in EXTRA_STEPS.values():
-        sec = step["section"](store=store, out=out)
-        if sec is not None:
-            extra.append(sec)
-    return write_report(store, out, extra_sections=extra)

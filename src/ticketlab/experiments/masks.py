@@ -20,10 +20,9 @@ from .. import engine, pruning
 from ..config import ConfigError, SolverSpec
 from ..metrics import align, test_rmse_exact
 from ..oracle import Problem, mask_accuracy
-from ..seeding import PRUNE, substream
+from ..seeding import DENSE_START_DISTANCE, PRUNE, substream
 
 METHODS = ("magnitude", "grasp", "grasp_abs", "random")
-LAMBDA_STREAM = 40  # the substream of a trial's seed that draws its dense start's distance
 SCOPES = ("global", "neuron")
 
 
@@ -31,11 +30,6 @@ def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ConfigError(f"invalid {name} {value!r}: choose from {', '.join(allowed)}")
     return value
-
-
-def dense_problem(problem: Problem) -> Problem:
-    """The same trials with a dense learner mask (every weight kept)."""
-    return replace(problem, mask=torch.ones_like(problem.mask))
 
 
 def run_agd(problem: Problem, W0: torch.Tensor, solver: SolverSpec, iters: int | None = None,
@@ -143,7 +137,7 @@ def trial_lambdas(seeds: list[int], lam_min: float, lam_max: float) -> torch.Ten
     """Each trial's dense-start distance, uniform on [lam_min, lam_max] from its own seed."""
     out = []
     for s in seeds:
-        u = float(torch.rand(1, generator=torch.Generator().manual_seed(substream(s, LAMBDA_STREAM)),
+        u = float(torch.rand(1, generator=torch.Generator().manual_seed(substream(s, DENSE_START_DISTANCE)),
                              dtype=torch.float64))
         out.append(lam_min + (lam_max - lam_min) * u)
     return torch.tensor(out, dtype=torch.float64)

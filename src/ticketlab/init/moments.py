@@ -416,10 +416,3 @@ def moment_start(problem, init) -> torch.Tensor:
     learner mask only, never W*."""
     W0 = init_from_data(init.kind, problem.X, problem.y, problem.mask, problem.seeds)
     return W0.to(dtype=problem.X.dtype)
-
-
-def init_study(*args, **kwargs) -> dict:
-    """How the init error falls with N for several r and d; see ``ticketlab.init.study.init_study``."""
-    from .study import init_study as _study
-
-    return _study(*args, **kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..seeding import START, substream
+from ..seeding import RANDOM_START, START, substream
 
 
 def local_start(W_star: torch.Tensor, mask: torch.Tensor, lam: float, seeds: list[int]) -> torch.Tensor:
@@ -27,7 +27,7 @@ def random_start(mask: torch.Tensor, seeds: list[int]) -> torch.Tensor:
     """Entries uniform on [-0.5, 0.5] on the mask: the oracle's own distribution, no knowledge of W*."""
     out = []
     for b, seed in enumerate(seeds):
-        gen = torch.Generator().manual_seed(substream(seed, START + 10))
+        gen = torch.Generator().manual_seed(substream(seed, RANDOM_START))
         M = mask[b].detach().to("cpu", torch.float64)
         out.append((torch.rand(M.shape, generator=gen, dtype=torch.float64) - 0.5) * M)
     return torch.stack(out).to(device=mask.device, dtype=mask.dtype)

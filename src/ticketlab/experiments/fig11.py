@@ -1,0 +1,131 @@
+"""Figure 11: lottery tickets on real data (IMP), as an experiment of the one protocol.
+
+The IMP runs keep their own folder tree of checkpoints (``<folder>/imp/<run>/level_*``, written by
+``ticketlab.deep.imp``; `ticketlab imp --store DIR` adds to it); this module runs the recipe of its
+config into that folder, reads every finished level back as one row per (run, level), and
+summarizes, plots and judges them with ``ticketlab.deep.fig11``. Its config is recorded in the
+SQLite store like every other experiment's.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+from pydantic import Field
+
+from ..deep.fig11 import QUICK, fig11_claims, fig11_notes
+from .base import Cell, Experiment, ExperimentConfig
+
+
+def imp_dir(store) -> Path:
+    """The IMP folder: a folder given as such (`ticketlab imp --store DIR`), else the folder of the SQLite
+    store; runs live under <folder>/imp/ (they hold checkpoints, not rows)."""
+    p = Path(store)
+    return p if p.is_dir() else p.parent
+
+
+class Fig11Config(ExperimentConfig):
+    """The IMP recipe: every (n_train, seed) is one run of ``rounds`` prune-rewind-retrain rounds."""
+
+    model: Annotated[str, Field(description="network: lenet300 or lenet5 (ticketlab.deep.models)")] = QUICK["model"]
+    data: Annotated[str, Field(description="data set: mnist5k (shipped) or mnist:DIR")] = QUICK["data"]
+    n_train: Annotated[tuple[Annotated[int, Field(ge=1)], ...], Field(min_length=1, description="training-set "
+                                                                                                "sizes N")] = \
+        QUICK["n_train"]
+    seeds: Annotated[tuple[Annotated[int, Field(ge=0)], ...], Field(min_length=1, description="run seeds")] = \
+        QUICK["seeds"]
+    rounds: Annotated[int, Field(ge=0, description="IMP rounds after the dense level")] = QUICK["rounds"]
+    rate: Annotated[float, Field(gt=0, lt=1, description="fraction of the hidden weights pruned per round")] = \
+        QUICK["rate"]
+    output_rate: Annotated[float, Field(ge=0, lt=1, description="fraction of the output layer pruned per round")] = \
+        QUICK["output_rate"]
+    epochs: Annotated[int, Field(ge=1, description="training epochs per level")] = QUICK["train"]["epochs"]
+    lr: Annotated[float, Field(gt=0, description="SGD learning rate")] = QUICK["train"]["lr"]
+    batch_size: Annotated[int, Field(ge=1, description="minibatch size")] = QUICK["train"]["batch_size"]
+
+
+class Fig11(Experiment):
+    name = "fig11"
+    title = "Figure 11: lottery tickets on real data (IMP)"
+    Config = Fig11Config
+    sweeps = False  # IMP runs hold checkpoints: they live in their folder tree, not as store rows
+
+    def presets(self):
+        # the paper's Figure 11 needs 25k-40k MNIST images on disk (see run)
+        return {"quick": {}, "paper": dict(model="lenet5", n_train=(25000, 30000, 35000, 40000), rounds=12,
+                                           rate=0.2)}
+
+    def cells(self, cfg):
+        return [Cell({"n_train": n, "seed": s}, None) for n in cfg.n_train for s in cfg.seeds]
+
+    def run(self, cfg, store, *, device="cpu", executor=None, progress=True, chunk_size=None, memory_budget=None):
+        import torch
+
+        from ..deep.fig11 import run_grid
+        from ..deep.train import TrainSpec
+
+        folder = imp_dir(store)
+        if cfg.scale == "paper":
+            print("fig11: the paper scale needs the full MNIST on disk: run `ticketlab imp --model lenet5 --data "
+                  "mnist:DIR --n-train 25000,30000,35000,40000 --rounds 12 --rate 0.2 --store "
+                  f"{folder}`; the report includes whatever that folder holds", file=sys.stderr)
+            return {"total": 0, "skipped": 0, "ran": 0, "written": 0}
+        if not Path(store).is_dir():
+            from ..store import Store
+
+            with Store(store) as st:
+                st.save_config(self.name, cfg.config_id(), cfg.model_dump(mode="json"))
+        base = dict(model=cfg.model, data=cfg.data, rounds=cfg.rounds, rate=cfg.rate, output_rate=cfg.output_rate,
+                    train=TrainSpec(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size))
+        old = torch.get_num_threads()
+        torch.set_num_threads(1)  # one thread is much faster than oversubscribed ones for these tiny nets
+        try:
+            runs = run_grid(base, cfg.n_train, cfg.seeds, str(folder), device=str(device), progress=progress)
+        finally:
+            torch.set_num_threads(old)
+        return {"total": len(runs), "skipped": 0, "ran": len(runs), "written": 0}
+
+    def has_results(self, store) -> bool:
+        return (imp_dir(store) / "imp").is_dir()
+
+    def stored_config(self, store):
+        if Path(store).is_file():
+            cfg = super().stored_config(store)
+            if cfg is not None:
+                return cfg
+        return self.default_config("quick")
+
+    def load(self, cfg, store) -> pd.DataFrame:
+        """Every finished level of every run in the IMP folder (one row per run and level)."""
+        from ..deep.fig11 import collect
+
+        df = pd.DataFrame.from_records(collect(str(imp_dir(store))) if self.has_results(store) else [])
+        df.attrs["imp_dir"] = str(imp_dir(store))
+        return df
+
+    def summarize(self, cfg, df):
+        from ..deep.fig11 import _family_summary
+
+        families = []
+        for _, sub in df.groupby("family_id", sort=False):
+            rows = sub.to_dict("records")
+            families.append({"family": rows[0]["family"], "error_unit": rows[0]["error_unit"],
+                             "metric": "test_error", **_family_summary(rows, "test_error")})
+        return {"store": df.attrs.get("imp_dir"), "families": families}
+
+    def plot(self, cfg, df, summary, out_dir: Path):
+        from ..deep.fig11 import plot_fig11
+
+        return [Path(p) for p in plot_fig11(summary["store"], str(out_dir))]
+
+    def claims(self, cfg, summary, paper):
+        return fig11_claims(summary, paper)
+
+    def summary_notes(self, cfg, summary) -> list[str]:
+        return fig11_notes(summary, cfg.scale)
+
+
+EXPERIMENT = Fig11()
