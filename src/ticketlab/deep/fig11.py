@@ -170,21 +170,31 @@ def plot_fig11(store: str, out_dir: str, metric: str = "test_error") -> list[str
     return paths
 
 
-def run_grid(base: dict, n_train, seeds, store: str, *, device: str = "cpu", progress: bool = True) -> list[dict]:
-    """Run IMP for every (N, seed) of a recipe; returns one summary row per run."""
+def run_grid(base: dict, n_train, seeds, store: str, *, device: str = "cpu", progress: bool = True,
+             controls=("none",), factory=None, data=None) -> list[dict]:
+    """Run IMP for every (family, N, seed) of a recipe, level-major: level L of every run before level
+    L + 1 of any, so an interrupted grid holds complete levels across N, seeds and families.
+    Returns one summary row per run."""
     from tqdm.auto import tqdm
 
-    specs = [IMPSpec(**{**base, "n_train": n, "seed": s}) for n in n_train for s in seeds]
-    total = sum((sp.rounds + 1) * sp.train.epochs * (2 if sp.control != "none" else 1) for sp in specs)
-    pool = load_data(specs[0].data, split_seed=specs[0].split_seed)  # read once for the whole grid
-    out = []
+    specs = [IMPSpec(**{**base, "n_train": n, "seed": s, "control": c}) for c in controls for n in n_train
+             for s in seeds]
+    rounds = max(sp.rounds for sp in specs)
+    total = sum(sp.rounds * sp.train.epochs + (sp.train.epochs if sp.control == "none" else 0) for sp in specs)
+    pool = data if data is not None else load_data(specs[0].data, split_seed=specs[0].split_seed)
+    res = {}
     with tqdm(total=total, desc="IMP epochs", unit="ep", disable=not progress, leave=False) as bar:
-        for sp in specs:
-            res = run_imp(sp, store, device=device, progress=bar, data=pool)
-            out.append({"run": sp.run_name(), "n_train": sp.n_train, "seed": sp.seed,
-                        "test_error": [r["test_error"] for r in res],
-                        "pruning_ratio_percent": [r["pruning_ratio_percent"] for r in res]})
-    return out
+        for level in range(rounds + 1):
+            done_before = bar.n
+            for sp in specs:
+                if level <= sp.rounds:
+                    res[sp.run_name()] = run_imp(sp.model_copy(update={"rounds": level}), store, device=device,
+                                                 data=pool, factory=factory)
+            bar.update(sum(sp.train.epochs for sp in specs if level <= sp.rounds
+                           and (level > 0 or sp.control == "none")) - (bar.n - done_before))
+    return [{"run": sp.run_name(), "control": sp.control, "n_train": sp.n_train, "seed": sp.seed,
+             "test_error": [r["early_stop_test_error"] for r in res[sp.run_name()]],
+             "pruning_ratio_percent": [r["pruning_ratio_percent"] for r in res[sp.run_name()]]} for sp in specs]
 
 
 def quick_fig11(store: str, *, device: str = "cpu", progress: bool = True, threads: int | None = 1) -> dict:
