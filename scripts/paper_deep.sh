@@ -12,7 +12,7 @@ case "$what" in
   fc)
     exec "$py" -m ticketlab imp --model lenet300 --data "mnist:$mnist" --n-train all --rounds 12 \
       --rate 0.2 --output-rate 0.1 --rewind init --control none,reinit,random_mask --init kaiming_normal \
-      --optimizer adam --lr 1.2e-3 --batch-size 60 --epochs 4 --eval-every 100 --seeds 0 \
+      --optimizer adam --lr 1.2e-3 --batch-size 60 --epochs 10 --eval-every 100 --seeds 0 \
       --store "$out" --threads 1 "$@" ;;
   fig11)
     exec "$py" -m ticketlab imp --model lenet5 --data "mnist:$mnist" --n-train 25000,30000,35000,40000 \
