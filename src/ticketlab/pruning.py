@@ -186,6 +186,28 @@ def _prune_group(scores, masks, group, frac, of, batched):
     return out
 
 
+# --------------------------------------------------------------------------- the IMP loop
+
+
+def imp_loop(masks, train_level: Callable, next_masks: Callable, rounds: int) -> list:
+    """Iterative magnitude pruning, the one loop every IMP in ticketlab runs.
+
+    Level 0 trains on ``masks``; after level L < rounds, ``next_masks(L + 1, trained, masks)`` gives the
+    masks of level L + 1 (prune the trained weights, or a control's rule). ``train_level(level, masks)``
+    trains one level (from wherever its caller rewinds to, or reads a finished level back) and returns
+    what ``next_masks`` needs. Returns every level's ``train_level`` result, levels 0..rounds.
+    """
+    if rounds < 0:
+        raise ConfigError(f"invalid rounds {rounds}: must be >= 0")
+    out = []
+    for level in range(rounds + 1):
+        trained = train_level(level, masks)
+        out.append(trained)
+        if level < rounds:
+            masks = next_masks(level + 1, trained, masks)
+    return out
+
+
 # --------------------------------------------------------------------------- bookkeeping
 
 

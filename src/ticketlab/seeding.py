@@ -29,3 +29,8 @@ def trial_seed(base_seed: int, cell_key: str, trial: int) -> int:
     """The seed of trial ``trial`` of the cell whose stable id is ``cell_key`` (hex)."""
     key = int(cell_key[:15], 16)
     return int(np.random.SeedSequence([int(base_seed), key, int(trial)]).generate_state(1, np.uint64)[0] >> 1)
+
+
+# Deep streams, appended.
+VALIDATION = 13  # deep data: the validation items held out of a training pool (seeded by the split seed)
+REINIT_LEVEL = 1000  # deep reinit control: level L starts from substream(substream(seed, START), REINIT_LEVEL + L)

@@ -9,8 +9,9 @@ Specs (the CLI's ``--data``):
   class). Pixels /255, then standardized with the MNIST constants (0.1307, 0.3081).
 - ``digits``: scikit-learn's 8x8 digits (1,797 images), split the same way with 20 % of each class
   (rounded down) in the test set; pixels /16 then standardized by the training pool's mean and std.
-- ``mnist:DIR``: the standard IDX files in DIR (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
-  ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each optionally ``.gz``); the official split.
+- ``mnist:DIR``: the standard IDX files in DIR, in DIR/MNIST/raw or DIR/raw (torchvision's layout):
+  ``train-images-idx3-ubyte`` or ``train-images.idx3-ubyte`` (both namings), likewise the train labels
+  and the ``t10k`` test files, each plain or ``.gz``; the official split.
 - ``cifar10:DIR``: the python pickled batches (``data_batch_1..5``, ``test_batch``) in DIR or in
   ``DIR/cifar-10-batches-py``; the official split; per-channel standardization with the usual constants.
   (Pickle runs code on load: point it only at files you trust.)
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 
 from ..config import ConfigError
-from ..seeding import DATA, substream
+from ..seeding import DATA, VALIDATION, substream
 from .oracle import DeepOracleSpec, oracle_data
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
@@ -57,6 +58,23 @@ class Dataset:
     num_classes: int
     info: dict = field(default_factory=dict)
     reference_masks: dict | None = None  # the teacher's masks for oracle data
+    x_val: torch.Tensor | None = None  # held out of the training pool (``holdout``); selects epochs, levels
+    y_val: torch.Tensor | None = None
+
+    def holdout(self, n_val: int, split_seed: int) -> "Dataset":
+        """A validation set of ``n_val`` pool items, drawn once from ``split_seed`` (the same for every run
+        seed and every n_train); the training pool keeps the rest, in its order."""
+        n_pool = len(self.x_train)
+        if not 0 <= n_val < n_pool:
+            raise ConfigError(f"invalid val_size {n_val}: must be in [0, {n_pool - 1}] for data {self.name!r} "
+                              f"(training pool of {n_pool})")
+        gen = torch.Generator().manual_seed(substream(split_seed, VALIDATION))
+        perm = torch.randperm(n_pool, generator=gen)
+        val, keep = perm[:n_val], perm[n_val:].sort().values
+        info = dict(self.info, n_val=n_val, n_pool=n_pool - n_val, val_seed=split_seed)
+        return Dataset(self.name, self.x_train[keep], self.y_train[keep], self.x_test, self.y_test, self.task,
+                       self.in_shape, self.num_classes, info, self.reference_masks, self.x_train[val],
+                       self.y_train[val])
 
     def subset(self, n_train: int | None, seed: int) -> "Dataset":
         """The first n_train pool items under a seeded permutation (nested across n_train)."""
@@ -69,7 +87,12 @@ class Dataset:
         idx = torch.randperm(n_pool, generator=gen)[:n_train]
         info = dict(self.info, n_train=n_train, subset_seed=seed)
         return Dataset(self.name, self.x_train[idx], self.y_train[idx], self.x_test, self.y_test, self.task,
-                       self.in_shape, self.num_classes, info, self.reference_masks)
+                       self.in_shape, self.num_classes, info, self.reference_masks, self.x_val, self.y_val)
+
+
+def default_val_size(n_pool: int) -> int:
+    """5,000 held out of a pool of 50,000 or more (Frankle & Carbin's MNIST split), else 10 % of it."""
+    return 5000 if n_pool >= 50000 else n_pool // 10
 
 
 def load_data(spec: str, *, split_seed: int = 0) -> Dataset:
@@ -177,9 +200,28 @@ def read_idx(path: str, expect_ndim: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=head).reshape(dims)
 
 
+MNIST_DIRS = ("", os.path.join("MNIST", "raw"), "raw")  # as given, torchvision's root, its raw folder
+
+
+def mnist_names(prefix: str, kind: str, ndim: int) -> list[str]:
+    """Both namings found in the wild (``train-images-idx3-ubyte``, LeCun's site and torchvision;
+    ``train-images.idx3-ubyte``, many mirrors), each plain or gzipped."""
+    base = [f"{prefix}-{kind}-idx{ndim}-ubyte", f"{prefix}-{kind}.idx{ndim}-ubyte"]
+    return [n + ext for n in base for ext in ("", ".gz")]
+
+
+def mnist_folder(directory: str) -> str:
+    """The folder holding the IDX files: DIR itself, or torchvision's DIR/MNIST/raw or DIR/raw."""
+    for sub in MNIST_DIRS:
+        d = os.path.join(directory, sub) if sub else directory
+        if os.path.isdir(d) and any(os.path.isfile(os.path.join(d, n)) for n in mnist_names("train", "images", 3)):
+            return d
+    return directory
+
+
 def _mnist_paths(directory: str, prefix: str):
-    img = _find(directory, [f"{prefix}-images-idx3-ubyte", f"{prefix}-images-idx3-ubyte.gz"], f"MNIST {prefix} images")
-    lab = _find(directory, [f"{prefix}-labels-idx1-ubyte", f"{prefix}-labels-idx1-ubyte.gz"], f"MNIST {prefix} labels")
+    img = _find(directory, mnist_names(prefix, "images", 3), f"MNIST {prefix} images")
+    lab = _find(directory, mnist_names(prefix, "labels", 1), f"MNIST {prefix} labels")
     return img, lab
 
 
@@ -196,11 +238,15 @@ def _mnist_part(prefix: str, img: str, lab: str):
 def _mnist_dir(directory: str) -> Dataset:
     if not os.path.isdir(directory):
         raise ConfigError(f"invalid data 'mnist:{directory}': {directory!r} is not a directory")
-    paths = {p: _mnist_paths(directory, p) for p in ("train", "t10k")}  # all present before any parsing
+    folder = mnist_folder(directory)
+    paths = {p: _mnist_paths(folder, p) for p in ("train", "t10k")}  # all present before any parsing
     xtr, ytr = _mnist_part("train", *paths["train"])
     xte, yte = _mnist_part("t10k", *paths["t10k"])
+    if xte.shape[1:] != xtr.shape[1:]:
+        raise ConfigError(f"invalid data 'mnist:{directory}': test images are {tuple(xte.shape[2:])} pixels, "
+                          f"training images {tuple(xtr.shape[2:])}; both files must hold images of one size")
     return Dataset("mnist", xtr, ytr, xte, yte, "classify", tuple(xtr.shape[1:]), 10,
-                   {"source": directory, "n_pool": len(xtr), "n_test": len(xte)})
+                   {"source": folder, "n_pool": len(xtr), "n_test": len(xte)})
 
 
 def _cifar_batch(path: str):

@@ -1,9 +1,11 @@
 """Figures 11-12: test error vs pruning ratio per training-set size, read from an IMP store.
 
-Runs are grouped into *families* (every setting but n_train and seed); within a family, each N
-gets a curve (mean over seeds, error bar = std over seeds) and we list every "pruned on less data
-beats dense on more" pair: (N1 < N2, level L >= 1) with mean error(N1, L) < mean error(N2, dense).
-Each pair carries its margin in standard errors, so a reader can tell a clear win from noise.
+Runs are grouped into *families* (every setting but n_train and seed; the ticket, the reinit control
+and the random-mask control are three families, each labelled); within a family, each N gets a curve
+(mean over seeds of the test error at the early-stopping iteration, error bar = std over seeds).
+Levels are chosen on validation error, never on test error. ``fig11_claims`` judges each claim on the
+family it is about, with intervals over seeds; ``fig11_notes`` says what was run; ``write_summary``
+writes both with the summary into one compact JSON file a report renders without recomputing.
 """
 
 from __future__ import annotations
@@ -27,8 +29,21 @@ QUICK = dict(model="lenet300", data="mnist5k", n_train=(500, 1000, 2000), seeds=
              output_rate=0.18, train=dict(epochs=8, lr=0.05, batch_size=64))
 
 
+CONTROL_LABELS = {"none": "ticket", "reinit": "reinit control", "random_mask": "random-mask control"}
+METRICS = ("early_stop_test_error", "test_error")
+
+
+def family_label(f: dict) -> str:
+    """model-data-family, e.g. 'lenet300-mnist-ticket', 'lenet300-mnist-reinit control'."""
+    return f"{f['model'].replace(':', '-')}-{f['data'].split(':')[0]}-{CONTROL_LABELS.get(f.get('control', 'none'))}"
+
+
 def collect(store: str) -> list[dict]:
-    """Every finished level of every run under ``<store>/imp``: one row per (run, level)."""
+    """Every finished level of every run under ``<store>/imp``: one row per (run, level).
+
+    Levels stored before the validation split existed have no validation error: their
+    ``early_stop_test_error`` is the last epoch's and ``val_error`` is None (selection then falls back
+    to the last epoch, and nothing is chosen on the test set)."""
     root = os.path.join(store, "imp")
     if not os.path.isdir(root):
         raise ConfigError(f"invalid store {store!r}: no imp runs under {root!r}")
@@ -44,147 +59,321 @@ def collect(store: str) -> list[dict]:
         for level in finished_levels(rdir):
             with open(os.path.join(level_dir(rdir, level), "metrics.json")) as f:
                 m = json.load(f)
+            es = m.get("early_stop") or {}
             rows.append({"run": name, "family": family, "family_id": json.dumps(family, sort_keys=True),
-                         "n_train": m["n_train"], "seed": spec["seed"], "level": level,
-                         "pruning_ratio_percent": m["pruning_ratio_percent"], "test_error": m["test_error"],
-                         "best_test_error": m["best_test_error"], "error_unit": m["error_unit"]})
+                         "control": family.get("control", "none"), "n_train": m["n_train"], "seed": spec["seed"],
+                         "level": level, "pruning_ratio_percent": m["pruning_ratio_percent"],
+                         "remaining_percent": 100 - m["pruning_ratio_percent"], "test_error": m["test_error"],
+                         "early_stop_test_error": es.get("test_error", m["test_error"]),
+                         "val_error": es.get("val_error"), "early_stop_step": es.get("step", m.get("steps")),
+                         "error_unit": m["error_unit"], "device": m.get("device")})
     return rows
+
+
+def _stats(values) -> dict:
+    e = np.array(values, dtype=float)
+    return {"mean": float(e.mean()), "std": float(e.std(ddof=1)) if len(e) > 1 else 0.0, "n_seeds": int(len(e))}
+
+
+def paired(a: dict, b: dict) -> dict:
+    """mean and standard error over the common seeds of a[s] - b[s] (None without two seeds)."""
+    common = sorted(set(a) & set(b))
+    d = np.array([a[s] - b[s] for s in common], dtype=float)
+    return {"mean": float(d.mean()) if len(d) else None,
+            "se": float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else None, "seeds": common}
 
 
 def _family_summary(rows: list[dict], metric: str) -> dict:
     by_n: dict[int, dict[int, dict]] = {}
     for r in rows:
-        cell = by_n.setdefault(r["n_train"], {}).setdefault(r["level"], {"ratio": r["pruning_ratio_percent"],
-                                                                          "errors": {}})
+        cell = by_n.setdefault(r["n_train"], {}).setdefault(
+            r["level"], {"ratio": r["pruning_ratio_percent"], "errors": {}, "val": {}, "stop": {}})
         cell["errors"][r["seed"]] = r[metric]
-    curves, fixed_n = {}, {}
+        if r["val_error"] is not None:
+            cell["val"][r["seed"]] = r["val_error"]
+        cell["stop"][r["seed"]] = r["early_stop_step"]
+    curves, chosen = {}, {}
     for n in sorted(by_n):
         pts = []
         for level in sorted(by_n[n]):
-            e = np.array(list(by_n[n][level]["errors"].values()), dtype=float)
-            pts.append({"level": level, "pruning_ratio_percent": by_n[n][level]["ratio"], "mean": float(e.mean()),
-                        "std": float(e.std(ddof=1)) if len(e) > 1 else 0.0, "n_seeds": int(len(e)),
-                        "seeds": sorted(by_n[n][level]["errors"])})
+            c = by_n[n][level]
+            pts.append({"level": level, "pruning_ratio_percent": c["ratio"], "remaining_percent": 100 - c["ratio"],
+                        **_stats(list(c["errors"].values())), "seeds": sorted(c["errors"]),
+                        "errors": {str(s): v for s, v in sorted(c["errors"].items())},
+                        "val_mean": float(np.mean(list(c["val"].values()))) if c["val"] else None,
+                        "early_stop_step_mean": float(np.mean(list(c["stop"].values())))})
         curves[n] = pts
-        if 0 in by_n[n] and len(pts) > 1:
-            best = min(pts[1:], key=lambda p: p["mean"])
-            dense, pruned = by_n[n][0]["errors"], by_n[n][best["level"]]["errors"]
-            common = sorted(set(dense) & set(pruned))
-            diff = np.array([dense[s] - pruned[s] for s in common], dtype=float)
-            fixed_n[n] = {"dense_mean": pts[0]["mean"], "dense_std": pts[0]["std"], "best_level": best["level"],
-                          "best_pruning_ratio_percent": best["pruning_ratio_percent"], "best_mean": best["mean"],
-                          "best_std": best["std"], "improvement_mean": float(diff.mean()) if len(diff) else None,
-                          "improvement_se": float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else None,
-                          "paired_seeds": len(common),
-                          "note": "best level chosen after the fact on the test set: optimistic"}
-    beats = []
-    for n1 in curves:
-        for n2 in curves:
-            if n1 >= n2 or not curves[n2] or curves[n2][0]["level"] != 0:
-                continue
-            dense = curves[n2][0]
-            for p in curves[n1]:
-                if p["level"] >= 1 and p["mean"] < dense["mean"]:
-                    se = math.sqrt(p["std"] ** 2 / p["n_seeds"] + dense["std"] ** 2 / dense["n_seeds"])
-                    beats.append({"n_pruned": n1, "level": p["level"],
-                                  "pruning_ratio_percent": p["pruning_ratio_percent"], "pruned_mean": p["mean"],
-                                  "pruned_std": p["std"], "n_dense": n2, "dense_mean": dense["mean"],
-                                  "dense_std": dense["std"],
-                                  "margin_se": (dense["mean"] - p["mean"]) / se if se > 0 else None})
-    return {"curves": {str(n): v for n, v in curves.items()}, "fixed_n": {str(n): v for n, v in fixed_n.items()},
-            "beats": beats}
+        pruned = [p for p in pts if p["level"] >= 1 and p["val_mean"] is not None]
+        if 0 in by_n[n] and pruned:  # the level is chosen on validation error, never on test error
+            best = min(pruned, key=lambda p: p["val_mean"])
+            chosen[n] = {"level": best["level"], "pruning_ratio_percent": best["pruning_ratio_percent"],
+                         "val_mean": best["val_mean"], "test_mean": best["mean"], "dense_test_mean": pts[0]["mean"],
+                         "gain": paired(by_n[n][0]["errors"], by_n[n][best["level"]]["errors"]),
+                         "levels_considered": [p["level"] for p in pruned]}
+    return {"curves": {str(n): v for n, v in curves.items()}, "chosen": {str(n): v for n, v in chosen.items()},
+            "errors": {str(n): {str(lv): {str(s): e for s, e in c["errors"].items()} for lv, c in lv_map.items()}
+                       for n, lv_map in by_n.items()}}
 
 
-def summarize_fig11(store: str, metric: str = "test_error") -> dict:
-    """Per family, N and level: mean/std test error over seeds; per N the dense vs best pruned level
-    (paired over seeds); and the pruned-on-less-beats-dense-on-more pairs.
-
-    ``metric``: 'test_error' (after the last epoch, the default) or 'best_test_error' (best epoch).
-    """
-    if metric not in ("test_error", "best_test_error"):
-        raise ConfigError(f"invalid metric {metric!r}: must be test_error or best_test_error")
+def summarize_fig11(store: str, metric: str = "early_stop_test_error") -> dict:
+    """Per family (ticket, reinit control, random-mask control, each labelled), N and level: mean/std
+    over seeds of the test error at the early-stopping iteration (``metric='test_error'``: after the
+    last step), the mean validation error and early-stopping step; per N the level chosen on
+    validation error. Judging the claims is ``fig11_claims``'s."""
+    if metric not in METRICS:
+        raise ConfigError(f"invalid metric {metric!r}: must be one of {', '.join(METRICS)}")
     rows = collect(store)
     fams: dict[str, list] = {}
     for r in rows:
         fams.setdefault(r["family_id"], []).append(r)
     out = []
-    for fid, rs in fams.items():
-        s = _family_summary(rs, metric)
-        out.append({"family": rs[0]["family"], "error_unit": rs[0]["error_unit"], "metric": metric, **s})
-    return {"store": store, "families": out}
+    for fid, rs in sorted(fams.items()):
+        f = rs[0]["family"]
+        out.append({"family": f, "label": family_label(f), "control": rs[0]["control"],
+                    "error_unit": rs[0]["error_unit"], "metric": metric,
+                    "devices": sorted({str(r["device"]) for r in rs}), **_family_summary(rs, metric)})
+    return {"store": store, "metric": metric, "families": out}
 
 
-def _family_label(f: dict) -> str:
-    label = f"{f['model']}-{f['data'].split(':')[0]}"
-    return label if f.get("control", "none") == "none" else f"{label}-{f['control']}"
+def _base(f: dict) -> str:
+    return json.dumps({k: v for k, v in f.items() if k != "control"}, sort_keys=True)
 
 
-def plot_fig11(store: str, out_dir: str, metric: str = "test_error") -> list[str]:
-    """One figure per family: test error vs pruning ratio, a curve per N (mean +- std over seeds);
-    a star marks a pruned point on less data that beats the dense net of a larger N (whose level
-    is drawn as a dashed line). PNG and PDF; returns the paths."""
-    import matplotlib
+def _interval(g: dict) -> str:
+    if g["mean"] is None:
+        return "n/a"
+    if g["se"] is None:
+        return f"{g['mean']:+.2f} (1 seed: no interval)"
+    return f"{g['mean']:+.2f} ± {2 * g['se']:.2f} (2 SE, {len(g['seeds'])} seeds)"
 
-    matplotlib.use("Agg")
+
+def _verdict(g: dict):
+    """True/False when the 2-SE interval over seeds excludes 0; None when it does not or with one seed."""
+    if g["mean"] is None or g["se"] is None:
+        return None
+    if g["mean"] - 2 * g["se"] > 0:
+        return True
+    if g["mean"] + 2 * g["se"] < 0:
+        return False
+    return None
+
+
+# The pair the paper names for its claim 2, fixed in advance: N=30000 pruned 36 % (level 2) vs dense N=35000.
+PAPER_PAIR = {"n_pruned": 30000, "level": 2, "n_dense": 35000}
+
+
+def fig11_claims(summary: dict, paper: dict) -> list[dict]:
+    """The Figure 11 claims, each judged on the family it is about (labelled in every row).
+
+    Ticket families: (1) at a fixed N the pruned net beats the dense one, at the level chosen on
+    validation error; (2) a pruned net on fewer samples beats the dense net on more: at the paper's
+    pair fixed in advance (``PAPER_PAIR``) when it was run, and at the validation-chosen level of the
+    smaller N against the dense net of every larger N. Control families: the ticket beats the control
+    at the same level (the level the ticket's validation chose). Gains are test-error differences
+    paired by seed, with 2-SE intervals; the verdict is None unless the interval excludes 0.
+    """
+    claims = []
+    fams = summary["families"]
+    tickets = {_base(f["family"]): f for f in fams if f["control"] == "none"}
+    ref = "; ".join(f"{k}: dense {v[0]:.2f} -> best {min(x for x in v if x is not None):.2f}"
+                    for k, v in paper.items() if k.startswith("N=")) or "see paper_figures.json"
+    for fam in fams:
+        label, unit = fam["label"], fam["error_unit"]
+        if fam["control"] == "none":
+            for n, c in fam["chosen"].items():
+                claims.append({
+                    "claim": f"[{label}] At a fixed N, the pruned network beats the dense one (N={n})",
+                    "family": label, "paper": ref,
+                    "ours": f"dense {c['dense_test_mean']:.2f} -> {c['test_mean']:.2f} at {c['pruning_ratio_percent']:.0f}% "
+                            f"(level {c['level']} chosen on validation among {c['levels_considered']}); gain "
+                            f"{_interval(c['gain'])} {unit}",
+                    "verdict": _verdict(c["gain"])})
+            errs = fam["errors"]
+            p = PAPER_PAIR
+            if str(p["n_pruned"]) in errs and str(p["level"]) in errs[str(p["n_pruned"])] and \
+                    str(p["n_dense"]) in errs and "0" in errs[str(p["n_dense"])]:
+                g = paired({int(s): e for s, e in errs[str(p["n_dense"])]["0"].items()},
+                           {int(s): e for s, e in errs[str(p["n_pruned"])][str(p["level"])].items()})
+                claims.append({
+                    "claim": f"[{label}] Pruned on fewer samples beats dense on more (the paper's pair, fixed in advance)",
+                    "family": label, "paper": "N=30000 pruned 36%: 2.20% < dense N=35000: 2.29%",
+                    "ours": f"N={p['n_pruned']} level {p['level']} vs dense N={p['n_dense']}: gain {_interval(g)} {unit}",
+                    "verdict": _verdict(g)})
+            for n1, c in fam["chosen"].items():
+                for n2 in errs:
+                    if int(n2) <= int(n1) or "0" not in errs[n2]:
+                        continue
+                    g = paired({int(s): e for s, e in errs[n2]["0"].items()},
+                               {int(s): e for s, e in errs[n1][str(c["level"])].items()})
+                    claims.append({
+                        "claim": f"[{label}] Pruned on fewer samples beats dense on more (N={n1} vs N={n2})",
+                        "family": label, "paper": "e.g. N=30000 pruned 36%: 2.20% < dense N=35000: 2.29%",
+                        "ours": f"N={n1} at {c['pruning_ratio_percent']:.0f}% (validation-chosen) vs dense N={n2}: "
+                                f"gain {_interval(g)} {unit}",
+                        "verdict": _verdict(g)})
+        else:
+            t = tickets.get(_base(fam["family"]))
+            if t is None:
+                continue
+            for n, c in t["chosen"].items():
+                lv = str(c["level"])
+                if n not in fam["errors"] or lv not in fam["errors"][n]:
+                    continue
+                g = paired({int(s): e for s, e in fam["errors"][n][lv].items()},
+                           {int(s): e for s, e in t["errors"][n][lv].items()})
+                claims.append({
+                    "claim": f"[{label}] The ticket beats its {CONTROL_LABELS[fam['control']]} at the same sparsity "
+                             f"(N={n})", "family": label,
+                    "paper": "Frankle & Carbin 2019: reinitialised or randomly masked nets lose the ticket's advantage",
+                    "ours": f"level {lv} ({c['pruning_ratio_percent']:.0f}%, chosen on the ticket's validation): "
+                            f"control - ticket {_interval(g)} {unit}",
+                    "verdict": _verdict(g)})
+    return claims
+
+
+def _run_settings(store: str, fam: dict) -> dict:
+    return {k: fam["family"].get(k) for k in ("model", "data", "init", "rate", "output_rate", "rewind", "rewind_unit")}
+
+
+def fig11_notes(summary: dict, scale: str) -> list[str]:
+    """What was run, read from the summary (never fixed text): per family its network, data, sizes,
+    seeds, levels, recipe, selection rule and devices."""
+    notes = []
+    for fam in summary["families"]:
+        f, tr = fam["family"], fam["family"].get("train", {})
+        sizes = sorted(int(n) for n in fam["curves"])
+        seeds = sorted({s for pts in fam["curves"].values() for p in pts for s in p["seeds"]})
+        levels = {n: len(pts) for n, pts in fam["curves"].items()}
+        deepest = max((p["pruning_ratio_percent"] for pts in fam["curves"].values() for p in pts), default=0)
+        rewind = "init" if not f.get("rewind") else f"{f['rewind']} {f.get('rewind_unit', 'steps')}"
+        notes.append(
+            f"{fam['label']} ({scale} scale): {f['model']} on {f['data']}, N = {', '.join(map(str, sizes))}, "
+            f"seeds {seeds}, levels per N {levels} (down to {deepest:.1f}% pruned), {100 * f['rate']:.0f}% per round"
+            + (f" ({100 * f['output_rate']:.0f}% for the output layer)" if f.get("output_rate") is not None else "")
+            + f", rewind to {rewind}, init {f.get('init', 'pytorch')}; {tr.get('optimizer')} lr {tr.get('lr')}, batch "
+            f"{tr.get('batch_size')}, {tr.get('epochs')} epochs per level; errors in {fam['error_unit']}, "
+            + ("at the early-stopping iteration (least validation loss), levels chosen on validation error"
+               if fam["metric"] == "early_stop_test_error" else "after the last step")
+            + f"; device {', '.join(fam['devices'])}.")
+    return notes
+
+
+def plot_fig11(store: str, out_dir: str, metric: str = "early_stop_test_error", summary: dict | None = None) -> list[str]:
+    """One figure per setting (a family without its control): test error and early-stopping step
+    against pruning ratio, a colour per N, the ticket solid, the reinit control dashed and the
+    random-mask control dotted, each labelled. Mean +- std over seeds. PNG and PDF; returns paths."""
     import matplotlib.pyplot as plt
 
-    summary = summarize_fig11(store, metric)
+    summary = summary if summary is not None else summarize_fig11(store, metric)
     os.makedirs(out_dir, exist_ok=True)
-    paths, used = [], set()
+    groups: dict[str, list] = {}
     for fam in summary["families"]:
-        fig, ax = plt.subplots(figsize=(5.5, 4))
-        colors = {}
-        for n, pts in sorted(fam["curves"].items(), key=lambda kv: int(kv[0])):
-            x = [p["pruning_ratio_percent"] for p in pts]
-            y = [p["mean"] for p in pts]
-            e = [p["std"] for p in pts]
-            line = ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, label=f"N = {n}")
-            colors[int(n)] = line[0].get_color()
-        for n, c in colors.items():
-            pts = fam["curves"][str(n)]
-            if pts and pts[0]["level"] == 0 and any(b["n_dense"] == n for b in fam["beats"]):
-                ax.axhline(pts[0]["mean"], color=c, ls="--", lw=0.8)
-        for b in fam["beats"]:
-            ax.plot(b["pruning_ratio_percent"], b["pruned_mean"], marker="*", ms=13, mfc="none",
-                    mec=colors[b["n_pruned"]], ls="none")
-        unit = "%" if fam["error_unit"] == "percent" else "relative RMSE"
-        ax.set_xlabel("pruning ratio (%)")
-        ax.set_ylabel(f"test error ({unit})")
-        ax.set_title(f"IMP: {_family_label(fam['family'])}  (mean ± std over seeds)", fontsize=9)
-        ax.plot([], [], marker="*", ms=10, mfc="none", mec="k", ls="none",
-                label="pruned on less data beats\ndense on more (dashed)")
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        base = "fig11-" + _family_label(fam["family"])
-        stem, k = base, 1
-        while stem in used:
-            k += 1
-            stem = f"{base}-{k}"
-        used.add(stem)
-        for ext in ("png", "pdf"):
-            p = os.path.join(out_dir, f"{stem}.{ext}")
-            fig.savefig(p, dpi=150)
-            paths.append(p)
-        plt.close(fig)
+        groups.setdefault(_base(fam["family"]), []).append(fam)
+    styles = {"none": "-", "reinit": "--", "random_mask": ":"}
+    markers = {"none": "o", "reinit": "s", "random_mask": "^"}
+    paths, used = [], set()
+    with plt.style.context("default"):
+        for fams in groups.values():
+            fams = sorted(fams, key=lambda f: list(styles).index(f["control"]) if f["control"] in styles else 9)
+            sizes = sorted({int(n) for f in fams for n in f["curves"]})
+            colors = {n: plt.get_cmap("viridis")(i / max(1, len(sizes) - 1) * 0.85) for i, n in enumerate(sizes)}
+            fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+            for fam in fams:
+                for n, pts in sorted(fam["curves"].items(), key=lambda kv: int(kv[0])):
+                    x = [p["pruning_ratio_percent"] for p in pts]
+                    kw = dict(color=colors[int(n)], ls=styles.get(fam["control"], "-"),
+                              marker=markers.get(fam["control"], "o"), ms=4,
+                              label=f"N = {n}, {CONTROL_LABELS.get(fam['control'], fam['control'])}")
+                    ax.errorbar(x, [p["mean"] for p in pts], yerr=[p["std"] for p in pts], capsize=3, **kw)
+                    ax2.plot(x, [p["early_stop_step_mean"] for p in pts], **kw)
+            unit = "%" if fams[0]["error_unit"] == "percent" else "relative RMSE"
+            what = "at early stop" if metric == "early_stop_test_error" else "after the last step"
+            ax.set_xlabel("pruning ratio (%)")
+            ax.set_ylabel(f"test error {what} ({unit})")
+            ax2.set_xlabel("pruning ratio (%)")
+            ax2.set_ylabel("early-stopping iteration (least validation loss)")
+            n_seeds = max(p["n_seeds"] for f in fams for pts in f["curves"].values() for p in pts)
+            title = family_label(fams[0]["family"]).rsplit("-", 1)[0]
+            ax.set_title(f"IMP: {title}  (mean ± std over {n_seeds} seed{'s' if n_seeds > 1 else ''})", fontsize=9)
+            ax2.set_title("early-stopping iteration", fontsize=9)
+            for a in (ax, ax2):
+                a.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+            fig.tight_layout()
+            base = "fig11-" + title
+            stem, k = base, 1
+            while stem in used:
+                k += 1
+                stem = f"{base}-{k}"
+            used.add(stem)
+            for ext in ("png", "pdf"):
+                p = os.path.join(out_dir, f"{stem}.{ext}")
+                fig.savefig(p, dpi=150)
+                paths.append(p)
+            plt.close(fig)
     return paths
 
 
-def run_grid(base: dict, n_train, seeds, store: str, *, device: str = "cpu", progress: bool = True) -> list[dict]:
-    """Run IMP for every (N, seed) of a recipe; returns one summary row per run."""
+def write_summary(store: str, out: str, *, paper: dict | None = None, scale: str = "paper",
+                  metric: str = "early_stop_test_error") -> dict:
+    """The compact result file of an IMP store (JSON, atomic): summary, claims, notes and provenance
+    (each run's config: versions, device, threads, creation time), so a report renders it without
+    recomputing or reading checkpoints."""
+    from .. import __version__
+
+    summary = summarize_fig11(store, metric)
+    if paper is None:
+        from importlib.resources import files
+
+        paper = json.loads(files("ticketlab").joinpath("paper_figures.json").read_text()).get(
+            "fig11_lenet5_mnist_test_error_percent", {})
+    runs = {}
+    root = os.path.join(store, "imp")
+    for name in sorted(os.listdir(root)):
+        cfg = os.path.join(root, name, "config.json")
+        if os.path.isfile(cfg):
+            with open(cfg) as f:
+                c = json.load(f)
+            runs[name] = {k: c.get(k) for k in ("ticketlab_version", "torch_version", "python", "device", "dtype",
+                                                "torch_threads", "created", "seeds")}
+            runs[name]["levels_finished"] = len(finished_levels(os.path.join(root, name)))
+    result = {"kind": "ticketlab.imp_summary", "version": 1, "scale": scale,
+              "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "ticketlab_version": __version__,
+              "store": os.path.abspath(store), "summary": summary, "claims": fig11_claims(summary, paper),
+              "notes": fig11_notes(summary, scale), "runs": runs}
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    tmp = out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(tmp, out)
+    return result
+
+
+def run_grid(base: dict, n_train, seeds, store: str, *, device: str = "cpu", progress: bool = True,
+             controls=("none",), factory=None, data=None) -> list[dict]:
+    """Run IMP for every (family, N, seed) of a recipe, level-major: level L of every run before level
+    L + 1 of any, so an interrupted grid holds complete levels across N, seeds and families.
+    Returns one summary row per run."""
     from tqdm.auto import tqdm
 
-    specs = [IMPSpec(**{**base, "n_train": n, "seed": s}) for n in n_train for s in seeds]
-    total = sum((sp.rounds + 1) * sp.train.epochs * (2 if sp.control != "none" else 1) for sp in specs)
-    pool = load_data(specs[0].data, split_seed=specs[0].split_seed)  # read once for the whole grid
-    out = []
+    specs = [IMPSpec(**{**base, "n_train": n, "seed": s, "control": c}) for c in controls for n in n_train
+             for s in seeds]
+    rounds = max(sp.rounds for sp in specs)
+    total = sum(sp.rounds * sp.train.epochs + (sp.train.epochs if sp.control == "none" else 0) for sp in specs)
+    pool = data if data is not None else load_data(specs[0].data, split_seed=specs[0].split_seed)
+    res = {}
     with tqdm(total=total, desc="IMP epochs", unit="ep", disable=not progress, leave=False) as bar:
-        for sp in specs:
-            res = run_imp(sp, store, device=device, progress=bar, data=pool)
-            out.append({"run": sp.run_name(), "n_train": sp.n_train, "seed": sp.seed,
-                        "test_error": [r["test_error"] for r in res],
-                        "pruning_ratio_percent": [r["pruning_ratio_percent"] for r in res]})
-    return out
+        for level in range(rounds + 1):
+            done_before = bar.n
+            for sp in specs:
+                if level <= sp.rounds:
+                    res[sp.run_name()] = run_imp(sp.model_copy(update={"rounds": level}), store, device=device,
+                                                 data=pool, factory=factory)
+            bar.update(sum(sp.train.epochs for sp in specs if level <= sp.rounds
+                           and (level > 0 or sp.control == "none")) - (bar.n - done_before))
+    return [{"run": sp.run_name(), "control": sp.control, "n_train": sp.n_train, "seed": sp.seed,
+             "test_error": [r["early_stop_test_error"] for r in res[sp.run_name()]],
+             "pruning_ratio_percent": [r["pruning_ratio_percent"] for r in res[sp.run_name()]]} for sp in specs]
 
 
 def quick_fig11(store: str, *, device: str = "cpu", progress: bool = True, threads: int | None = 1) -> dict:

@@ -1,26 +1,35 @@
 """Iterative magnitude pruning (IMP) with rewinding, stored level by level so runs resume.
 
-One run = one (model, data, n_train, seed, recipe). Level 0 trains the dense net from theta_0 (and
-keeps theta_k, the weights after k optimizer steps, when rewinding to step k). Level L >= 1 prunes
-``rate`` of the remaining weights of level L-1's *trained* weights by magnitude (layer-wise or
-global, the output layer at ``output_rate``; ``ticketlab.pruning``), resets the survivors to
-theta_k (k = 0: rewind to init) and trains again.
+One run = one (model, data, n_train, seed, recipe). Level 0 trains the dense net from theta_0 for T
+steps and keeps the full training state at step k (``rewind``; in steps or epochs). Level L >= 1
+prunes ``rate`` of the remaining weights of level L-1's *trained* weights by magnitude (layer-wise
+or global, the output layer at ``output_rate``; ``ticketlab.pruning``), resets the survivors to
+theta_k and trains the remaining T - k steps from step k on: same schedule position, same data
+order, and (``rewind_optimizer``) the optimizer moments of step k with the pruned entries zeroed.
+k = 0 is Frankle & Carbin's rewind to init.
+
+A validation set (``val_size`` items held out of the training pool, once per ``split_seed``) gives
+each level its early-stopping iteration (least validation loss); the test set is evaluated only at
+the end of a level, on the final weights and on those of that iteration.
 
 Controls (Frankle & Carbin 2019): ``reinit`` trains the ticket's level-L mask from a fresh random
-init; ``random_mask`` trains a random mask with the ticket's per-layer sparsity from the ticket's
-theta_k. Both read the ticket run (same settings, control 'none'), running it first if needed.
+init (from step 0); ``random_mask`` trains a random mask with the ticket's per-layer sparsity from
+the ticket's theta_k. Both read the ticket run (same settings, control 'none'), running it first
+if needed, and share its dense level 0 (copied: the dense net is the same network for all three).
 
 Layout on disk (``run_dir = <store>/imp/<model>-<data>-n<N>-seed<s>[-<control>]``)::
 
     config.json          every setting (IMPSpec), seeds, code version, torch version, device, dtype
-    init.pt, rewind.pt   theta_0 and theta_k (state_dicts)
+    init.pt              theta_0 (state_dict)
+    rewind.pt            the training state at step k (k > 0): weights, optimizer, data order
+    level_03/checkpoint.pt  the state after the last finished epoch of an unfinished level
     level_03/mask.pt     {weight name: bool mask}
     level_03/weights.pt  trained state_dict, masks baked in (loads into a plain model)
-    level_03/metrics.json  per-epoch history, sparsity per layer and overall, test error, timing
+    level_03/metrics.json  per-epoch history, validation evaluations, early stop, sparsity, test error
 
 A level is finished when its metrics.json exists (written last, atomically); a finished level is
-never recomputed, and an interrupted run resumes after its last finished level. ``rounds`` is not
-part of a run's identity: asking for more rounds later extends the same run.
+never recomputed; an unfinished one resumes from its last epoch checkpoint, bit-identically.
+``rounds`` is not part of a run's identity: asking for more rounds later extends the same run.
 """
 
 from __future__ import annotations
@@ -29,28 +38,31 @@ import json
 import math
 import os
 import platform
+import shutil
 import time
 from typing import Annotated, Literal
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .. import __version__
 from ..config import ConfigError, Model
-from ..pruning import magnitude_scores, mask_agreement, prune, random_scores, sparsity
-from ..seeding import PRUNE, START, substream
-from .data import Dataset, load_data
-from .models import MODELS, build_model, init_model, output_layer, prunable
-from .train import TrainSpec, train
+from ..pruning import imp_loop, magnitude_scores, mask_agreement, prune, random_scores, sparsity
+from ..seeding import PRUNE, REINIT_LEVEL, START, substream
+from .data import Dataset, default_val_size, load_data
+from .models import INITS, MODELS, build_model, init_model, output_layer, prunable, seeded
+from .train import TrainSpec, TrainState, initial_state, rewound, train
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
 
 
 class IMPSpec(Model):
     """Everything one IMP run depends on (besides the device)."""
 
-    model: Annotated[str, Field(description=f"network: one of {', '.join(MODELS)}")]
-    data: Annotated[str, Field(description="data spec, see ticketlab.deep.data")]
+    model: Annotated[str, Field(description=f"network: one of {', '.join(MODELS)}, or 'custom:NAME' with a "
+                                            "factory passed to run_imp")]
+    data: Annotated[str, Field(description="data spec, see ticketlab.deep.data (a label for custom data)")]
     n_train: Annotated[int | None, Field(ge=1, description="training-set size (None: the whole pool)")] = None
     seed: Annotated[int, Field(ge=0, description="run seed: init, data subset, data order, random masks")] = 0
     rounds: Annotated[int, Field(ge=0, description="pruning rounds (levels 1..rounds after the dense level 0)")] = 10
@@ -59,22 +71,45 @@ class IMPSpec(Model):
         float | None, Field(ge=0, lt=1, description="own per-round rate for the output layer (None: rate)")] = None
     scope: Annotated[Literal["layerwise", "global"], Field(description="rank weights per layer or globally")] = (
         "layerwise")
-    rewind: Annotated[int, Field(ge=0, description="rewind to the weights after this many steps (0: init)")] = 0
+    rewind: Annotated[int, Field(ge=0, description="rewind to the state after this many steps or epochs (0: init)")] = 0
+    rewind_unit: Annotated[Literal["steps", "epochs"], Field(description="unit of rewind: steps or epochs")] = "steps"
+    rewind_optimizer: Annotated[bool, Field(description="carry the optimizer moments of step k (pruned entries "
+                                                        "zeroed) into each level; False: a fresh optimizer")] = True
+    init: Annotated[Literal[INITS], Field(description="kaiming_normal (OpenLTH's default) or pytorch "
+                                                      "(the modules' own default init)")] = "kaiming_normal"
+    val_size: Annotated[int | None, Field(ge=0, description="validation items held out of the training pool "
+                                                            "(None: 5,000 of >= 50,000, else 10 %)")] = None
+    params: Annotated[str | None, Field(description="weights to prune: comma-separated name globs or module "
+                                                    "types (e.g. 'Linear' or 'features.*'); None: every "
+                                                    "Linear/Conv2d weight")] = None
     control: Annotated[
         Literal["none", "reinit", "random_mask"],
         Field(description="none (the ticket), reinit (ticket mask, fresh init), random_mask (random mask of "
                           "the ticket's per-layer sparsity, ticket's init)")] = "none"
     widths: Annotated[tuple[int, ...] | None, Field(description="hidden widths of the 'mlp' model")] = None
-    split_seed: Annotated[int, Field(ge=0, description="seed of the fixed train/test split (mnist5k, digits)")] = 0
+    split_seed: Annotated[int, Field(ge=0, description="seed of the fixed train/validation/test splits")] = 0
     train: TrainSpec = TrainSpec()
     dtype: Literal["float32", "float64"] = "float32"
 
     @field_validator("model")
     @classmethod
     def _model(cls, v):
-        if v not in MODELS:
-            raise ValueError(f"model must be one of {', '.join(MODELS)} (got {v!r})")
+        if v not in MODELS and not (v.startswith("custom:") and len(v) > 7):
+            raise ValueError(f"model must be one of {', '.join(MODELS)} or 'custom:NAME' (got {v!r})")
         return v
+
+    @field_validator("widths")
+    @classmethod
+    def _widths(cls, v):
+        if v is not None and (not v or min(v) < 1):
+            raise ValueError(f"widths must be hidden widths >= 1 (got {v})")
+        return v
+
+    @model_validator(mode="after")
+    def _widths_only_mlp(self):
+        if self.widths is not None and self.model != "mlp":
+            raise ValueError(f"widths applies to model 'mlp' only (got model {self.model!r})")
+        return self
 
     def identity(self) -> dict:
         d = self.model_dump(mode="json")
@@ -85,19 +120,30 @@ class IMPSpec(Model):
         tag = self.data.split(":")[0]
         n = "all" if self.n_train is None else str(self.n_train)
         suffix = "" if self.control == "none" else f"-{self.control}"
-        return f"{self.model}-{tag}-n{n}-seed{self.seed}{suffix}"
+        return f"{self.model.replace(':', '-')}-{tag}-n{n}-seed{self.seed}{suffix}"
 
     def ticket(self) -> "IMPSpec":
         return self.model_copy(update={"control": "none"})
 
 
 def resolve_device(device: str) -> torch.device:
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("invalid device 'cuda': no CUDA device is available here (use --device cpu)")
+    """A torch.device that exists here, or a ConfigError naming --device (before anything is written)."""
     try:
-        return torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"invalid device {device!r}: use cpu, cuda or cuda:N") from None
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"invalid device {device!r}: use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"invalid device {device!r}: no CUDA device is available here (use --device cpu)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"invalid device {device!r}: only {torch.cuda.device_count()} CUDA device(s) "
+                              f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ConfigError(f"invalid device {device!r}: no MPS device is available here (use --device cpu)")
+    elif dev.type != "cpu":
+        raise ConfigError(f"invalid device {device!r}: use cpu, cuda, cuda:N or mps")
+    return dev
 
 
 # --------------------------------------------------------------------------- storage
@@ -142,10 +188,10 @@ def _check_config(rdir: str, spec: IMPSpec, device: str) -> None:
     if os.path.isfile(path):
         with open(path) as f:
             old = json.load(f)["identity"]
-        new = spec.identity()
-        if old != json.loads(json.dumps(new)):
+        new = json.loads(json.dumps(spec.identity()))
+        if old != new:
             diff = [f"{k}: stored {old.get(k)!r} vs now {new.get(k)!r}" for k in sorted(set(old) | set(new))
-                    if old.get(k) != json.loads(json.dumps(new.get(k)))]
+                    if old.get(k) != new.get(k)]
             raise ConfigError(f"store {rdir!r} holds a run with other settings ({'; '.join(diff)}); "
                               "use another --store or remove that directory")
         return
@@ -155,115 +201,206 @@ def _check_config(rdir: str, spec: IMPSpec, device: str) -> None:
                                   "prune": substream(spec.seed, PRUNE)},
                         "ticketlab_version": __version__, "torch_version": torch.__version__,
                         "python": platform.python_version(), "device": str(device), "dtype": spec.dtype,
+                        "torch_threads": torch.get_num_threads(),
                         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
 
-def load_level(rdir: str, level: int, device="cpu"):
-    """(model, masks, metrics) of a finished level: a plain nn.Module with the trained weights
-    (pruned ones zero) and the bool masks."""
+def read_spec(rdir: str) -> IMPSpec:
     with open(os.path.join(rdir, "config.json")) as f:
-        spec = IMPSpec(**json.load(f)["spec"])
+        return IMPSpec(**json.load(f)["spec"])
+
+
+def load_level(rdir: str, level: int, device="cpu", factory=None):
+    """(model, masks, metrics) of a finished level: a plain nn.Module with the trained weights
+    (pruned ones zero) and the bool masks. A custom model needs its ``factory``."""
+    spec = read_spec(rdir)
     ldir = level_dir(rdir, level)
     with open(os.path.join(ldir, "metrics.json")) as f:
         metrics = json.load(f)
-    data = load_data(spec.data, split_seed=spec.split_seed)
-    model = build_model(spec.model, in_shape=data.in_shape, num_classes=data.num_classes, widths=spec.widths)
+    if factory is not None:
+        model = factory()
+    elif spec.model.startswith("custom:"):
+        raise ConfigError(f"run {rdir!r} holds the custom model {spec.model!r}: pass its factory to load_level")
+    else:
+        data = load_data(spec.data, split_seed=spec.split_seed)
+        model = build_model(spec.model, in_shape=data.in_shape, num_classes=data.num_classes, widths=spec.widths)
     model.load_state_dict(torch.load(os.path.join(ldir, "weights.pt"), map_location=device))
     masks = torch.load(os.path.join(ldir, "mask.pt"), map_location=device)
     return model.to(device=device, dtype=DTYPES[spec.dtype]), masks, metrics
 
 
+def to_torch_prune(model: torch.nn.Module, masks: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """Attach ``masks`` to ``model`` with ``torch.nn.utils.prune.custom_from_mask`` (weight_orig +
+    weight_mask, the mask applied by a forward pre-hook); returns the model."""
+    from torch.nn.utils import prune as tprune
+
+    modules = dict(model.named_modules())
+    for name, m in masks.items():
+        mod_name, _, attr = name.rpartition(".")
+        if mod_name not in modules or not hasattr(modules[mod_name], attr):
+            raise ConfigError(f"invalid mask {name!r}: the model has no such parameter")
+        tprune.custom_from_mask(modules[mod_name], attr, m.to(torch.bool))
+    return model
+
+
 # --------------------------------------------------------------------------- the loop
 
 
-def _fresh(spec: IMPSpec, data: Dataset, seed: int, device, dtype):
-    return init_model(spec.model, seed, in_shape=data.in_shape, num_classes=data.num_classes,
-                      widths=spec.widths).to(device=device, dtype=dtype)
+def _state_dict(state: TrainState) -> dict:
+    return state.to_dict()
 
 
-def _next_masks(spec: IMPSpec, model, masks: dict, weights: dict, level: int, ticket_dir: str | None):
-    if spec.control == "none":
-        out_name = output_layer(model)
-        overrides = {} if spec.output_rate is None else {out_name: spec.output_rate}
-        return prune(magnitude_scores(weights), masks, spec.rate, scope=spec.scope, overrides=overrides)
-    ticket_masks = torch.load(os.path.join(level_dir(ticket_dir, level), "mask.pt"))
-    if spec.control == "reinit":
-        return ticket_masks
+def _load_state(path: str) -> TrainState:
+    return TrainState.from_dict(torch.load(path, weights_only=False))
+
+
+def _random_masks(spec: IMPSpec, ticket_masks: dict, level: int) -> dict:
     target = {k: v for k, v in sparsity(ticket_masks).items() if k != "overall"}
     ones = {k: torch.ones_like(m) for k, m in ticket_masks.items()}
     scores = random_scores(ones, substream(substream(spec.seed, PRUNE), level))
     return prune(scores, ones, 0.0, of="total", overrides=target)
 
 
-def run_imp(spec: IMPSpec, store: str, *, device: str = "cpu", progress=None,
-            data: Dataset | None = None) -> list[dict]:
-    """Run (or resume) one IMP run and return the metrics of levels 0..rounds."""
+def prepare_data(spec: IMPSpec, pool: Dataset) -> Dataset:
+    """The run's data: the validation items held out of the pool, then the run's n_train subset."""
+    if tuple(pool.x_test.shape[1:]) != tuple(pool.x_train.shape[1:]):
+        raise ConfigError(f"invalid data {spec.data!r}: test inputs have shape {tuple(pool.x_test.shape[1:])}, "
+                          f"training inputs {tuple(pool.x_train.shape[1:])}")
+    n_val = spec.val_size if spec.val_size is not None else default_val_size(len(pool.x_train))
+    return pool.holdout(n_val, spec.split_seed).subset(spec.n_train, spec.seed)
+
+
+def rewind_steps(spec: IMPSpec, n_train: int) -> tuple[int, int]:
+    """(k, T): the rewind step and the steps per level's full run, checked."""
+    spe = math.ceil(n_train / spec.train.batch_size)
+    total = spec.train.epochs * spe
+    k = spec.rewind * (spe if spec.rewind_unit == "epochs" else 1)
+    if k > total:
+        raise ConfigError(f"invalid rewind {spec.rewind} {spec.rewind_unit}: the run has only {total} steps "
+                          f"({spec.train.epochs} epochs x {spe} batches)")
+    return k, total
+
+
+def run_imp(spec: IMPSpec, store: str, *, device: str = "cpu", progress=None, data: Dataset | None = None,
+            factory=None) -> list[dict]:
+    """Run (or resume) one IMP run and return the metrics of levels 0..rounds.
+
+    ``factory``: for ``model='custom:NAME'``, a callable returning a fresh nn.Module (called under a
+    seeded RNG; ``spec.init`` is applied on top); ``data`` then must be given (``Dataset.from_tensors``
+    or ``from_loader``). Everything is checked before anything is written.
+    """
     dev = resolve_device(device)
     dtype = DTYPES[spec.dtype]
+    custom = spec.model.startswith("custom:")
+    if custom and (factory is None or data is None):
+        raise ConfigError(f"invalid model {spec.model!r}: a custom model needs factory= and data= in run_imp")
+    if not custom and factory is not None:
+        raise ConfigError(f"invalid factory: model {spec.model!r} is built in; name it 'custom:NAME' to use a factory")
     pool = data if data is not None else load_data(spec.data, split_seed=spec.split_seed)
-    data = pool.subset(spec.n_train, spec.seed)
-    n = len(data.x_train)
-    total_steps = spec.train.epochs * math.ceil(n / spec.train.batch_size)
-    if spec.rewind > total_steps:
-        raise ConfigError(f"invalid rewind {spec.rewind}: the dense run has only {total_steps} steps "
-                          f"({spec.train.epochs} epochs x {math.ceil(n / spec.train.batch_size)} batches)")
+    data = prepare_data(spec, pool)
+    k, _ = rewind_steps(spec, len(data.x_train))
+
+    def fresh(seed: int):
+        if custom:
+            m = seeded(factory, seed, spec.init)
+        else:
+            m = init_model(spec.model, seed, spec.init, in_shape=data.in_shape, num_classes=data.num_classes,
+                           widths=spec.widths)
+        return m.to(device=dev, dtype=dtype)
+
+    model = fresh(substream(spec.seed, START))
+    weights = prunable(model, spec.params)  # refuses a module pruned by torch.nn.utils.prune
+    with torch.no_grad():  # a forward pass on one item: a wrong input shape fails here, not after an epoch
+        try:
+            model.eval()
+            model(data.x_train[:1].to(device=dev, dtype=dtype))
+        except RuntimeError as e:
+            raise ConfigError(f"invalid model {spec.model!r} for inputs of shape {tuple(data.x_train.shape[1:])}: "
+                              f"{str(e).splitlines()[0]}") from None
     ticket_dir = None
     if spec.control != "none":
         ticket_dir = run_dir(store, spec.ticket())
-        run_imp(spec.ticket(), store, device=device, progress=progress, data=pool)
+        run_imp(spec.ticket(), store, device=device, progress=progress, data=pool, factory=factory)
     rdir = run_dir(store, spec)
     _check_config(rdir, spec, str(dev))
     done = finished_levels(rdir)
     if progress is not None:
         progress.update(spec.train.epochs * len([lv for lv in done if lv <= spec.rounds]))
-
-    init_seed = substream(spec.seed, START)
-    model = _fresh(spec, data, init_seed, dev, dtype)
     if not os.path.isfile(os.path.join(rdir, "init.pt")):
         _atomic_save(os.path.join(rdir, "init.pt"), _cpu(model.state_dict()))
+    rewind_path = os.path.join(ticket_dir or rdir, "rewind.pt")
+    results: dict[int, dict] = {}
 
-    results = []
-    for level in range(spec.rounds + 1):
+    def start_of(level: int) -> TrainState:
+        if spec.control == "reinit" and level > 0:
+            m = fresh(substream(substream(spec.seed, START), REINIT_LEVEL + level))
+            return initial_state(m, spec.seed)
+        if level == 0 or k == 0:
+            init = torch.load(os.path.join(rdir if spec.control == "none" else ticket_dir, "init.pt"))
+            model.load_state_dict(init)
+            return initial_state(model, spec.seed)
+        return rewound(_load_state(rewind_path), optimizer=spec.rewind_optimizer)
+
+    def train_level(level: int, masks: dict) -> dict:
         ldir = level_dir(rdir, level)
         if level in done:
             with open(os.path.join(ldir, "metrics.json")) as f:
-                results.append(json.load(f))
-            continue
+                results[level] = json.load(f)
+            return torch.load(os.path.join(ldir, "weights.pt"))
         os.makedirs(ldir, exist_ok=True)
-        if level == 0 and spec.control != "reinit":
-            masks = {k: torch.ones_like(w, dtype=torch.bool, device="cpu") for k, w in prunable(model).items()}
-        else:
-            prev = level_dir(rdir, level - 1) if level else None
-            weights = torch.load(os.path.join(prev, "weights.pt")) if prev else None
-            masks_prev = torch.load(os.path.join(prev, "mask.pt")) if prev else None
-            masks = _next_masks(spec, model, masks_prev, {k: weights[k] for k in masks_prev} if prev else None,
-                                level, ticket_dir)
-        if spec.control == "reinit":
-            start = _fresh(spec, data, substream(substream(spec.seed, START), 1000 + level), dev, dtype).state_dict()
-        elif level == 0:
-            start = torch.load(os.path.join(rdir, "init.pt"))
-        else:
-            start = torch.load(os.path.join(rdir, "rewind.pt" if spec.rewind else "init.pt"))
-        model.load_state_dict(start)
-        want_rewind = level == 0 and spec.rewind > 0 and spec.control != "reinit"
+        if level == 0 and spec.control != "none":  # the dense level is the ticket's
+            src = level_dir(ticket_dir, 0)
+            for name in ("mask.pt", "weights.pt"):
+                shutil.copyfile(os.path.join(src, name), os.path.join(ldir, name))
+            with open(os.path.join(src, "metrics.json")) as f:
+                metrics = dict(json.load(f), copied_from=os.path.basename(ticket_dir))
+            _atomic_json(os.path.join(ldir, "metrics.json"), metrics)
+            results[level] = metrics
+            return torch.load(os.path.join(ldir, "weights.pt"))
+        ckpt = os.path.join(ldir, "checkpoint.pt")
+        start = _load_state(ckpt) if os.path.isfile(ckpt) else start_of(level)
+        want_rewind = level == 0 and k > 0 and not os.path.isfile(rewind_path)
         t0 = time.perf_counter()
-        res = train(model, masks, data, spec.train, spec.seed, device=dev, dtype=dtype,
-                    rewind_step=spec.rewind if want_rewind else None, progress=progress)
-        seconds = time.perf_counter() - t0
-        if want_rewind:
-            _atomic_save(os.path.join(rdir, "rewind.pt"), _cpu(res.rewind_state))
+        res = train(model, masks, data, spec.train, spec.seed, device=dev, dtype=dtype, start=start,
+                    rewind_step=k if want_rewind else None,
+                    on_epoch=lambda st: _atomic_save(ckpt, _state_dict(st)),
+                    on_rewind=lambda st: _atomic_save(rewind_path, _state_dict(st)), progress=progress)
         sp = sparsity(masks)
-        metrics = {"level": level, "sparsity": sp, "pruning_ratio_percent": 100 * sp["overall"],
-                   "remaining_percent": 100 * (1 - sp["overall"]),
-                   "kept": {k: int(m.sum()) for k, m in masks.items()},
-                   "test_error": res.test_error, "best_test_error": min(h["test_error"] for h in res.history),
+        metrics = {"level": level, "control": spec.control, "sparsity": sp,
+                   "pruning_ratio_percent": 100 * sp["overall"], "remaining_percent": 100 * (1 - sp["overall"]),
+                   "kept": {k_: int(m.sum()) for k_, m in masks.items()},
+                   "test_error": res.test_error, "test_loss": res.test_loss,
+                   "early_stop": res.early_stop, "val_error": res.early_stop["val_error"],
+                   "early_stop_test_error": res.early_stop["test_error"],
+                   "early_stop_step": res.early_stop["step"],
                    "error_unit": "percent" if data.task == "classify" else "relative_rmse",
-                   "history": res.history, "steps": res.steps, "train_seconds": seconds,
-                   "device": str(dev), "dtype": spec.dtype, "n_train": n}
+                   "history": res.history, "evals": res.evals, "start_step": res.start_step,
+                   "steps": res.steps, "train_seconds": time.perf_counter() - t0,
+                   "resumed_from_step": start.step if os.path.isfile(ckpt) else None,
+                   "device": str(dev), "dtype": spec.dtype, "n_train": len(data.x_train),
+                   "n_val": 0 if data.x_val is None else len(data.x_val), "n_test": len(data.x_test)}
         if data.reference_masks is not None:  # deep oracle: unaligned agreement with the teacher's masks
             metrics["teacher_mask"] = mask_agreement(masks, data.reference_masks)
-        _atomic_save(os.path.join(ldir, "mask.pt"), {k: m.to("cpu", torch.bool) for k, m in masks.items()})
+        _atomic_save(os.path.join(ldir, "mask.pt"), {k_: m.to("cpu", torch.bool) for k_, m in masks.items()})
         _atomic_save(os.path.join(ldir, "weights.pt"), _cpu(model.state_dict()))
         _atomic_json(os.path.join(ldir, "metrics.json"), metrics)
-        results.append(metrics)
-    return results
+        if os.path.isfile(ckpt):
+            os.remove(ckpt)
+        results[level] = metrics
+        return _cpu(model.state_dict())
+
+    def next_masks(level: int, trained: dict, masks: dict) -> dict:
+        stored = os.path.join(level_dir(rdir, level), "mask.pt")
+        if level in done or os.path.isfile(stored):  # never re-derive a mask a level already trained on
+            return torch.load(stored)
+        if spec.control == "none":
+            out_name = list(masks)[-1]
+            overrides = {} if spec.output_rate is None else {out_name: spec.output_rate}
+            return prune(magnitude_scores({n: trained[n] for n in masks}), masks, spec.rate, scope=spec.scope,
+                         overrides=overrides)
+        ticket_masks = torch.load(os.path.join(level_dir(ticket_dir, level), "mask.pt"))
+        return ticket_masks if spec.control == "reinit" else _random_masks(spec, ticket_masks, level)
+
+    ones = {n: torch.ones_like(w, dtype=torch.bool, device="cpu") for n, w in weights.items()}
+    imp_loop(ones, train_level, next_masks, spec.rounds)
+    return [results[lv] for lv in range(spec.rounds + 1)]

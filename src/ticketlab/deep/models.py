@@ -16,10 +16,45 @@ from ..config import ConfigError
 MODELS = ("lenet300", "lenet5", "resnet20", "resnet50", "mlp")
 
 
-def prunable(model: nn.Module) -> dict[str, torch.nn.Parameter]:
-    """name -> weight of every Linear/Conv2d, in module order (the last is the output layer)."""
-    return {f"{name}.weight" if name else "weight": m.weight for name, m in model.named_modules()
-            if isinstance(m, (nn.Linear, nn.Conv2d))}
+def _refuse_torch_pruned(model: nn.Module) -> None:
+    for name, m in model.named_modules():
+        orig = [p[:-5] for p, _ in m.named_parameters(recurse=False) if p.endswith("_orig")]
+        if orig:
+            where = f"{name}.{orig[0]}" if name else orig[0]
+            raise ConfigError(f"invalid model: {where!r} is already pruned by torch.nn.utils.prune (it has "
+                              f"{orig[0]}_orig and a mask hook); call torch.nn.utils.prune.remove(module, "
+                              f"{orig[0]!r}) first, or pass the unpruned module; its mask can be given back "
+                              "with ticketlab.deep.imp.to_torch_prune")
+
+
+def prunable(model: nn.Module, select: str | None = None) -> dict[str, torch.nn.Parameter]:
+    """name -> weight to prune, in module order (the last is the output layer).
+
+    ``select`` None: the ``.weight`` of every Linear/Conv2d. Otherwise comma-separated items, each a
+    module type name (``Linear``, ``Conv2d``, any class name in the model: that module's ``weight``)
+    or a glob over parameter names (``features.*``, ``fc?.weight``). A module already pruned by
+    ``torch.nn.utils.prune`` (``weight_orig``) is refused: its ``weight`` is not a leaf, so masking
+    its gradient would silently do nothing.
+    """
+    _refuse_torch_pruned(model)
+    if select is None:
+        return {f"{name}.weight" if name else "weight": m.weight for name, m in model.named_modules()
+                if isinstance(m, (nn.Linear, nn.Conv2d))}
+    import fnmatch
+
+    items = [s.strip() for s in select.split(",") if s.strip()]
+    types = {type(m).__name__ for m in model.modules()}
+    out = {}
+    for name, m in model.named_modules():
+        for pname, p in m.named_parameters(recurse=False):
+            full = f"{name}.{pname}" if name else pname
+            by_type = pname == "weight" and type(m).__name__ in items
+            if by_type or any(fnmatch.fnmatchcase(full, it) for it in items if it not in types):
+                out[full] = p
+    if not out:
+        raise ConfigError(f"invalid params {select!r}: selects no parameter (module types here: "
+                          f"{', '.join(sorted(types))}; names like {', '.join(n for n, _ in list(model.named_parameters())[:3])})")
+    return out
 
 
 def output_layer(model: nn.Module) -> str:
@@ -171,12 +206,39 @@ def build_model(name: str, in_shape=(1, 28, 28), num_classes: int = 10, widths=N
     raise ConfigError(f"invalid model {name!r}: must be one of {', '.join(MODELS)}")
 
 
-def init_model(name: str, seed: int, **kw) -> nn.Module:
-    """``build_model`` with its default init drawn under ``torch.random.fork_rng`` seeded by ``seed``.
+INITS = ("kaiming_normal", "pytorch")
+
+
+def reinitialize(model: nn.Module, init: str) -> nn.Module:
+    """Apply ``init`` in place from the global RNG: 'pytorch' keeps the modules' own default init;
+    'kaiming_normal' redraws every Linear/Conv2d weight from N(0, 2 / fan_in) (He et al. 2015, OpenLTH's
+    default), biases and batch-norm keeping PyTorch's init."""
+    if init not in INITS:
+        raise ConfigError(f"invalid init {init!r}: must be one of {', '.join(INITS)}")
+    if init == "kaiming_normal":
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, (nn.Linear, nn.Conv2d)):
+                    nn.init.kaiming_normal_(m.weight)
+    return model
+
+
+def init_model(name: str, seed: int, init: str = "pytorch", **kw) -> nn.Module:
+    """``build_model`` with its weights drawn under ``torch.random.fork_rng`` seeded by ``seed``
+    (``init``: see ``reinitialize``).
 
     Built on the CPU in float32 so the same seed gives the same weights on every device; move it
     with ``.to(device, dtype)`` afterwards. The global RNG is left as it was.
     """
+    return seeded(lambda: build_model(name, **kw), seed, init)
+
+
+def seeded(factory, seed: int, init: str = "pytorch") -> nn.Module:
+    """``factory()`` (any callable returning an nn.Module) with its init drawn from ``seed``, on the CPU,
+    leaving the global RNG as it was; then ``reinitialize(model, init)`` under the same seed."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        return build_model(name, **kw)
+        model = factory()
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"invalid model factory {factory!r}: returned {type(model).__name__}, not an nn.Module")
+        return reinitialize(model, init)

@@ -1,5 +1,17 @@
 """Masked training: SGD (momentum) or Adam with a schedule, where pruned weights never move.
 
+A run is a sequence of T = epochs x ceil(n / batch) optimizer steps. Its whole state at a step
+(weights, optimizer moments, the data-order and augmentation generators, the current epoch's
+order, the best-so-far on validation) is a ``TrainState``: ``train`` can start from one (rewinding
+to step k continues from k with the schedule position and data order intact, and trains the
+remaining T - k steps) and hands one out after every epoch (checkpoints: a killed run resumes
+bit-identically).
+
+Selection uses the validation set only (``Dataset.x_val``, held out of the training pool): it is
+evaluated every ``eval_every`` steps and at every epoch end; the *early-stopping iteration* is the
+step of least validation loss (Frankle & Carbin 2019). The test set is evaluated once, at the end,
+on the final weights and on the weights of the early-stopping iteration.
+
 Pruned weights get no gradient and no momentum: the gradient is multiplied by the mask before
 every optimizer step, and the mask is re-applied to the weights after it (weight decay and Adam's
 epsilon cannot revive a zero then). With a zero gradient the momentum / Adam moments of pruned
@@ -22,22 +34,17 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from .. import pruning
-from ..config import Model
+from ..config import ConfigError, Model
 from ..seeding import AUGMENT, ORDER, substream
 from .data import Dataset
-from .models import prunable
-
-# Streams of a run's seed used here, beyond ticketlab.seeding's DATA/START/TEST/PRUNE.
-
-
 
 class TrainSpec(Model):
     """One training run at one pruning level."""
 
     optimizer: Annotated[Literal["sgd", "adam"], Field(description="sgd (with momentum) or adam")] = "sgd"
-    lr: Annotated[float, Field(gt=0, description="peak learning rate (> 0)")] = 0.05
+    lr: Annotated[float, Field(gt=0, allow_inf_nan=False, description="peak learning rate (> 0, finite)")] = 0.05
     momentum: Annotated[float, Field(ge=0, lt=1, description="SGD momentum in [0, 1)")] = 0.9
-    weight_decay: Annotated[float, Field(ge=0, description="L2 weight decay (>= 0)")] = 0.0
+    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False, description="L2 weight decay (>= 0)")] = 0.0
     batch_size: Annotated[int, Field(ge=1, description="mini-batch size (>= 1)")] = 64
     epochs: Annotated[int, Field(ge=1, description="epochs per level (>= 1)")] = 10
     schedule: Annotated[
@@ -47,6 +54,7 @@ class TrainSpec(Model):
     milestones: Annotated[tuple[int, ...], Field(description="epochs at which 'step' multiplies the lr by gamma")] = ()
     gamma: Annotated[float, Field(gt=0, le=1, description="factor of the 'step' schedule in (0, 1]")] = 0.1
     warmup_steps: Annotated[int, Field(ge=0, description="linear lr warm-up over this many steps")] = 0
+    eval_every: Annotated[int, Field(ge=0, description="validation every this many steps (0: at epoch ends only)")] = 0
     augment: Annotated[bool, Field(description="random crop (pad 4) + horizontal flip, for CIFAR")] = False
 
     @model_validator(mode="after")
@@ -77,12 +85,12 @@ def make_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
 
 
 def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
-    pruning.apply_masks(prunable(model), masks)
+    pruning.apply_masks(dict(model.named_parameters()), masks)
 
 
 def masked_step(model: nn.Module, masks: dict[str, torch.Tensor], opt: torch.optim.Optimizer) -> None:
     """One optimizer step after backward: mask the gradients, step, re-apply the masks."""
-    params = prunable(model)
+    params = dict(model.named_parameters())
     for k, m in masks.items():
         if params[k].grad is not None:
             params[k].grad.mul_(m.to(params[k].grad))
@@ -134,61 +142,192 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, devi
     return {"error": math.sqrt(sq / ysq) if ysq > 0 else float("nan"), "loss": sq / n}
 
 
+def mask_optimizer_state(opt: torch.optim.Optimizer, model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+    """Zero the momentum / Adam moments of pruned weights (a rewound state carried onto a smaller mask)."""
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for k, m in masks.items():
+            for buf in opt.state.get(params[k], {}).values():
+                if isinstance(buf, torch.Tensor) and buf.shape == m.shape:
+                    buf.mul_(m.to(buf))
+
+
+def _snapshot(model: nn.Module) -> dict:
+    return {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+
+
+def _opt_state_cpu(opt: torch.optim.Optimizer) -> dict:
+    sd = opt.state_dict()
+    return {"state": {i: {k: (v.detach().to("cpu").clone() if isinstance(v, torch.Tensor) else v)
+                          for k, v in st.items()} for i, st in sd["state"].items()},
+            "param_groups": [dict(g) for g in sd["param_groups"]]}
+
+
+@dataclass
+class TrainState:
+    """Everything a run needs to continue from ``step`` exactly as if it had not stopped (CPU tensors)."""
+
+    step: int
+    model: dict
+    optimizer: dict | None  # None: a fresh optimizer (step 0, or a rewind that resets it)
+    order_gen: torch.Tensor
+    aug_gen: torch.Tensor
+    perm: torch.Tensor | None  # the current epoch's data order, if ``step`` is inside an epoch
+    history: list = field(default_factory=list)
+    evals: list = field(default_factory=list)
+    best: dict | None = None  # {step, val_loss, val_error, model}: the early-stopping point so far
+    epoch_loss: float = 0.0  # training-loss sum of the current epoch so far
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainState":
+        return cls(**d)
+
+
 @dataclass
 class TrainResult:
-    history: list[dict]  # one row per epoch: epoch, lr, train_loss, test_error, test_loss, seconds
-    test_error: float
-    rewind_state: dict | None = None  # state_dict after ``rewind_step`` optimizer steps, if asked
+    history: list[dict]  # one row per epoch: epoch, step, lr, train_loss, val_error, val_loss, seconds
+    evals: list[dict]  # every validation evaluation: step, val_error, val_loss
+    test_error: float  # final weights
+    test_loss: float
+    early_stop: dict  # step, val_error, val_loss, test_error, test_loss at the least validation loss
+    rewind_state: TrainState | None = None  # the state at ``rewind_step``, if asked
     optimizer: torch.optim.Optimizer | None = field(default=None, repr=False)
-    steps: int = 0
+    steps: int = 0  # optimizer steps taken in this call (T - start step)
+    start_step: int = 0
+
+
+def initial_state(model: nn.Module, seed: int) -> TrainState:
+    """The state at step 0: the model's weights, a fresh optimizer, the seed's generators."""
+    order_gen = torch.Generator().manual_seed(substream(seed, ORDER))
+    aug_gen = torch.Generator().manual_seed(substream(seed, AUGMENT))
+    return TrainState(0, _snapshot(model), None, order_gen.get_state(), aug_gen.get_state(), None)
+
+
+def rewound(state: TrainState, *, optimizer: bool = True) -> TrainState:
+    """A rewind point as the start of a new level: its step, weights, data order and (if ``optimizer``)
+    optimizer state, with the history and early-stopping record of the run it came from dropped."""
+    return TrainState(state.step, state.model, state.optimizer if optimizer else None, state.order_gen,
+                      state.aug_gen, state.perm)
 
 
 def train(model: nn.Module, masks: dict[str, torch.Tensor], data: Dataset, spec: TrainSpec, seed: int, *,
-          device="cpu", dtype=torch.float32, rewind_step: int | None = None, progress=None) -> TrainResult:
-    """Train ``model`` (already on device/dtype) in place under ``masks``; evaluate after every epoch.
+          device="cpu", dtype=torch.float32, start: TrainState | None = None, rewind_step: int | None = None,
+          on_epoch=None, on_rewind=None, progress=None) -> TrainResult:
+    """Train ``model`` (already on device/dtype) in place under ``masks`` from ``start`` (default: step 0
+    with the model's current weights) to step T.
 
-    ``rewind_step=k`` also returns a copy of the state after k optimizer steps (k = 0: before any).
-    ``progress`` is an optional tqdm bar advanced once per epoch.
+    ``start`` loads its weights into the model (the masks are applied to them and to its optimizer
+    moments). ``rewind_step=k`` also returns the state at step k (k = 0: before any step).
+    ``on_epoch(state)`` is called after every epoch but the last with the state to checkpoint, and
+    ``on_rewind(state)`` as soon as the rewind state exists. ``progress``: an
+    optional tqdm bar advanced once per epoch trained here.
     """
     masks = {k: m.to(device=device, dtype=dtype) for k, m in masks.items()}
+    if start is None:
+        start = initial_state(model, seed)
+    else:
+        model.load_state_dict(start.model)
     apply_masks(model, masks)
     opt = make_optimizer(model, spec)
+    if start.optimizer is not None:
+        opt.load_state_dict(start.optimizer)
+        mask_optimizer_state(opt, model, masks)
     crit = loss_fn(data.task)
     n = len(data.x_train)
-    steps_per_epoch = math.ceil(n / spec.batch_size)
-    order_gen = torch.Generator().manual_seed(substream(seed, ORDER))
-    aug_gen = torch.Generator().manual_seed(substream(seed, AUGMENT))
+    spe = math.ceil(n / spec.batch_size)
+    total_steps = spec.epochs * spe
+    if start.step > total_steps:
+        raise ConfigError(f"invalid start step {start.step}: the run has only {total_steps} steps")
+    order_gen = torch.Generator()
+    order_gen.set_state(start.order_gen)
+    aug_gen = torch.Generator()
+    aug_gen.set_state(start.aug_gen)
     x_all = data.x_train.to(device=device, dtype=dtype)
     y_all = data.y_train.to(device)
     if data.task != "classify":
         y_all = y_all.to(dtype)
+    has_val = data.x_val is not None and len(data.x_val) > 0
+    history, evals = list(start.history), list(start.evals)
+    best = dict(start.best) if start.best is not None else None
+    step, perm, epoch_loss = start.step, start.perm, start.epoch_loss
     rewind_state = None
-    step, history = 0, []
+
+    def state_now() -> TrainState:
+        return TrainState(step, _snapshot(model), _opt_state_cpu(opt), order_gen.get_state(), aug_gen.get_state(),
+                          None if perm is None else perm.cpu().clone(), list(history), list(evals),
+                          None if best is None else dict(best), epoch_loss)
+
+    def validate():
+        nonlocal best
+        if has_val:
+            ev = evaluate(model, data.x_val, data.y_val, data.task, device, dtype)
+        else:  # no validation set: the early-stopping point is the last step
+            ev = {"error": float("nan"), "loss": -float(step)}
+        row = {"step": step, "val_error": ev["error"], "val_loss": ev["loss"] if has_val else float("nan")}
+        if not evals or evals[-1]["step"] != step:
+            evals.append(row)
+            if best is None or ev["loss"] < best["val_loss"] or not has_val:
+                best = {"step": step, "val_error": ev["error"], "val_loss": ev["loss"], "model": _snapshot(model)}
+        return row
+
+    if rewind_step == step:
+        rewind_state = state_now()
+        if on_rewind is not None:
+            on_rewind(rewind_state)
+    if step == 0 and not evals:
+        validate()  # the starting point counts (iteration 0)
     model.train()
-    for epoch in range(spec.epochs):
-        t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=order_gen).to(device)
-        total = 0.0
-        for i in range(steps_per_epoch):
-            if rewind_step is not None and step == rewind_step:
-                rewind_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            idx = perm[i * spec.batch_size:(i + 1) * spec.batch_size]
-            xb, yb = x_all[idx], y_all[idx]
-            if spec.augment:
-                xb = _augment(xb, aug_gen)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(spec, step, steps_per_epoch)
-            opt.zero_grad(set_to_none=True)
-            loss = crit(model(xb), yb)
-            loss.backward()
-            masked_step(model, masks, opt)
-            total += float(loss.detach()) * len(idx)
-            step += 1
+    t0 = time.perf_counter()
+    while step < total_steps:
+        i = step % spe
+        if i == 0:
+            perm = torch.randperm(n, generator=order_gen)
+            epoch_loss, t0 = 0.0, time.perf_counter()
+        idx = perm[i * spec.batch_size:(i + 1) * spec.batch_size].to(device)
+        xb, yb = x_all[idx], y_all[idx]
+        if spec.augment:
+            xb = _augment(xb, aug_gen)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(spec, step, spe)
+        opt.zero_grad(set_to_none=True)
+        loss = crit(model(xb), yb)
+        if not torch.isfinite(loss):
+            raise ConfigError(f"training diverged at step {step}: loss {float(loss)} (lower --lr, now {spec.lr})")
+        loss.backward()
+        masked_step(model, masks, opt)
+        epoch_loss += float(loss.detach()) * len(idx)
+        step += 1
+        if spec.eval_every and step % spec.eval_every == 0:
+            validate()
+        if step % spe == 0:
+            row = validate()
+            perm = None
+            history.append({"epoch": step // spe, "step": step, "lr": opt.param_groups[0]["lr"],
+                            "train_loss": epoch_loss / n, "val_error": row["val_error"],
+                            "val_loss": row["val_loss"], "seconds": time.perf_counter() - t0})
+            epoch_loss = 0.0
+            if progress is not None:
+                progress.update(1)
+            if on_epoch is not None and step < total_steps:
+                on_epoch(state_now())
+        if rewind_step == step:
+            rewind_state = state_now()
+            if on_rewind is not None:
+                on_rewind(rewind_state)
+    final = evaluate(model, data.x_test, data.y_test, data.task, device, dtype)
+    early = {k: v for k, v in best.items() if k != "model"}
+    if best["step"] == step:
+        early.update(test_error=final["error"], test_loss=final["loss"])
+    else:
+        current = _snapshot(model)
+        model.load_state_dict(best["model"])
         ev = evaluate(model, data.x_test, data.y_test, data.task, device, dtype)
-        history.append({"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": total / n,
-                        "test_error": ev["error"], "test_loss": ev["loss"], "seconds": time.perf_counter() - t0})
-        if progress is not None:
-            progress.update(1)
-    if rewind_step is not None and rewind_state is None and step == rewind_step:
-        rewind_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return TrainResult(history, history[-1]["test_error"], rewind_state, opt, step)
+        model.load_state_dict(current)
+        early.update(test_error=ev["error"], test_loss=ev["loss"])
+    if not has_val:
+        early["val_loss"] = float("nan")
+    return TrainResult(history, evals, final["error"], final["loss"], early, rewind_state, opt,
+                       step - start.step, start.step)

@@ -108,18 +108,21 @@ def imp(problem: Problem, W0: torch.Tensor, solver: SolverSpec, *, rate: float, 
     rewind to the weights of iteration ``rewind_iter`` of the first (dense) training (0: W0) on the
     new mask; repeat ``rounds`` times. Round 0 is the unpruned training.
     """
-    mask = problem.mask.clone()
     W_rewind = W0 if rewind_iter == 0 else run_agd(problem, W0, solver, rewind_iter, backend)
     out = IMPResult([], [], [], [])
-    for k in range(rounds + 1):
-        p = replace(problem, mask=mask)
-        res = engine.solve(p.X, p.y, mask, W_rewind * mask, solver, backend=backend)
+
+    def train_level(level, mask):
+        res = engine.solve(problem.X, problem.y, mask, W_rewind * mask, solver, backend=backend)
         out.masks.append(mask)
         out.weights.append(res.W)
         out.test_rmse.append(test_rmse_exact(res.W, problem.W_star))
         out.iterations.append(res.iterations)
-        if k < rounds:
-            mask = prune_learner("magnitude", p, res.W, mask, rate, of="kept", scope=scope)
+        return res.W
+
+    def next_masks(level, W, mask):
+        return prune_learner("magnitude", replace(problem, mask=mask), W, mask, rate, of="kept", scope=scope)
+
+    pruning.imp_loop(problem.mask.clone(), train_level, next_masks, rounds)
     return out
 
 
