@@ -34,7 +34,11 @@ def paper() -> dict:
 
 
 def parse_value(text: str):
-    """--set values: JSON if it parses ('[100,200]', '0.5', 'true'), a comma list of numbers, else a string."""
+    """--set values: JSON if it parses ('[100,200]', '0.5', 'true'), a comma list of numbers, else a string.
+
+    >>> parse_value("0.5"), parse_value("100,200"), parse_value("exact")
+    (0.5, [100, 200], 'exact')
+    """
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -48,6 +52,48 @@ def _is_grid(annotation) -> bool:
     return typing.get_origin(annotation) is tuple
 
 
+def _sub_model(annotation):
+    """The pydantic model a field nests (solver: SolverSpec), or None."""
+    from pydantic import BaseModel
+
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _field_path(exp, field: str) -> list[str]:
+    """A --set field as a path into the config: 'solver.beta' as given; a bare name that is no field of
+    the config itself but of exactly one nested model ('max_iter') means that one."""
+    fields = exp.Config.model_fields
+    path = field.split(".")
+    if len(path) == 1 and field not in fields:
+        owners = [name for name, f in fields.items() if _sub_model(f.annotation) and field in
+                  _sub_model(f.annotation).model_fields]
+        if len(owners) == 1:
+            path = [owners[0], field]
+    model = exp.Config
+    for i, name in enumerate(path):
+        if model is None or name not in model.model_fields:
+            allowed = ", ".join(_field_names(exp.Config))
+            raise ConfigError(f"invalid --set {field}: {exp.name} has no field {'.'.join(path[:i + 1])!r}; "
+                              f"fields: {allowed}")
+        if i < len(path) - 1:
+            model = _sub_model(model.model_fields[name].annotation)
+    if _sub_model(model.model_fields[path[-1]].annotation):
+        raise ConfigError(f"invalid --set {field}: set one of its fields, e.g. --set {field}."
+                          f"{next(iter(_sub_model(model.model_fields[path[-1]].annotation).model_fields))}=...")
+    return path
+
+
+def _field_names(model, prefix: str = "") -> list[str]:
+    """Every settable field of a config, nested ones dotted (solver.beta)."""
+    out = []
+    for name, f in model.model_fields.items():
+        if name == "scale":
+            continue
+        sub = _sub_model(f.annotation)
+        out += _field_names(sub, f"{prefix}{name}.") if sub else [f"{prefix}{name}"]
+    return out
+
+
 def make_config(exp, scale: str = "quick", trials: int | None = None, sets=(), seed: int | None = None,
                 dtype=None):
     """An experiment's config at a scale, with FIELD=VALUE overrides (as `--set` gives them)."""
@@ -56,18 +102,20 @@ def make_config(exp, scale: str = "quick", trials: int | None = None, sets=(), s
     from .config import format_validation_error
 
     base = exp.default_config(scale).model_dump(mode="json")
-    overrides = {}
+    overrides: dict = {}
     for item in sets or []:
         field, eq, value = item.partition("=")
         if not eq or not field:
             raise ConfigError(f"invalid --set {item!r}: expected FIELD=VALUE, e.g. --set N=100,200,300")
-        if field not in exp.Config.model_fields:
-            allowed = ", ".join(f for f in exp.Config.model_fields if f != "scale")
-            raise ConfigError(f"invalid --set {field}: {exp.name} has no field {field!r}; fields: {allowed}")
+        path = _field_path(exp, field)
+        model, target = exp.Config, overrides
+        for name in path[:-1]:
+            model = model.model_fields[name].annotation
+            target = target.setdefault(name, dict(base[name]))
         value = parse_value(value)
-        if not isinstance(value, list) and _is_grid(exp.Config.model_fields[field].annotation):
+        if not isinstance(value, list) and _is_grid(model.model_fields[path[-1]].annotation):
             value = [value]  # a one-point grid
-        overrides[field] = value
+        target[path[-1]] = value
     if trials is not None:
         overrides["trials"] = trials
     if seed is not None:

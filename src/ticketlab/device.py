@@ -1,10 +1,13 @@
-"""Device checks at the edge: a clear message instead of a CUDA traceback from deep inside torch."""
+"""Devices and dtypes by name: a clear message at the edge instead of a CUDA traceback from deep
+inside torch, and the one table of the dtypes a config may name."""
 
 from __future__ import annotations
 
 import torch
 
 from .config import ConfigError
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}  # a config's dtype name -> torch dtype
 
 
 def check_device_syntax(device: str) -> str:
@@ -15,6 +18,7 @@ def check_device_syntax(device: str) -> str:
 
 
 def resolve_device(device: str) -> str:
+    """A device name checked against this machine ('cpu', 'cuda', 'cuda:N')."""
     if device == "cpu":
         return "cpu"
     if device.startswith("cuda"):

@@ -164,13 +164,21 @@ def r_tilde(mask: torch.Tensor) -> torch.Tensor:
     return s**2 / (8 * K**4)
 
 
-def mask_accuracy(oracle_mask: torch.Tensor, mask: torch.Tensor, perm: torch.Tensor | None = None) -> torch.Tensor:
-    """||M* (.) M||_0 / ||M*||_0, after permuting the learner's neurons by ``perm`` if given
-    (perm[..., k] = learner neuron matched to oracle neuron k)."""
+def mask_recall_precision(oracle_mask: torch.Tensor, mask: torch.Tensor,
+                          perm: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Recall ||M* (.) M||_0 / ||M*||_0 (the paper's mask accuracy) and precision ||M* (.) M||_0 / ||M||_0
+    (0 for an empty mask), batched over leading dimensions, after permuting the learner's neurons by
+    ``perm`` if given (perm[..., k] = learner neuron matched to oracle neuron k)."""
     if perm is not None:
         mask = torch.gather(mask, -1, perm[..., None, :].expand_as(mask))
-    both = ((oracle_mask != 0) & (mask != 0)).sum((-1, -2))
-    return both.double() / (oracle_mask != 0).sum((-1, -2)).double()
+    both = ((oracle_mask != 0) & (mask != 0)).sum((-1, -2)).double()
+    kept = (mask != 0).sum((-1, -2)).double()
+    return both / (oracle_mask != 0).sum((-1, -2)).double(), both / kept.clamp_min(1)
+
+
+def mask_accuracy(oracle_mask: torch.Tensor, mask: torch.Tensor, perm: torch.Tensor | None = None) -> torch.Tensor:
+    """The recall of ``mask_recall_precision``: the share of the oracle's weights the mask keeps."""
+    return mask_recall_precision(oracle_mask, mask, perm)[0]
 
 
 def pruning_ratio(mask: torch.Tensor) -> torch.Tensor:

@@ -13,11 +13,11 @@ import torch
 
 from . import engine
 from .config import TrialSpec
+from .device import DTYPES
 from .init import make_start
 from .metrics import SUCCESS_THRESHOLD, aligned_relative_error, test_rmse_exact, test_rmse_sampled
 from .oracle import Problem, make_problem, mask_accuracy, pruning_ratio, r_tilde
 
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 def _num(x) -> float | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import typer
 
@@ -14,14 +13,9 @@ RADIUS_GRID = "0.02,0.05,0.1,0.2,0.3,0.5"
 
 
 def parse_grid(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(f"invalid --radius-grid {text!r}: give comma-separated numbers > 0, e.g. "
-                          f"{RADIUS_GRID}") from None
-    if not values or any(not math.isfinite(v) or v <= 0 for v in values):
-        raise ConfigError(f"invalid --radius-grid {text!r}: every radius must be a finite number > 0")
-    return values
+    from ..landscape import check_radius_grid
+
+    return check_radius_grid(text, "--radius-grid")
 
 
 def _fmt(x) -> str:

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .. import __version__
-from ..config import Model, TrialSpec, stable_hash
+from ..config import Model, SolverSpec, TrialSpec, stable_hash
 from ..seeding import trial_seed
 
 
@@ -29,17 +29,32 @@ class ExperimentConfig(Model):
 
 
 class AGDConfig(ExperimentConfig):
-    """Algorithm 1's settings, shared by the experiments that run it with one momentum."""
+    """Experiments that run Algorithm 1: its settings nest as one ``solver`` (``--set solver.beta=0``;
+    a bare ``--set max_iter=...`` names the same field)."""
 
-    eta: Annotated[float, Field(gt=0, description="step size (step convention 'K': step = eta * K)")] = 0.5
-    beta: Annotated[float, Field(ge=0, lt=1, description="momentum; 0 is GD")] = 0.2
-    max_iter: Annotated[int, Field(ge=1, description="iteration cap")] = 10_000
-    tol: Annotated[float, Field(gt=0, description="stop when the relative change is below tol")] = 1e-8
+    solver: Annotated[SolverSpec, Field(description="Algorithm 1's settings (ticketlab.config.SolverSpec)")] = \
+        SolverSpec()
 
-    def solver(self):
-        from ..config import SolverSpec
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_solver_fields(cls, data):
+        """Configs stored before the solver nested (flat eta, beta, max_iter, tol) still load, as
+        the same config: each such field that is not the config's own moves into ``solver``."""
+        if isinstance(data, dict):
+            flat = {k: data[k] for k in SolverSpec.model_fields if k in data and k not in cls.model_fields}
+            if flat:
+                data = {k: v for k, v in data.items() if k not in flat}
+                solver = data.get("solver", cls.model_fields["solver"].default)
+                data["solver"] = {**(solver.model_dump() if isinstance(solver, Model) else solver), **flat}
+        return data
 
-        return SolverSpec(eta=self.eta, beta=self.beta, max_iter=self.max_iter, tol=self.tol)
+    @property
+    def tol(self) -> float:  # read-only views for notes and titles
+        return self.solver.tol
+
+    @property
+    def step_convention(self) -> str:
+        return self.solver.step_convention
 
 
 def paper_r_spread(d: int, r: int) -> float:
@@ -97,7 +112,12 @@ class Experiment:
             from ..config import ConfigError
 
             raise ConfigError(f"invalid --scale {scale!r} for {self.name}: choose from {', '.join(presets)}")
-        return self.Config(scale=scale, **presets[scale])
+        preset = dict(presets[scale])
+        for name, value in preset.items():  # a preset's sub-model settings refine the field's default
+            default = self.Config.model_fields[name].default
+            if isinstance(value, dict) and isinstance(default, Model):
+                preset[name] = {**default.model_dump(), **value}
+        return self.Config(scale=scale, **preset)
 
     def presets(self) -> dict[str, dict]:
         return {"quick": {}, "paper": {}}

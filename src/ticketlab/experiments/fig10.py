@@ -19,12 +19,12 @@ from ..init import local_start
 from ..oracle import make_problem
 from ..metrics import test_rmse_sampled
 from ..population import output_rms
-from ..trial import DTYPES
+from ..device import DTYPES
 from . import masks as mk
-from .base import Cell, Experiment, ExperimentConfig
+from .base import AGDConfig, Cell, Experiment
 
 
-class Fig10Config(ExperimentConfig):
+class Fig10Config(AGDConfig):
     d: Annotated[int, Field(ge=2)] = 100
     K: Annotated[int, Field(ge=1)] = 5
     r: Annotated[int, Field(ge=1, description="oracle non-zeros per neuron")] = 20
@@ -37,10 +37,6 @@ class Fig10Config(ExperimentConfig):
                                                         "(0: the start)")] = 0
     scope: Literal["global", "neuron"] = "global"
     lam: Annotated[float, Field(gt=0, description="dense learner's local start distance (not stated)")] = 0.3
-    eta: Annotated[float, Field(gt=0)] = 0.5
-    beta: Annotated[float, Field(ge=0, lt=1)] = 0.2
-    max_iter: Annotated[int, Field(ge=1)] = 10_000
-    tol: Annotated[float, Field(gt=0)] = 1e-8
     test_error: Literal["exact", "sampled"] = "sampled"
     n_test: Annotated[int, Field(ge=1, description="fresh oracle samples for test_error='sampled'")] = 100_000
     success_level: Annotated[float, Field(gt=0, description="relative test error (RMSE / E_y) counted as success")] \
@@ -53,12 +49,12 @@ class Fig10(Experiment):
     Config = Fig10Config
 
     def presets(self):
-        return {"quick": dict(trials=2, N_grid=(100, 350), rate=0.2, rounds=9, max_iter=1500, test_error="exact"),
+        return {"quick": dict(trials=2, N_grid=(100, 350), rate=0.2, rounds=9, solver=dict(max_iter=1500), test_error="exact"),
                 "paper": dict(trials=20)}
 
     def cells(self, cfg):
         oracle = OracleSpec(d=cfg.d, K=cfg.K, r=cfg.r, layout="overlap", noise=cfg.noise)
-        solver = SolverSpec(eta=cfg.eta, beta=cfg.beta, max_iter=cfg.max_iter, tol=cfg.tol)
+        solver = cfg.solver
         extra = {"rate": cfg.rate, "rounds": cfg.rounds, "rewind_iter": cfg.rewind_iter, "scope": cfg.scope}
         return [Cell({"N": n}, TrialSpec(oracle=oracle, N=n, solver=solver, init=InitSpec(lam=cfg.lam),
                                          test_error=cfg.test_error, n_test=cfg.n_test, dtype=cfg.dtype),

@@ -17,6 +17,7 @@ import pandas as pd
 from pydantic import Field
 
 from ..deep.fig11 import QUICK, fig11_claims, fig11_notes
+from ..deep.models import MODELS
 from .base import Cell, Experiment, ExperimentConfig
 
 
@@ -30,8 +31,11 @@ def imp_dir(store) -> Path:
 class Fig11Config(ExperimentConfig):
     """The IMP recipe: every (n_train, seed) is one run of ``rounds`` prune-rewind-retrain rounds."""
 
-    model: Annotated[str, Field(description="network: lenet300 or lenet5 (ticketlab.deep.models)")] = QUICK["model"]
-    data: Annotated[str, Field(description="data set: mnist5k (shipped) or mnist:DIR")] = QUICK["data"]
+    model: Annotated[str, Field(pattern=f"^({'|'.join(MODELS)})$", description=f"network: one of {', '.join(MODELS)}")] \
+        = QUICK["model"]
+    data: Annotated[str, Field(pattern=r"^[a-z0-9_]+(:.+)?$", description="data set: NAME or NAME:PATH, e.g. mnist5k "
+                                                                          "(shipped) or mnist:DIR "
+                                                                          "(ticketlab.deep.data)")] = QUICK["data"]
     n_train: Annotated[tuple[Annotated[int, Field(ge=1)], ...], Field(min_length=1, description="training-set "
                                                                                                 "sizes N")] = \
         QUICK["n_train"]

@@ -35,7 +35,7 @@ class Fig2(Experiment):
     def presets(self):
         return {
             "quick": dict(d=100, K=10, N=600, trials=3, sqrt_r_tilde=(3.0, 4.0, 5.0, 6.0),
-                          lam=(0.2, 0.6, 1.0, 1.5, 2.0), max_iter=4000),
+                          lam=(0.2, 0.6, 1.0, 1.5, 2.0), solver=dict(max_iter=4000)),
             "paper": dict(trials=100),
         }
 
@@ -46,7 +46,7 @@ class Fig2(Experiment):
             oracle = OracleSpec(d=cfg.d, K=cfg.K, r=r, r_spread=paper_r_spread(cfg.d, r), layout="overlap")
             for lam in cfg.lam:
                 spec = TrialSpec(oracle=oracle, N=cfg.N, init=InitSpec(kind="local", lam=lam),
-                                 solver=cfg.solver(),
+                                 solver=cfg.solver,
                                  dtype=cfg.dtype)
                 out.append(Cell({"sqrt_r_tilde_target": s, "lam": lam}, spec))
         return out

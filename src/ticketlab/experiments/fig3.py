@@ -8,29 +8,34 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .. import plotting
 from ..analysis import linear_fit
 from ..config import InitSpec, OracleSpec, SolverSpec, TrialSpec
-from .base import Cell, Experiment, ExperimentConfig
+from .base import AGDConfig, Cell, Experiment
 
 
-class Fig3Config(ExperimentConfig):
+class Fig3Config(AGDConfig):
     d: Annotated[int, Field(ge=2)] = 300
     K: Annotated[int, Field(ge=1)] = 10
     N: Annotated[int, Field(ge=1)] = 5000
     r: Annotated[tuple[int, ...], Field(min_length=1, description="kept weights per neuron (all equal)")] = \
         (10, 40, 70, 100, 130)
-    beta: Annotated[tuple[float, ...], Field(min_length=1, description="momentum values; 0 is GD")] = (0.2, 0.0)
-    eta: Annotated[float, Field(gt=0)] = 0.5
-    step_convention: str = "K"
+    beta: Annotated[tuple[Annotated[float, Field(ge=0, lt=1)], ...],
+                    Field(min_length=1, description="momentum values, one cell each (0 is GD); solver.beta is "
+                                                    "not used")] = (0.2, 0.0)
     lam: Annotated[float, Field(gt=0, description="local start distance (not stated)")] = 0.2
-    max_iter: Annotated[int, Field(ge=1)] = 10_000
-    tol: Annotated[float, Field(gt=0, description="stopping rule; below the paper's 1e-8 so that the "
-                                                  "error itself gets under 1e-6 (the 1e-8 rule stops near "
-                                                  "tol / (1 - rate), about 2e-6 here)")] = 1e-10
+    solver: Annotated[SolverSpec, Field(description="Algorithm 1's settings; tol below the paper's 1e-8 so that the "
+                                                    "error itself gets under 1e-6 (the 1e-8 rule stops near "
+                                                    "tol / (1 - rate), about 2e-6 here)")] = SolverSpec(tol=1e-10)
     record_every: Annotated[int, Field(ge=1, description="error curve resolution (iterations)")] = 10
+
+    @model_validator(mode="after")
+    def _beta_is_the_grid(self):
+        if self.solver.beta != SolverSpec().beta:
+            raise ValueError("fig3 runs every momentum of its beta grid: set beta (e.g. beta=0.2,0), not solver.beta")
+        return self
 
 
 class Fig3(Experiment):
@@ -46,8 +51,7 @@ class Fig3(Experiment):
         for r in cfg.r:
             oracle = OracleSpec(d=cfg.d, K=cfg.K, r=r, layout="overlap")
             for b in cfg.beta:
-                solver = SolverSpec(eta=cfg.eta, beta=b, step_convention=cfg.step_convention,
-                                    max_iter=cfg.max_iter, tol=cfg.tol)
+                solver = SolverSpec(**{**cfg.solver.model_dump(), "beta": b})
                 spec = TrialSpec(oracle=oracle, N=cfg.N, solver=solver, init=InitSpec(lam=cfg.lam),
                                  record_every=cfg.record_every, dtype=cfg.dtype)
                 out.append(Cell({"r": r, "beta": b}, spec))

@@ -36,7 +36,7 @@ class Fig4(Experiment):
 
     def presets(self):
         return {
-            "quick": dict(trials=10, r_tilde=(10, 20, 30, 40, 50), N=tuple(range(50, 601, 50)), max_iter=5000),
+            "quick": dict(trials=10, r_tilde=(10, 20, 30, 40, 50), N=tuple(range(50, 601, 50)), solver=dict(max_iter=5000)),
             "paper": dict(trials=100),
         }
 
@@ -47,7 +47,7 @@ class Fig4(Experiment):
                                 layout="overlap")
             for n in cfg.N:
                 spec = TrialSpec(oracle=oracle, N=n, init=InitSpec(kind="local", lam=cfg.lam),
-                                 solver=cfg.solver(),
+                                 solver=cfg.solver,
                                  dtype=cfg.dtype)
                 out.append(Cell({"r_tilde_target": rt, "N": n}, spec))
         return out

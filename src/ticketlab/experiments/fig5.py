@@ -32,7 +32,7 @@ class Fig5(Experiment):
     Config = Fig5Config
 
     def presets(self):
-        return {"quick": dict(trials=12, N=tuple(range(120, 361, 30)), max_iter=5000), "paper": dict(trials=100)}
+        return {"quick": dict(trials=12, N=tuple(range(120, 361, 30)), solver=dict(max_iter=5000)), "paper": dict(trials=100)}
 
     def cells(self, cfg):
         out = []
@@ -40,7 +40,7 @@ class Fig5(Experiment):
             oracle = OracleSpec(d=cfg.d, K=cfg.K, r=cfg.r, layout=layout)
             for n in cfg.N:
                 spec = TrialSpec(oracle=oracle, N=n, init=InitSpec(lam=cfg.lam),
-                                 solver=cfg.solver(),
+                                 solver=cfg.solver,
                                  dtype=cfg.dtype)
                 out.append(Cell({"layout": layout, "N": n}, spec))
         return out

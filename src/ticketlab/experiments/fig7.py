@@ -16,12 +16,13 @@ from pydantic import Field, model_validator
 from .. import plotting
 from ..analysis import spearman
 from ..config import InitSpec, OracleSpec, SolverSpec, TrialSpec
-from ..trial import DTYPES, run_trials
+from ..device import DTYPES
+from ..trial import run_trials
 from . import masks as mk
-from .base import Cell, Experiment, ExperimentConfig
+from .base import AGDConfig, Cell, Experiment
 
 
-class FoundMaskConfig(ExperimentConfig):
+class FoundMaskConfig(AGDConfig):
     """The oracle, the dense learner and the mask finder shared by Figures 7-9."""
 
     d: Annotated[int, Field(ge=2, description="input dimension")] = 100
@@ -38,10 +39,6 @@ class FoundMaskConfig(ExperimentConfig):
                                                       "U[lam_min, lam_max] (not stated)")] = 0.2
     lam_max: Annotated[float, Field(gt=0)] = 1.0
     restart: Literal["rewind", "continue"] = "rewind"
-    eta: Annotated[float, Field(gt=0)] = 0.5
-    beta: Annotated[float, Field(ge=0, lt=1)] = 0.2
-    max_iter: Annotated[int, Field(ge=1)] = 10_000
-    tol: Annotated[float, Field(gt=0)] = 1e-8
     test_error: Literal["exact", "sampled"] = "sampled"
     n_test: Annotated[int, Field(ge=1, description="fresh oracle samples for test_error='sampled'")] = 100_000
 
@@ -59,11 +56,8 @@ class FoundMaskConfig(ExperimentConfig):
     def oracle(self) -> OracleSpec:
         return OracleSpec(d=self.d, K=self.K, r=self.r, layout="overlap", noise=self.noise)
 
-    def solver(self) -> SolverSpec:
-        return SolverSpec(eta=self.eta, beta=self.beta, max_iter=self.max_iter, tol=self.tol)
-
     def spec(self, N: int, record_every: int = 0) -> TrialSpec:
-        return TrialSpec(oracle=self.oracle(), N=N, solver=self.solver(),
+        return TrialSpec(oracle=self.oracle(), N=N, solver=self.solver,
                          init=InitSpec(kind="local", lam=(self.lam_min + self.lam_max) / 2),
                          test_error=self.test_error, n_test=self.n_test, record_every=record_every,
                          dtype=self.dtype)
@@ -78,7 +72,7 @@ def found_mask_rows(cfg: FoundMaskConfig, cell: Cell, seeds: list[int], device: 
     """Find each trial's mask, train the pruned learner, and add the mask's quality to run_trials' rows."""
     ratio = cell.params["pruning"]
     fm = mk.find_mask(cfg.oracle(), cell.spec.N, seeds, ratio=ratio, method=cfg.method, pre_iters=cfg.pre_iters,
-                      lam_min=cfg.lam_min, lam_max=cfg.lam_max, solver=cfg.solver(), scope=cfg.scope,
+                      lam_min=cfg.lam_min, lam_max=cfg.lam_max, solver=cfg.solver, scope=cfg.scope,
                       restart=cfg.restart, device=device, dtype=DTYPES[cfg.dtype])
     rows = run_trials(cell.spec, seeds, device=device, problem=fm.problem, W0=fm.W0)
     for b, row in enumerate(rows):
@@ -127,7 +121,7 @@ class Fig7(Experiment):
     Config = Fig7Config
 
     def presets(self):
-        return {"quick": dict(trials=24, max_iter=2000, test_error="exact", min_bin_trials=3, bin_width=0.05),
+        return {"quick": dict(trials=24, solver=dict(max_iter=2000), test_error="exact", min_bin_trials=3, bin_width=0.05),
                 "paper": dict(trials=1000)}
 
     def cells(self, cfg):

@@ -19,16 +19,18 @@ import numpy as np
 from pydantic import Field
 
 from .. import engine, plotting
+from ..config import SolverSpec
+from ..device import DTYPES
 from ..metrics import aligned_relative_error, test_rmse_exact, test_rmse_sampled
 from ..oracle import mask_accuracy
-from ..trial import DTYPES
 from . import masks as mk
 from .base import Cell, Experiment
 from .fig7 import FoundMaskConfig, notes_common
 
 
 class Fig8Config(FoundMaskConfig):
-    tol: Annotated[float, Field(gt=0, description="stopping rule; tight, so W_hat is meaningful below 1e-6")] = 1e-12
+    solver: Annotated[SolverSpec, Field(description="Algorithm 1's settings; a tight tol so that W_hat is meaningful "
+                                                    "below 1e-6")] = SolverSpec(tol=1e-12)
     levels: Annotated[tuple[float, ...], Field(min_length=1, description="error levels to reach")] = \
         (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
     acc_low: Annotated[float, Field(ge=0, le=1, description="keep trials with mask accuracy >= acc_low")] = 0.85
@@ -47,7 +49,7 @@ class Fig8(Experiment):
     Config = Fig8Config
 
     def presets(self):
-        return {"quick": dict(trials=8, pruning=(0.4, 0.6), max_iter=3000, tol=1e-10, test_error="exact",
+        return {"quick": dict(trials=8, pruning=(0.4, 0.6), solver=dict(max_iter=3000, tol=1e-10), test_error="exact",
                               acc_low=0.7, acc_high=0.95, levels=(1e-2, 1e-3, 1e-4)),
                 "paper": dict(trials=1000)}
 
@@ -58,10 +60,10 @@ class Fig8(Experiment):
 
     def run_cell(self, cfg, cell, seeds, device):
         fm = mk.find_mask(cfg.oracle(), cell.spec.N, seeds, ratio=cell.params["pruning"], method=cfg.method,
-                          pre_iters=cfg.pre_iters, lam_min=cfg.lam_min, lam_max=cfg.lam_max, solver=cfg.solver(),
+                          pre_iters=cfg.pre_iters, lam_min=cfg.lam_min, lam_max=cfg.lam_max, solver=cfg.solver,
                           scope=cfg.scope, restart=cfg.restart, device=device,
                           dtype=DTYPES[cfg.dtype])
-        P, solver = fm.problem, cfg.solver()
+        P, solver = fm.problem, cfg.solver
         first = engine.solve(P.X, P.y, P.mask, fm.W0, solver)
         res = engine.solve(P.X, P.y, P.mask, fm.W0, solver, W_target=first.W, record_every=cfg.record_every)
         W = res.W.double()

@@ -43,7 +43,7 @@ class Fig9(Experiment):
     Config = Fig9Config
 
     def presets(self):
-        return {"quick": dict(trials=4, pruning=(0.1, 0.7), N_grid=(25, 50, 100, 200), max_iter=1500,
+        return {"quick": dict(trials=4, pruning=(0.1, 0.7), N_grid=(25, 50, 100, 200), solver=dict(max_iter=1500),
                               test_error="exact"),
                 "paper": dict(trials=1000)}
 

@@ -221,7 +221,8 @@ class InitConfig(ExperimentConfig):
         (100, 300, 1000)
     K: Annotated[int, Field(ge=1, description="hidden neurons")] = 5
     kinds: Annotated[tuple[Kind, ...], Field(min_length=1, description="init kinds run on every trial")] = DEFAULT_KINDS
-    layout: Annotated[str, Field(description="oracle supports: overlap, random, disjoint or groups:N1,N2,...")] = \
+    layout: Annotated[str, Field(pattern=r"^(overlap|random|disjoint|groups:\d+(,\d+)*)$",
+                                 description="oracle supports: overlap, random, disjoint or groups:N1,N2,...")] = \
         "overlap"
     noise: Annotated[float, Field(ge=0, description="noise level sigma / E_y")] = 0.0
     target: Annotated[float, Field(gt=0, lt=10, description="error level for the samples ratio dense / mask-aware")] = 0.5
@@ -254,7 +255,7 @@ class InitStudy(Experiment):
         return study_seed_key(cell.spec.oracle, cell.spec.N)  # the same trials as `ticketlab init-study`
 
     def run_cell(self, cfg, cell, seeds, device):
-        from ..trial import DTYPES
+        from ..device import DTYPES
 
         return [init_trial(cell.spec.oracle, cell.spec.N, s, cfg.kinds, device=device, dtype=DTYPES[cfg.dtype])
                 for s in seeds]

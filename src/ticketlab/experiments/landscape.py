@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from .. import plotting
 from ..analysis import linear_fit
@@ -16,12 +16,21 @@ from ..config import OracleSpec, TrialSpec
 from .base import Cell, Experiment, ExperimentConfig
 
 
+def _radius_grid(values: tuple[float, ...]) -> tuple[float, ...]:
+    from ..landscape.study import RADIUS_GRID_RULE, radius_values
+
+    if radius_values(values) is None:
+        raise ValueError(RADIUS_GRID_RULE)
+    return values
+
+
 class LandscapeConfig(ExperimentConfig):
     d: Annotated[int, Field(ge=2)] = 100
     K: Annotated[int, Field(ge=1)] = 5
     r: Annotated[tuple[int, ...], Field(min_length=1, description="kept weights per neuron (grid)")] = (5, 10, 20, 40)
     N: Annotated[tuple[int, ...], Field(min_length=1, description="sample sizes (grid)")] = (500, 2000)
-    radius_grid: Annotated[tuple[float, ...], Field(min_length=1)] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
+    radius_grid: Annotated[tuple[float, ...], Field(min_length=1, description="relative radii rho (> 0)"),
+                           AfterValidator(_radius_grid)] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
     points: Annotated[int, Field(ge=1, description="random points per radius")] = 8
     hessian: Literal["smoothed", "generalized"] = "smoothed"
     bandwidth: Annotated[float, Field(gt=0, description="kink smoothing width h (smoothed Hessian)")] = 0.05
@@ -48,7 +57,7 @@ class Landscape(Experiment):
 
     def run_cell(self, cfg, cell, seeds, device):
         from ..landscape import analyze_trials
-        from ..trial import DTYPES
+        from ..device import DTYPES
 
         return analyze_trials(cell.spec.oracle, cell.spec.N, seeds, cfg.radius_grid, cfg.points,
                               hessian=cfg.hessian, bandwidth=cfg.bandwidth, population=True, both=False,

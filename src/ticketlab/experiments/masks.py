@@ -19,7 +19,7 @@ import torch
 from .. import engine, pruning
 from ..config import ConfigError, SolverSpec
 from ..metrics import align, test_rmse_exact
-from ..oracle import Problem, mask_accuracy
+from ..oracle import Problem, mask_recall_precision
 from ..seeding import DENSE_START_DISTANCE, PRUNE, substream
 
 METHODS = ("magnitude", "grasp", "grasp_abs", "random")
@@ -85,11 +85,8 @@ def prune_learner(method: str, problem: Problem, W: torch.Tensor, mask: torch.Te
 def mask_quality(problem: Problem, mask: torch.Tensor, W: torch.Tensor) -> dict[str, torch.Tensor]:
     """Accuracy (= recall) and precision of ``mask`` against the oracle mask, after aligning the
     learner's neurons to the oracle's by the weights W (optimal assignment)."""
-    perm = align(W, problem.W_star)
-    acc = mask_accuracy(problem.oracle_mask, mask, perm).double()
-    kept = (mask != 0).sum((-1, -2)).double()
-    hits = acc * (problem.oracle_mask != 0).sum((-1, -2)).double()
-    return {"accuracy": acc, "precision": hits / kept.clamp_min(1)}
+    acc, precision = mask_recall_precision(problem.oracle_mask, mask, align(W, problem.W_star))
+    return {"accuracy": acc, "precision": precision}
 
 
 @dataclass
