@@ -91,7 +91,8 @@ def _family_summary(rows: list[dict], metric: str) -> dict:
         cell["errors"][r["seed"]] = r[metric]
         if r["val_error"] is not None:
             cell["val"][r["seed"]] = r["val_error"]
-        cell["stop"][r["seed"]] = r["early_stop_step"]
+        if r["early_stop_step"] is not None:
+            cell["stop"][r["seed"]] = r["early_stop_step"]
     curves, chosen = {}, {}
     for n in sorted(by_n):
         pts = []
@@ -101,7 +102,7 @@ def _family_summary(rows: list[dict], metric: str) -> dict:
                         **_stats(list(c["errors"].values())), "seeds": sorted(c["errors"]),
                         "errors": {str(s): v for s, v in sorted(c["errors"].items())},
                         "val_mean": float(np.mean(list(c["val"].values()))) if c["val"] else None,
-                        "early_stop_step_mean": float(np.mean(list(c["stop"].values())))})
+                        "early_stop_step_mean": float(np.mean(list(c["stop"].values()))) if c["stop"] else None})
         curves[n] = pts
         pruned = [p for p in pts if p["level"] >= 1 and p["val_mean"] is not None]
         if 0 in by_n[n] and pruned:  # the level is chosen on validation error, never on test error
