@@ -19,7 +19,7 @@ import numpy as np
 
 from ..config import ConfigError
 from .data import load_data
-from .imp import IMPSpec, finished_levels, level_dir, run_imp
+from .imp import IMPSpec, check_run, finished_levels, level_dir, run_imp
 from .train import TrainSpec
 
 # The quick recipe ``ticketlab reproduce`` runs (<= 2 min on 2 busy cores, one torch thread):
@@ -362,6 +362,8 @@ def run_grid(base: dict, n_train, seeds, store: str, *, device: str = "cpu", pro
     rounds = max(sp.rounds for sp in specs)
     total = sum(sp.rounds * sp.train.epochs + (sp.train.epochs if sp.control == "none" else 0) for sp in specs)
     pool = data if data is not None else load_data(specs[0].data, split_seed=specs[0].split_seed)
+    for sp in specs:  # every run's device, data, rewind point and model checked before any work or output
+        check_run(sp, device, pool, factory)
     res = {}
     with tqdm(total=total, desc="IMP epochs", unit="ep", disable=not progress, leave=False) as bar:
         for level in range(rounds + 1):
