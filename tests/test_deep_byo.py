@@ -119,3 +119,12 @@ def test_test_images_of_another_size_exit_2(tmp_path, capsys):
     assert main(["imp", "--model", "lenet300", "--data", f"mnist:{tmp_path / 'm'}", "--n-train", "4",
                  "--store", str(tmp_path / "s")]) == 2
     assert "test images are (20, 20) pixels" in capsys.readouterr().err and not (tmp_path / "s").exists()
+
+
+def test_docs_worked_example_runs(tmp_path, monkeypatch):
+    text = open(os.path.join(os.path.dirname(__file__), "..", "docs", "deep.md")).read()
+    block = text.split("## Bring your own network", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "docs/deep.md", "exec"), {})
+    assert sorted(os.listdir(tmp_path / "byo-store" / "imp")) == [
+        "custom-net-toy-n250-seed0", "custom-net-toy-n250-seed0-random_mask", "custom-net-toy-n250-seed0-reinit"]

@@ -107,9 +107,12 @@ def _family_summary(rows: list[dict], metric: str) -> dict:
         pruned = [p for p in pts if p["level"] >= 1 and p["val_mean"] is not None]
         if 0 in by_n[n] and pruned:  # the level is chosen on validation error, never on test error
             best = min(pruned, key=lambda p: p["val_mean"])
+            dense_e, best_e = by_n[n][0]["errors"], by_n[n][best["level"]]["errors"]
+            common = sorted(set(dense_e) & set(best_e))  # both means over the seeds the gain pairs
             chosen[n] = {"level": best["level"], "pruning_ratio_percent": best["pruning_ratio_percent"],
-                         "val_mean": best["val_mean"], "test_mean": best["mean"], "dense_test_mean": pts[0]["mean"],
-                         "gain": paired(by_n[n][0]["errors"], by_n[n][best["level"]]["errors"]),
+                         "val_mean": best["val_mean"], "test_mean": float(np.mean([best_e[s] for s in common])),
+                         "dense_test_mean": float(np.mean([dense_e[s] for s in common])),
+                         "gain": paired(dense_e, best_e),
                          "levels_considered": [p["level"] for p in pruned]}
     return {"curves": {str(n): v for n, v in curves.items()}, "chosen": {str(n): v for n, v in chosen.items()},
             "errors": {str(n): {str(lv): {str(s): e for s, e in c["errors"].items()} for lv, c in lv_map.items()}
