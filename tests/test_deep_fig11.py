@@ -149,3 +149,18 @@ def test_cli_tiny_oracle_run_json(tmp_path, one_thread):
     assert cfg["spec"]["rewind"] == 2 and cfg["spec"]["init"] == "kaiming_normal"
     m = json.load(open(tmp_path / "imp" / "mlp-oracle-n40-seed1" / "level_01" / "metrics.json"))
     assert m["start_step"] == 2 and m["steps"] == 0  # 2 steps per level, rewound to step 2: nothing left
+
+
+def test_resolve_report_store(tmp_path):
+    from ticketlab.deep.fig11 import resolve_report_store
+
+    write_store(tmp_path / "s")
+    assert resolve_report_store(tmp_path / "s") == {"sqlite": None, "imp": tmp_path / "s"}
+    db = tmp_path / "s" / "ticketlab-results.db"
+    db.write_bytes(b"")
+    assert resolve_report_store(tmp_path / "s")["sqlite"] == db
+    assert resolve_report_store(db) == {"sqlite": db, "imp": tmp_path / "s"}
+    (tmp_path / "empty").mkdir()
+    for bad in (tmp_path / "empty", tmp_path / "missing"):
+        with pytest.raises(ConfigError, match="invalid --store"):
+            resolve_report_store(bad)

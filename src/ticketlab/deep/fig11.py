@@ -402,3 +402,45 @@ def quick_fig11(store: str, *, device: str = "cpu", progress: bool = True, threa
     out["recipe"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in QUICK.items()}
     out["seconds"] = time.perf_counter() - t0
     return out
+
+
+def summary_markdown(result: dict, paper: dict | None = None) -> str:
+    """Markdown tables of a ``write_summary`` result: per family and N, the test error at the
+    early-stopping iteration and the early-stopping step per level (with the paper's row when given)."""
+    lines = []
+    for fam in result["summary"]["families"]:
+        for n, pts in fam["curves"].items():
+            lines.append(f"**{fam['label']}, N = {n}** ({fam['error_unit']}; seeds per level in brackets)\n")
+            lines.append("| remaining % | " + " | ".join(f"{p['remaining_percent']:.1f}" for p in pts) + " |")
+            lines.append("|---" * (len(pts) + 1) + "|")
+            lines.append("| test error at early stop | " + " | ".join(
+                f"{p['mean']:.2f}" + (f" ± {p['std']:.2f}" if p["n_seeds"] > 1 else "") + f" [{p['n_seeds']}]"
+                for p in pts) + " |")
+            lines.append("| early-stopping iteration | " + " | ".join(
+                "-" if p["early_stop_step_mean"] is None else f"{p['early_stop_step_mean']:.0f}" for p in pts) + " |")
+            ref = (paper or {}).get(f"N={n}")
+            if ref:
+                lines.append("| paper | " + " | ".join("-" if v is None else f"{v:.2f}" for v in ref[:len(pts)]) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def resolve_report_store(path, default_name: str = "ticketlab-results.db") -> dict:
+    """What ``ticketlab report --store PATH`` should read: {'sqlite': file or None, 'imp': folder or None}.
+
+    A file is the SQLite store (its folder may hold IMP runs beside it); a folder is an IMP store
+    (``ticketlab imp --store DIR``), with the SQLite store read from ``DIR/<default_name>`` if there.
+    A folder holding neither, or a missing path, is a ConfigError naming --store (never an sqlite3
+    traceback from opening a directory as a database)."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        db = p / default_name
+        out = {"sqlite": db if db.is_file() else None, "imp": p if (p / "imp").is_dir() else None}
+        if out["sqlite"] is None and out["imp"] is None:
+            raise ConfigError(f"invalid --store {str(p)!r}: a folder without IMP runs (imp/) or {default_name}")
+        return out
+    if p.is_file():
+        return {"sqlite": p, "imp": p.parent if (p.parent / "imp").is_dir() else None}
+    raise ConfigError(f"invalid --store {str(p)!r}: no such file or folder")
