@@ -153,3 +153,69 @@ def test_deep_oracle_masks_and_targets():
     ds = load_data("oracle:d=10,widths=6-4,r=3,pool=100,test=30,noise=0.1")
     assert ds.task == "regress" and ds.x_train.shape == (100, 10) and ds.y_test.shape == (30, 1)
     assert parse_oracle("d=5,widths=3")["widths"] == (3,)
+
+
+def _write_named(d, naming, gz, n_train=6, n_test=3):
+    rng = np.random.default_rng(1)
+    os.makedirs(d, exist_ok=True)
+    parts = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        X = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        y = rng.integers(0, 10, n, dtype=np.uint8)
+        ext = ".gz" if gz else ""
+        sep = "." if naming == "dot" else "-"
+        write_idx(os.path.join(d, f"{prefix}-images{sep}idx3-ubyte{ext}"), X, gz)
+        write_idx(os.path.join(d, f"{prefix}-labels{sep}idx1-ubyte{ext}"), y, gz)
+        parts[prefix] = (X, y)
+    return parts
+
+
+@pytest.mark.parametrize("naming,gz,sub", [("dot", True, ""), ("dot", False, ""), ("dash", True, "MNIST/raw"),
+                                           ("dash", False, "raw")])
+def test_mnist_both_namings_and_torchvision_raw_folder(tmp_path, naming, gz, sub):
+    parts = _write_named(os.path.join(tmp_path, sub) if sub else str(tmp_path), naming, gz)
+    ds = load_data(f"mnist:{tmp_path}")
+    X, y = parts["train"]
+    assert torch.allclose(ds.x_train[:, 0], torch.from_numpy((X / 255.0 - MNIST_MEAN) / MNIST_STD).float())
+    assert ds.y_train.tolist() == y.tolist() and len(ds.x_test) == 3
+
+
+def test_mnist_test_images_of_another_size_refused(tmp_path):
+    _write_named(str(tmp_path), "dash", False)
+    write_idx(os.path.join(tmp_path, "t10k-images-idx3-ubyte"), np.zeros((3, 20, 20)))
+    with pytest.raises(ConfigError, match=r"test images are \(20, 20\) pixels"):
+        load_data(f"mnist:{tmp_path}")
+
+
+def _real_mnist():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for d in (os.environ.get("TICKETLAB_MNIST_DIR"), os.path.join(root, "shared", "data", "mnist"),
+              os.path.join(root, "..", "shared", "data", "mnist"), os.path.join(root, "..", "..", "shared", "data", "mnist")):
+        if d and os.path.isdir(d):
+            return d
+    pytest.skip("the full MNIST is not here: set TICKETLAB_MNIST_DIR or put it in ../shared/data/mnist")
+
+
+def test_real_mnist_idx_end_to_end(tmp_path, one_thread):
+    from ticketlab.deep.imp import IMPSpec, run_imp
+    from ticketlab.deep.train import TrainSpec
+
+    d = _real_mnist()
+    ds = load_data(f"mnist:{d}")
+    assert ds.x_train.shape == (60000, 1, 28, 28) and ds.x_test.shape == (10000, 1, 28, 28)
+    # known counts of the official files: 5,923 zeros and 6,742 ones in train, 980 and 1,135 in test
+    assert torch.bincount(ds.y_train)[:2].tolist() == [5923, 6742]
+    assert torch.bincount(ds.y_test)[:2].tolist() == [980, 1135]
+    assert abs(float(ds.x_train.mean())) < 0.01 and abs(float(ds.x_train.std()) - 1) < 0.01  # the MNIST constants
+    small = Dataset_slice(ds, 600, 300)
+    sp = IMPSpec(model="lenet300", data="mnist-slice", n_train=500, rounds=1, output_rate=0.1, val_size=100,
+                 train=TrainSpec(optimizer="adam", lr=1.2e-3, batch_size=60, epochs=2))
+    res = run_imp(sp, str(tmp_path), data=small)
+    assert res[0]["n_val"] == 100 and res[0]["early_stop_test_error"] < 30  # learns (chance: 90 %)
+
+
+def Dataset_slice(ds, n_train, n_test):
+    from ticketlab.deep.data import Dataset
+
+    return Dataset(ds.name, ds.x_train[:n_train], ds.y_train[:n_train], ds.x_test[:n_test], ds.y_test[:n_test],
+                   ds.task, ds.in_shape, ds.num_classes, dict(ds.info))

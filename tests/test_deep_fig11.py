@@ -1,4 +1,4 @@
-"""Figure 11 summary and plot on a hand-written store; the ``imp`` CLI on a tiny oracle run."""
+"""Figure 11 summary, claims, notes and plot on hand-written stores; the ``imp`` CLI on a tiny oracle run."""
 
 import json
 import os
@@ -10,62 +10,118 @@ from typer.testing import CliRunner
 
 from ticketlab.cli.imp import register
 from ticketlab.config import ConfigError
-from ticketlab.deep.fig11 import plot_fig11, summarize_fig11
+from ticketlab.deep.fig11 import fig11_claims, fig11_notes, plot_fig11, summarize_fig11, write_summary
 from ticketlab.deep.imp import IMPSpec
+from ticketlab.deep.train import TrainSpec
 
-# errors[N][seed] = test error per level (levels 0..2, pruning 0/20/36 %)
+# test errors[N][seed] per level (levels 0..2, pruning 0/20/36 %); validation errors are built so that
+# validation chooses level 2 although level 1 has the lower test error: selection must follow validation
 ERR = {100: {0: [5.0, 4.0, 4.4], 1: [5.2, 4.2, 4.6], 2: [5.4, 4.1, 4.5]},
        200: {0: [4.3, 3.9, 4.0], 1: [4.5, 4.1, 4.2], 2: [4.4, 4.0, 4.1]}}
+VAL = {0: 5.0, 1: 4.6, 2: 4.5}
 
 
-def write_store(root):
+def write_run(root, n, seed, errs, control="none", vals=VAL, train=None):
+    sp = IMPSpec(model="lenet5", data="mnist5k", n_train=n, seed=seed, control=control,
+                 train=train or TrainSpec(epochs=3))
+    rdir = os.path.join(root, "imp", sp.run_name())
+    os.makedirs(rdir)
+    json.dump({"identity": sp.identity(), "spec": sp.model_dump(mode="json"), "device": "cpu"},
+              open(f"{rdir}/config.json", "w"))
+    for lv, e in enumerate(errs):
+        os.makedirs(f"{rdir}/level_{lv:02d}")
+        json.dump({"n_train": n, "pruning_ratio_percent": 100 * (1 - 0.8 ** lv), "test_error": e + 0.05,
+                   "early_stop": {"step": 10 * (lv + 1), "val_error": vals[lv], "val_loss": 0.1, "test_error": e},
+                   "error_unit": "percent", "device": "cpu"},
+                  open(f"{rdir}/level_{lv:02d}/metrics.json", "w"))
+
+
+def write_store(root, controls=()):
     for n, by_seed in ERR.items():
         for seed, errs in by_seed.items():
-            sp = IMPSpec(model="lenet5", data="mnist5k", n_train=n, seed=seed)
-            rdir = os.path.join(root, "imp", sp.run_name())
-            os.makedirs(rdir)
-            json.dump({"identity": sp.identity(), "spec": sp.model_dump(mode="json")}, open(f"{rdir}/config.json", "w"))
-            for lv, e in enumerate(errs):
-                os.makedirs(f"{rdir}/level_{lv:02d}")
-                json.dump({"n_train": n, "pruning_ratio_percent": 100 * (1 - 0.8 ** lv), "test_error": e,
-                           "best_test_error": e - 0.1, "error_unit": "percent"},
-                          open(f"{rdir}/level_{lv:02d}/metrics.json", "w"))
+            write_run(root, n, seed, errs)
+            for c in controls:  # a control worse than the ticket by 1.0 at pruned levels
+                write_run(root, n, seed, [errs[0]] + [e + 1.0 for e in errs[1:]], control=c)
 
 
-def test_summary_by_brute_force(tmp_path):
+def test_summary_by_brute_force_and_selection_on_validation(tmp_path):
     write_store(tmp_path)
     s = summarize_fig11(str(tmp_path))
     (fam,) = s["families"]
+    assert fam["label"] == "lenet5-mnist5k-ticket" and fam["control"] == "none"
     for n, by_seed in ERR.items():
         arr = np.array(list(by_seed.values()))
         pts = fam["curves"][str(n)]
         assert [p["mean"] for p in pts] == pytest.approx(arr.mean(0).tolist())
         assert [p["std"] for p in pts] == pytest.approx(arr.std(0, ddof=1).tolist())
-        fx = fam["fixed_n"][str(n)]
-        assert fx["best_level"] == 1
-        diff = arr[:, 0] - arr[:, 1]
-        assert fx["improvement_mean"] == pytest.approx(diff.mean())
-        assert fx["improvement_se"] == pytest.approx(diff.std(ddof=1) / np.sqrt(3))
-    # pruned N=100 beats dense N=200 (4.4) at level 1 (4.1) only; level 2 (4.5) does not
-    dense200 = np.mean([e[0] for e in ERR[200].values()])
-    expect = [(100, lv) for lv in (1, 2) if np.mean([e[lv] for e in ERR[100].values()]) < dense200]
-    assert [(b["n_pruned"], b["level"]) for b in fam["beats"]] == expect == [(100, 1)]
-    b = fam["beats"][0]
-    se = np.sqrt(np.var([4.0, 4.2, 4.1], ddof=1) / 3 + np.var([4.3, 4.5, 4.4], ddof=1) / 3)
-    assert b["margin_se"] == pytest.approx((dense200 - 4.1) / se)
-    best = summarize_fig11(str(tmp_path), metric="best_test_error")["families"][0]
-    assert best["curves"]["100"][0]["mean"] == pytest.approx(5.1)
+        assert [p["early_stop_step_mean"] for p in pts] == [10, 20, 30]
+        ch = fam["chosen"][str(n)]
+        assert ch["level"] == 2  # validation's choice, although level 1 is better on test
+        diff = arr[:, 0] - arr[:, 2]
+        assert ch["gain"]["mean"] == pytest.approx(diff.mean())
+        assert ch["gain"]["se"] == pytest.approx(diff.std(ddof=1) / np.sqrt(3))
+    last = summarize_fig11(str(tmp_path), metric="test_error")["families"][0]
+    assert last["curves"]["100"][0]["mean"] == pytest.approx(5.25)
     with pytest.raises(ConfigError, match="metric"):
-        summarize_fig11(str(tmp_path), metric="loss")
+        summarize_fig11(str(tmp_path), metric="best_test_error")
     with pytest.raises(ConfigError, match="no imp runs"):
         summarize_fig11(str(tmp_path / "empty"))
 
 
-def test_plot_writes_png_and_pdf(tmp_path):
-    write_store(tmp_path / "s")
+def _by(claims, text):
+    return [c for c in claims if text in c["claim"]]
+
+
+def test_claims_pass_fail_and_undecided(tmp_path):
+    write_store(tmp_path, controls=("reinit", "random_mask"))
+    s = summarize_fig11(str(tmp_path))
+    claims = fig11_claims(s, {})
+    labels = {c["family"] for c in claims}
+    assert labels == {"lenet5-mnist5k-ticket", "lenet5-mnist5k-reinit control", "lenet5-mnist5k-random-mask control"}
+    assert all(c["claim"].startswith(f"[{c['family']}]") for c in claims)
+    fixed = _by(claims, "At a fixed N")
+    # fixed N: gains at level 2 are 0.6 +- 0 (N=100, clear) and 0.3 +- 0 (N=200, clear)
+    assert [c["verdict"] for c in fixed] == [True, True] and all("ticket" in c["family"] for c in fixed)
+    # N=100 at level 2 (4.5 mean) vs dense N=200 (4.4 mean): per seed 4.3-4.4, 4.5-4.6, 4.4-4.5 -> gain -0.1 +- 0
+    (cross,) = _by(claims, "N=100 vs N=200")
+    assert cross["verdict"] is False
+    ctrl = _by(claims, "The ticket beats its")
+    assert len(ctrl) == 4 and all(c["verdict"] is True for c in ctrl)
+    assert not any("control" in c["family"] for c in fixed + [cross])  # controls never judged on ticket claims
+
+
+def test_claims_undecided_with_noise_or_one_seed(tmp_path):
+    # gains of mixed sign over seeds: the 2-SE interval covers 0 -> no verdict
+    for seed, errs in {0: [5.0, 4.5, 4.5], 1: [5.0, 5.4, 5.4], 2: [5.0, 4.9, 4.9]}.items():
+        write_run(tmp_path, 100, seed, errs)
+    (fixed,) = _by(fig11_claims(summarize_fig11(str(tmp_path)), {}), "At a fixed N")
+    assert fixed["verdict"] is None
+    one = tmp_path / "one"
+    write_run(one, 100, 0, [5.0, 4.0, 4.0])
+    (fixed,) = _by(fig11_claims(summarize_fig11(str(one)), {}), "At a fixed N")
+    assert fixed["verdict"] is None and "1 seed" in fixed["ours"]
+
+
+def test_notes_follow_what_was_run(tmp_path):
+    write_store(tmp_path)
+    (note,) = fig11_notes(summarize_fig11(str(tmp_path)), "quick")
+    assert "lenet5 on mnist5k" in note and "N = 100, 200" in note and "seeds [0, 1, 2]" in note
+    assert "3 epochs" in note and "quick scale" in note
+    other = tmp_path / "other"
+    write_run(other, 300, 4, [5.0, 4.0], train=TrainSpec(epochs=7, optimizer="adam", lr=1e-3))
+    (note2,) = fig11_notes(summarize_fig11(str(other)), "paper")
+    assert "N = 300" in note2 and "seeds [4]" in note2 and "7 epochs" in note2 and "adam lr 0.001" in note2
+
+
+def test_plot_and_summary_file(tmp_path):
+    write_store(tmp_path / "s", controls=("reinit",))
     paths = plot_fig11(str(tmp_path / "s"), str(tmp_path / "out"))
     assert sorted(os.path.basename(p) for p in paths) == ["fig11-lenet5-mnist5k.pdf", "fig11-lenet5-mnist5k.png"]
     assert all(os.path.getsize(p) > 1000 for p in paths)
+    out = write_summary(str(tmp_path / "s"), str(tmp_path / "sum" / "fig11.json"), scale="quick")
+    back = json.load(open(tmp_path / "sum" / "fig11.json"))
+    assert back["kind"] == "ticketlab.imp_summary" and back["claims"] == out["claims"]
+    assert len(back["runs"]) == 12 and all(r["levels_finished"] == 3 for r in back["runs"].values())
 
 
 def _app():
@@ -78,22 +134,33 @@ def _app():
     return app
 
 
-
-
 def test_cli_tiny_oracle_run_json(tmp_path, one_thread):
-    args = ["imp", "--model", "mlp", "--widths", "8-4", "--data", "oracle:d=8,widths=8-4,r=3,pool=80,test=40",
+    args = ["imp", "--model", "mlp", "--widths", "8-4", "--data", "oracle:d=8,widths=8-4,r=3,pool=100,test=40",
             "--n-train", "40,80", "--rounds", "1", "--rate", "0.5", "--epochs", "1", "--batch-size", "20",
-            "--seeds", "0,1", "--store", str(tmp_path), "--rewind", "2", "--json"]
+            "--seeds", "0,1", "--store", str(tmp_path), "--rewind", "2", "--control", "none,reinit", "--json"]
     r = CliRunner().invoke(_app(), args)
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
-    assert len(out["runs"]) == 4 and out["runs"][0]["pruning_ratio_percent"][0] == 0
+    assert len(out["runs"]) == 8 and out["runs"][0]["pruning_ratio_percent"][0] == 0
+    labels = sorted(f["label"] for f in out["summary"]["families"])
+    assert labels == ["mlp-oracle-reinit control", "mlp-oracle-ticket"]
     assert sorted(out["summary"]["families"][0]["curves"]) == ["40", "80"]
-    assert json.load(open(tmp_path / "imp" / "mlp-oracle-n40-seed1" / "config.json"))["spec"]["rewind"] == 2
+    cfg = json.load(open(tmp_path / "imp" / "mlp-oracle-n40-seed1" / "config.json"))
+    assert cfg["spec"]["rewind"] == 2 and cfg["spec"]["init"] == "kaiming_normal"
+    m = json.load(open(tmp_path / "imp" / "mlp-oracle-n40-seed1" / "level_01" / "metrics.json"))
+    assert m["start_step"] == 2 and m["steps"] == 0  # 2 steps per level, rewound to step 2: nothing left
 
 
-@pytest.mark.parametrize("args,match", [(["--rewind", "later"], "--rewind"), (["--n-train", "1k"], "--n-train"),
-                                        (["--rate", "1.5"], "rate"), (["--scope", "x"], "scope")])
-def test_cli_bad_options_raise_config_error(tmp_path, args, match):
-    r = CliRunner().invoke(_app(), ["imp", "--store", str(tmp_path), *args])
-    assert isinstance(r.exception, ConfigError) and match in str(r.exception)
+def test_resolve_report_store(tmp_path):
+    from ticketlab.deep.fig11 import resolve_report_store
+
+    write_store(tmp_path / "s")
+    assert resolve_report_store(tmp_path / "s") == {"sqlite": None, "imp": tmp_path / "s"}
+    db = tmp_path / "s" / "ticketlab-results.db"
+    db.write_bytes(b"")
+    assert resolve_report_store(tmp_path / "s")["sqlite"] == db
+    assert resolve_report_store(db) == {"sqlite": db, "imp": tmp_path / "s"}
+    (tmp_path / "empty").mkdir()
+    for bad in (tmp_path / "empty", tmp_path / "missing"):
+        with pytest.raises(ConfigError, match="invalid --store"):
+            resolve_report_store(bad)

@@ -10,8 +10,9 @@ import torch
 from ticketlab import __version__
 from ticketlab.config import ConfigError
 from ticketlab.deep.data import load_data
-from ticketlab.deep.imp import IMPSpec, finished_levels, level_dir, load_level, run_dir, run_imp
-from ticketlab.deep.train import TrainSpec, evaluate, train
+from ticketlab.deep.imp import (IMPSpec, _load_state, finished_levels, level_dir, load_level, prepare_data, run_dir,
+                                run_imp)
+from ticketlab.deep.train import TrainSpec, evaluate, rewound, train
 
 DATA = "oracle:d=12,widths=10-6,r=4,pool=120,test=60"
 
@@ -62,18 +63,18 @@ def test_imp_levels_nested_sparsity_rewind_and_store(tmp_path):
     assert res[3]["pruning_ratio_percent"] == pytest.approx(100 * (1 - sum(res[3]["kept"].values()) / 186))
     assert "teacher_mask" in res[3] and 0 <= res[3]["teacher_mask"]["recall"] <= 1
 
-    # rewinding: level 2 = train(theta_k (.) m_2) exactly, and theta_k is what level 0 saw after 3 steps
-    rewind = torch.load(os.path.join(rdir, "rewind.pt"))
-    data = load_data(DATA).subset(100, 1)
+    # rewinding: level 2 = train from the stored step-3 state on m_2, for T - 3 steps, exactly
+    rewind = _load_state(os.path.join(rdir, "rewind.pt"))
+    assert rewind.step == 3 and res[2]["start_step"] == 3 and res[2]["steps"] == res[0]["steps"] - 3
+    data = prepare_data(s, load_data(DATA))
     model, _, metrics = load_level(rdir, 2)
-    model.load_state_dict(rewind)
-    retrained = train(model, masks_of(rdir, 2), data, s.train, s.seed)
+    retrained = train(model, masks_of(rdir, 2), data, s.train, s.seed, start=rewound(rewind))
     stored = torch.load(os.path.join(level_dir(rdir, 2), "weights.pt"))
     for k, v in model.state_dict().items():
         assert torch.equal(v, stored[k]), k
     assert retrained.test_error == metrics["test_error"]
     init = torch.load(os.path.join(rdir, "init.pt"))
-    assert not torch.equal(rewind["net.0.weight"], init["net.0.weight"])
+    assert not torch.equal(rewind.model["net.0.weight"], init["net.0.weight"])
     # a checkpoint is a plain module reproducing its stored test error
     model3, masks3, m3 = load_level(rdir, 3)
     ev = evaluate(model3, data.x_test, data.y_test, "regress", "cpu", torch.float32)

@@ -102,7 +102,7 @@ def test_rewind_state_equals_independent_k_steps():
             opt.step()
             step += 1
     for name, v in ref.state_dict().items():
-        assert torch.equal(res.rewind_state[name], v), name
+        assert torch.equal(res.rewind_state.model[name], v), name
 
 
 def test_regression_error_is_relative_rmse():

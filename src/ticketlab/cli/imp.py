@@ -118,5 +118,26 @@ def imp(
         typer.echo(f"wrote {p}")
 
 
+def imp_summary(
+    store: str = typer.Option(..., help="IMP store folder (runs under STORE/imp/)"),
+    out: str = typer.Option(..., help="the compact result file to write (JSON)"),
+    plot: Optional[str] = typer.Option(None, help="also write the figures (PNG+PDF) into this directory"),
+    scale: str = typer.Option("paper", help="scale label written into the notes: quick or paper"),
+):
+    """Turn an IMP store into one compact JSON file (summary, claims per labelled family, notes from what
+    ran, provenance) that a report renders without recomputing; safe to run while the runs go on."""
+    from ..deep.fig11 import plot_fig11, write_summary
+
+    if scale not in ("quick", "paper"):
+        raise ConfigError(f"invalid --scale {scale!r}: quick or paper")
+    result = write_summary(store, out, scale=scale)
+    paths = plot_fig11(store, plot, summary=result["summary"]) if plot else []
+    n = sum(r["levels_finished"] for r in result["runs"].values())
+    typer.echo(f"wrote {out}: {len(result['runs'])} runs, {n} finished levels, {len(result['claims'])} claims")
+    for p in paths:
+        typer.echo(f"wrote {p}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("imp")(imp)
+    app.command("imp-summary")(imp_summary)

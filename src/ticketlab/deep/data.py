@@ -61,6 +61,51 @@ class Dataset:
     x_val: torch.Tensor | None = None  # held out of the training pool (``holdout``); selects epochs, levels
     y_val: torch.Tensor | None = None
 
+    @classmethod
+    def from_tensors(cls, x_train, y_train, x_test, y_test, *, name: str = "custom", task: str = "classify",
+                     num_classes: int | None = None) -> "Dataset":
+        """Your own data as tensors (inputs (n, ...) float; labels long for 'classify', float targets
+        (n, k) for 'regress'); checked here so a bad shape fails before any training."""
+        if task not in ("classify", "regress"):
+            raise ConfigError(f"invalid task {task!r}: must be 'classify' or 'regress'")
+        x_train, x_test = torch.as_tensor(x_train).float(), torch.as_tensor(x_test).float()
+        y_train, y_test = torch.as_tensor(y_train), torch.as_tensor(y_test)
+        for part, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+            if len(x) != len(y) or len(x) == 0:
+                raise ConfigError(f"invalid data {name!r}: {part} has {len(x)} inputs and {len(y)} targets "
+                                  "(need as many, at least one)")
+        if x_test.shape[1:] != x_train.shape[1:]:
+            raise ConfigError(f"invalid data {name!r}: test inputs have shape {tuple(x_test.shape[1:])}, training "
+                              f"inputs {tuple(x_train.shape[1:])}")
+        if task == "classify":
+            y_train, y_test = y_train.long(), y_test.long()
+            k = int(max(y_train.max(), y_test.max())) + 1
+            num_classes = num_classes or k
+            if k > num_classes or min(int(y_train.min()), int(y_test.min())) < 0:
+                raise ConfigError(f"invalid data {name!r}: labels must be in 0..{num_classes - 1}")
+        else:
+            y_train, y_test = y_train.float(), y_test.float()
+            num_classes = num_classes or (y_train.shape[1] if y_train.ndim > 1 else 1)
+        return cls(name, x_train, y_train, x_test, y_test, task, tuple(x_train.shape[1:]), num_classes,
+                   {"source": "tensors", "n_pool": len(x_train), "n_test": len(x_test)})
+
+    @classmethod
+    def from_loaders(cls, train_loader, test_loader, **kw) -> "Dataset":
+        """Your own data from two iterables of (inputs, targets) batches, e.g. torch DataLoaders: read once
+        into tensors, in the loaders' order (ticketlab then draws its own seeded subsets and order)."""
+        def read(loader, part):
+            xs, ys = [], []
+            for batch in loader:
+                if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+                    raise ConfigError(f"invalid {part} loader: batches must be (inputs, targets) pairs")
+                xs.append(torch.as_tensor(batch[0]))
+                ys.append(torch.as_tensor(batch[1]))
+            if not xs:
+                raise ConfigError(f"invalid {part} loader: it yields no batches")
+            return torch.cat(xs), torch.cat(ys)
+
+        return cls.from_tensors(*read(train_loader, "train"), *read(test_loader, "test"), **kw)
+
     def holdout(self, n_val: int, split_seed: int) -> "Dataset":
         """A validation set of ``n_val`` pool items, drawn once from ``split_seed`` (the same for every run
         seed and every n_train); the training pool keeps the rest, in its order."""

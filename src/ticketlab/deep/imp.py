@@ -281,14 +281,9 @@ def rewind_steps(spec: IMPSpec, n_train: int) -> tuple[int, int]:
     return k, total
 
 
-def run_imp(spec: IMPSpec, store: str, *, device: str = "cpu", progress=None, data: Dataset | None = None,
-            factory=None) -> list[dict]:
-    """Run (or resume) one IMP run and return the metrics of levels 0..rounds.
-
-    ``factory``: for ``model='custom:NAME'``, a callable returning a fresh nn.Module (called under a
-    seeded RNG; ``spec.init`` is applied on top); ``data`` then must be given (``Dataset.from_tensors``
-    or ``from_loader``). Everything is checked before anything is written.
-    """
+def check_run(spec: IMPSpec, device: str = "cpu", data: Dataset | None = None, factory=None):
+    """Every check of a run that needs no writing: device, data, rewind point, model, the weights to
+    prune, one forward pass. Returns what ``run_imp`` needs; raises ConfigError naming the setting."""
     dev = resolve_device(device)
     dtype = DTYPES[spec.dtype]
     custom = spec.model.startswith("custom:")
@@ -317,6 +312,18 @@ def run_imp(spec: IMPSpec, store: str, *, device: str = "cpu", progress=None, da
         except RuntimeError as e:
             raise ConfigError(f"invalid model {spec.model!r} for inputs of shape {tuple(data.x_train.shape[1:])}: "
                               f"{str(e).splitlines()[0]}") from None
+    return dev, dtype, pool, data, k, fresh, model, weights
+
+
+def run_imp(spec: IMPSpec, store: str, *, device: str = "cpu", progress=None, data: Dataset | None = None,
+            factory=None) -> list[dict]:
+    """Run (or resume) one IMP run and return the metrics of levels 0..rounds.
+
+    ``factory``: for ``model='custom:NAME'``, a callable returning a fresh nn.Module (called under a
+    seeded RNG; ``spec.init`` is applied on top); ``data`` then must be given (``Dataset.from_tensors``
+    or ``from_loader``). Everything is checked before anything is written.
+    """
+    dev, dtype, pool, data, k, fresh, model, weights = check_run(spec, device, data, factory)
     ticket_dir = None
     if spec.control != "none":
         ticket_dir = run_dir(store, spec.ticket())

@@ -177,6 +177,7 @@ class TrainState:
     evals: list = field(default_factory=list)
     best: dict | None = None  # {step, val_loss, val_error, model}: the early-stopping point so far
     epoch_loss: float = 0.0  # training-loss sum of the current epoch so far
+    origin: int | None = None  # the step this level started from (kept through checkpoints)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -195,8 +196,8 @@ class TrainResult:
     early_stop: dict  # step, val_error, val_loss, test_error, test_loss at the least validation loss
     rewind_state: TrainState | None = None  # the state at ``rewind_step``, if asked
     optimizer: torch.optim.Optimizer | None = field(default=None, repr=False)
-    steps: int = 0  # optimizer steps taken in this call (T - start step)
-    start_step: int = 0
+    steps: int = 0  # optimizer steps of this level (T - its start step, counted across resumes)
+    start_step: int = 0  # the step the level started from (k when rewound to k)
 
 
 def initial_state(model: nn.Module, seed: int) -> TrainState:
@@ -253,32 +254,34 @@ def train(model: nn.Module, masks: dict[str, torch.Tensor], data: Dataset, spec:
     history, evals = list(start.history), list(start.evals)
     best = dict(start.best) if start.best is not None else None
     step, perm, epoch_loss = start.step, start.perm, start.epoch_loss
+    origin = start.step if start.origin is None else start.origin
     rewind_state = None
 
     def state_now() -> TrainState:
         return TrainState(step, _snapshot(model), _opt_state_cpu(opt), order_gen.get_state(), aug_gen.get_state(),
                           None if perm is None else perm.cpu().clone(), list(history), list(evals),
-                          None if best is None else dict(best), epoch_loss)
+                          None if best is None else dict(best), epoch_loss, origin)
 
     def validate():
         nonlocal best
+        if evals and evals[-1]["step"] == step:  # already evaluated at this step
+            return evals[-1]
         if has_val:
             ev = evaluate(model, data.x_val, data.y_val, data.task, device, dtype)
         else:  # no validation set: the early-stopping point is the last step
             ev = {"error": float("nan"), "loss": -float(step)}
         row = {"step": step, "val_error": ev["error"], "val_loss": ev["loss"] if has_val else float("nan")}
-        if not evals or evals[-1]["step"] != step:
-            evals.append(row)
-            if best is None or ev["loss"] < best["val_loss"] or not has_val:
-                best = {"step": step, "val_error": ev["error"], "val_loss": ev["loss"], "model": _snapshot(model)}
+        evals.append(row)
+        if best is None or ev["loss"] < best["val_loss"] or not has_val:
+            best = {"step": step, "val_error": ev["error"], "val_loss": ev["loss"], "model": _snapshot(model)}
         return row
 
     if rewind_step == step:
         rewind_state = state_now()
         if on_rewind is not None:
             on_rewind(rewind_state)
-    if step == 0 and not evals:
-        validate()  # the starting point counts (iteration 0)
+    if not evals:
+        validate()  # the starting point counts (iteration 0, or the rewind step k)
     model.train()
     t0 = time.perf_counter()
     while step < total_steps:
@@ -330,4 +333,4 @@ def train(model: nn.Module, masks: dict[str, torch.Tensor], data: Dataset, spec:
     if not has_val:
         early["val_loss"] = float("nan")
     return TrainResult(history, evals, final["error"], final["loss"], early, rewind_state, opt,
-                       step - start.step, start.step)
+                       step - origin, origin)
