@@ -31,6 +31,10 @@ class Fig2(Experiment):
     name = "fig2"
     title = "Figure 2: radius of the local convex region"
     Config = Fig2Config
+    # measured mean on a sample of the paper grid (one trial per cell at sqrt(r~) = 10, 15, 20 and four
+    # start distances: 1,591 / 3,735 / 10,000 iterations; the large-r~ columns run to the cap, see
+    # docs/performance.md, issue 14) - for the sweep's cost estimate
+    typical_iterations = 5100
 
     def presets(self):
         return {
