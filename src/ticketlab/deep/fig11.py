@@ -126,7 +126,12 @@ def summarize_fig11(store: str, metric: str = "early_stop_test_error") -> dict:
     validation error. Judging the claims is ``fig11_claims``'s."""
     if metric not in METRICS:
         raise ConfigError(f"invalid metric {metric!r}: must be one of {', '.join(METRICS)}")
-    rows = collect(store)
+    return {"store": store, "metric": metric, "families": summarize_rows(collect(store), metric)}
+
+
+def summarize_rows(rows: list[dict], metric: str = "early_stop_test_error") -> list[dict]:
+    """The per-family summaries of ``summarize_fig11`` from rows of ``collect`` (one place for both
+    the folder reader and the experiment protocol)."""
     fams: dict[str, list] = {}
     for r in rows:
         fams.setdefault(r["family_id"], []).append(r)
@@ -136,7 +141,7 @@ def summarize_fig11(store: str, metric: str = "early_stop_test_error") -> dict:
         out.append({"family": f, "label": family_label(f), "control": rs[0]["control"],
                     "error_unit": rs[0]["error_unit"], "metric": metric,
                     "devices": sorted({str(r["device"]) for r in rs}), **_family_summary(rs, metric)})
-    return {"store": store, "metric": metric, "families": out}
+    return out
 
 
 def _base(f: dict) -> str:

@@ -111,14 +111,10 @@ class Fig11(Experiment):
         return df
 
     def summarize(self, cfg, df):
-        from ..deep.fig11 import _family_summary
+        from ..deep.fig11 import summarize_rows
 
-        families = []
-        for _, sub in df.groupby("family_id", sort=False):
-            rows = sub.to_dict("records")
-            families.append({"family": rows[0]["family"], "error_unit": rows[0]["error_unit"],
-                             "metric": "test_error", **_family_summary(rows, "test_error")})
-        return {"store": df.attrs.get("imp_dir"), "families": families}
+        rows = df.to_dict("records") if not df.empty else []
+        return {"store": df.attrs.get("imp_dir"), "families": summarize_rows(rows)}
 
     def plot(self, cfg, df, summary, out_dir: Path):
         from ..deep.fig11 import plot_fig11
