@@ -47,13 +47,12 @@ from pydantic import Field, field_validator, model_validator
 
 from .. import __version__
 from ..config import ConfigError, Model
+from ..device import DTYPES
 from ..pruning import imp_loop, magnitude_scores, mask_agreement, prune, random_scores, sparsity
 from ..seeding import PRUNE, REINIT_LEVEL, START, substream
 from .data import Dataset, default_val_size, load_data
 from .models import INITS, MODELS, build_model, init_model, output_layer, prunable, seeded
 from .train import TrainSpec, TrainState, initial_state, rewound, train
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 
