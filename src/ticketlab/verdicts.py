@@ -43,7 +43,7 @@ class Estimate:
 
     @property
     def has_interval(self) -> bool:
-        return self.value is not None and self.low is not None and self.high is not None
+        return self.low is not None and self.high is not None
 
     @property
     def half_width(self) -> float | None:
@@ -146,7 +146,9 @@ class Verdict:
                 "reason": self.reason, "needed": self.needed, **extra}
 
 
-def _more(needed, n) -> str:
+def _more(needed, n, est: "Estimate | None" = None) -> str:
+    if needed is None and est is not None and est.value is None and est.has_interval:
+        return "the estimate lies beyond the grid (a bound): extend the grid"
     if needed is None:
         return "more trials alone would not decide it (the estimate sits on the edge, or has no interval)"
     return f"about {needed} trials per cell would decide it (now {n})"
@@ -217,7 +219,7 @@ def compare(estimate: Estimate, paper: float | None, tolerance, trend: Trend, *,
     distance = min(abs(v - band[0]), abs(v - band[1]))
     needed = trials_needed(estimate, distance)
     return Verdict("undecided", check, "our interval straddles the edge of the paper's tolerance: "
-                   + _more(needed, estimate.n), needed)
+                   + _more(needed, estimate.n, estimate), needed)
 
 
 def undecided(check: str, reason: str, needed: int | None = None) -> Verdict:
@@ -320,3 +322,19 @@ def judge(estimate: Estimate, paper, tolerance, trend: Trend, *, what: str, pape
     if reasons:
         return Verdict("undecided", v.check, "; ".join(reasons))
     return v
+
+
+def capped_note(cells: list[dict], max_iter: int) -> str:
+    """The report's line on capping: how many trials ran to max_iter, how many of them undecided."""
+    k = sum(int(c.get("capped", 0)) for c in cells)
+    u = sum(int(c.get("capped_undecided", 0)) for c in cells)
+    t = sum(int(c["trials"]) for c in cells)
+    worst = max(cells, key=lambda c: c.get("capped_undecided", 0) / max(c["trials"], 1), default=None)
+    tail = ""
+    if worst is not None and worst.get("capped_undecided", 0):
+        where = ", ".join(f"{k_}={v}" for k_, v in worst.items() if k_ not in
+                          ("successes", "trials", "capped", "capped_undecided", "r_tilde", "r_ave", "iterations",
+                           "mean", "std"))
+        tail = f"; worst cell ({where}): {worst['capped_undecided']} of {worst['trials']}"
+    return (f"Capped: {k} of {t} trials ran to max_iter = {max_iter}; {u} of them had not succeeded (undecided)"
+            + tail + ".")

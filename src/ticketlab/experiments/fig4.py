@@ -153,10 +153,7 @@ class Fig4(Experiment):
                 "is not stated (docs/replication.md)."]
 
     def summary_notes(self, cfg, summary):
-        k = sum(c["capped"] for c in summary["cells"])
-        u = sum(c["capped_undecided"] for c in summary["cells"])
-        return [f"{k} of {summary['trials']} trials ran to max_iter = {cfg.solver.max_iter} ({u} of them not "
-                "successes, hence undecided)."]
+        return [vd.capped_note(summary["cells"], cfg.solver.max_iter)]
 
 
 EXPERIMENT = Fig4()
