@@ -177,3 +177,23 @@ def capped_near(cells: list[dict], x_key: str, near: list, column: str = "capped
     near = {float(x) for x in near}
     sel = [c for c in cells if float(c[x_key]) in near and all(c.get(k) == v for k, v in (where or {}).items())]
     return int(sum(c.get(column, 0) for c in sel)), int(sum(c["trials"] for c in sel))
+
+
+def median_ci(values, level: float = 0.95) -> tuple[float | None, float | None, float | None]:
+    """The median and a distribution-free interval for it (order statistics, binomial coverage >= level).
+    Censored values may be given as +inf: the interval then may reach +inf. (None, None, None) when empty;
+    the bounds are None when too few values for the coverage."""
+    from scipy.stats import binom
+
+    v = np.sort(np.asarray(values, dtype=float))
+    n = len(v)
+    if n == 0:
+        return None, None, None
+    med = float(np.quantile(v, 0.5, method="inverted_cdf"))
+    # largest j with P(Bin(n, 1/2) < j) <= (1 - level) / 2: [v_(j), v_(n+1-j)] covers the median
+    j = int(binom.ppf((1 - level) / 2, n, 0.5))
+    while j >= 1 and binom.cdf(j - 1, n, 0.5) > (1 - level) / 2:
+        j -= 1
+    if j < 1:
+        return med, None, None
+    return med, float(v[j - 1]), float(v[n - j])

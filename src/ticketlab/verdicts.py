@@ -338,3 +338,12 @@ def capped_note(cells: list[dict], max_iter: int) -> str:
         tail = f"; worst cell ({where}): {worst['capped_undecided']} of {worst['trials']}"
     return (f"Capped: {k} of {t} trials ran to max_iter = {max_iter}; {u} of them had not succeeded (undecided)"
             + tail + ".")
+
+
+def from_direction(c: dict, how: str) -> dict:
+    """A claim judged elsewhere as a direction (True: holds, False: reversed, None: unresolved) in the
+    four categories; ``how`` says in a few words how that direction was decided."""
+    cat = {True: "reproduced", False: "not reproduced", None: "undecided"}[c["verdict"]]
+    reason = {True: "the direction holds", False: "the direction is reversed",
+              None: "the direction is unresolved"}[c["verdict"]] + f" ({how})"
+    return {**c, "verdict": cat, "check": f"{c['ours']}", "reason": reason, "needed": None}
