@@ -142,7 +142,15 @@ class Fig3(Experiment):
                 where = f"cell r~ = {c['r_tilde']:.0f}"
             elif xs and min(xs) <= x_ref <= max(xs):  # between cells: the line's prediction
                 y, se = predict(fit, x_ref)
-                est = vd.Estimate.from_se(y, None if se is None else se * vd.t95(fit["n"] - 2) / vd.Z95, n, fmt=".4f")
+                h = None if se is None else se * vd.t95(fit["n"] - 2)
+                # the cells' own scatter propagated to the prediction (a line through exact means is not exact)
+                xbar, sxx = float(np.mean(xs)), float(np.sum((np.array(xs) - np.mean(xs)) ** 2))
+                w = [1 / len(xs) + (x_ref - xbar) * (xi - xbar) / sxx for xi in xs]
+                if all(c["trials"] > 1 for c in agd) and sxx > 0:
+                    hp = float(np.sqrt(sum((wi * vd.t95(c["trials"] - 1) * c["std"] / np.sqrt(c["trials"])) ** 2
+                                           for wi, c in zip(w, agd))))
+                    h = hp if h is None else max(h, hp)
+                est = vd.Estimate.from_se(y, None if h is None else h / vd.Z95, n, fmt=".4f")
                 where = "the fitted line"
             else:
                 out.append(vd.undecided(f"r~^-1/2 = {x_ref} lies outside our r~ range", "not run at this r~ "
