@@ -302,7 +302,8 @@ def boundary_estimate(b: dict, key: str, grid, n: int | None, floor: float = 0.0
         return bound(floor, grid[0], n, fmt)
     if side == "above":
         return bound(grid[-1], math.inf, n, fmt)
-    return Estimate(b[key], b.get("ci_low"), b.get("ci_high"), n, fmt)
+    lo = b.get("ci_low")
+    return Estimate(b[key], None if lo is None else max(lo, floor), b.get("ci_high"), n, fmt)
 
 
 def setting_reason(ours: dict, paper: dict, command: str) -> str | None:
