@@ -20,7 +20,7 @@ REPRODUCE_ORDER = ["fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9
 
 
 def verdict_word(verdict) -> str:
-    """A claim's verdict (True, False, None) as the report and the CLI print it."""
+    """A claim's verdict (one of ticketlab.verdicts.CATEGORIES) as the report and the CLI print it."""
     from .report import verdict_word as word
 
     return word(verdict)

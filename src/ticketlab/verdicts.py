@@ -228,12 +228,13 @@ def undecided(check: str, reason: str, needed: int | None = None) -> Verdict:
     return Verdict("undecided", check, reason, needed)
 
 
-def capped_reason(capped: int, trials: int, where: str) -> str | None:
+def capped_reason(capped: int, trials: int, where: str, *, what: str = "ran to max_iter without deciding",
+                  fix: str = "raise max_iter or change the step convention") -> str | None:
     """Why a boundary or radius cannot be stated: at least 5% of the trials near it ran to the
-    iteration cap undecided. None when fewer did."""
+    iteration cap undecided (or, with ``what``/``fix``, hit another cap such as the radius grid's end).
+    None when fewer did."""
     if trials and capped / trials >= CAPPED_LIMIT:
-        return (f"{capped} of {trials} trials {where} ran to max_iter without deciding (>= 5%): raise "
-                "max_iter or change the step convention")
+        return f"{capped} of {trials} trials {where} {what} (>= 5%): {fix}"
     return None
 
 

@@ -137,7 +137,8 @@ class Experiment:
         raise NotImplementedError
 
     def claims(self, cfg, summary: dict, paper: dict) -> list[dict]:
-        """Each claim of the paper this experiment tests: {claim, paper, ours, verdict (bool|None)}."""
+        """Each claim of the paper this experiment tests: {claim, paper, ours, verdict, check, reason, needed},
+        the verdict one of ``ticketlab.verdicts.CATEGORIES`` (built with ``Verdict.claim``)."""
         return []
 
     def notes(self, cfg) -> list[str]:

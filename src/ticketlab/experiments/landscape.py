@@ -110,9 +110,8 @@ class Landscape(Experiment):
 
         def censored(sel, where):
             k, t = sum(x.get("censored_trials", 0) for x in sel), sum(x["trials"] for x in sel)
-            return vd.capped_reason(k, t, where).replace("ran to max_iter without deciding",
-                                                          "had a radius censored at the grid's last value") \
-                if vd.capped_reason(k, t, where) else None
+            return vd.capped_reason(k, t, where, what="had a radius censored at the grid's last value",
+                                    fix="extend radius_grid beyond its last value")
 
         def half(x):
             return vd.t95(x["trials"] - 1) * x["convex_radius_std"] / np.sqrt(x["trials"]) if x["trials"] > 1 else None
