@@ -171,13 +171,25 @@ def paper_points(ax, x, y, label: str = "paper", **kw):
 
 
 def log_axis(ax, which: str = "y") -> None:
-    """A real log axis whose narrow ranges still carry several tick labels (minor ones labelled
-    when the data span under two decades)."""
+    """A real log axis that keeps several tick labels on a narrow range: call it after plotting. Under
+    two decades the minor ticks are labelled too; under one, at 1.5, 2, 3, 5 and 7 per decade, as plain
+    numbers."""
+    from matplotlib.ticker import FuncFormatter
+
     axis = ax.yaxis if which == "y" else ax.xaxis
     (ax.set_yscale if which == "y" else ax.set_xscale)("log")
+    lim = ax.dataLim.intervaly if which == "y" else ax.dataLim.intervalx
+    lo, hi = (float(v) for v in lim)
+    span = math.log10(hi / lo) if lo > 0 and hi > lo and math.isfinite(hi / lo) else 3.0
     axis.set_major_locator(LogLocator(base=10))
-    axis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10)))
-    axis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(2, 0.6)))
+    if span < 1:
+        axis.set_minor_locator(LogLocator(base=10, subs=(1.5, 2, 3, 5, 7)))
+        plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(plain)
+    else:
+        axis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10)))
+        axis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(2, 0.6)))
 
 
 def wilson_interval(successes, trials, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
