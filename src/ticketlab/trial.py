@@ -25,6 +25,23 @@ def _num(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def check_problem(spec: TrialSpec, seeds: list[int], problem: Problem) -> None:
+    """Refuse a prepared problem that contradicts ``spec`` (its d, K, N, noise) or the seeds: the
+    stored result would carry a spec that did not produce it."""
+    B, N, d = problem.X.shape
+    K = problem.W_star.shape[-1]
+    wrong = [f"{name} = {got} (spec: {want})" for name, got, want in
+             (("d", d, spec.oracle.d), ("K", K, spec.oracle.K), ("N", N, spec.N), ("trials", B, len(seeds)))
+             if got != want]
+    if bool((problem.sigma > 0).any()) != (spec.oracle.noise > 0):
+        wrong.append(f"noise {'present' if bool((problem.sigma > 0).any()) else 'absent'} "
+                     f"(spec: noise = {spec.oracle.noise:g})")
+    if list(problem.seeds) != list(seeds):
+        wrong.append("seeds differ from the problem's")
+    if wrong:
+        raise ValueError("run_trials: the problem contradicts the spec: " + "; ".join(wrong))
+
+
 def run_trials(spec: TrialSpec, seeds: list[int], *, device: str = "cpu", backend: str = "auto",
                problem: Problem | None = None, W0: torch.Tensor | None = None) -> list[dict]:
     """Run ``spec`` once per seed (batched) and return one result dict per trial.
@@ -36,6 +53,8 @@ def run_trials(spec: TrialSpec, seeds: list[int], *, device: str = "cpu", backen
     dtype = DTYPES[spec.dtype]
     if problem is None:
         problem = make_problem(spec.oracle, spec.N, seeds, device=device, dtype=dtype)
+    else:
+        check_problem(spec, seeds, problem)
     if W0 is None:
         W0 = make_start(problem, spec.init)
     init_err, _ = aligned_relative_error(W0, problem.W_star)
