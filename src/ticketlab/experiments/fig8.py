@@ -115,12 +115,12 @@ class Fig8(Experiment):
             plotting.paper_points(ax, [1e-6], [v], mfc=colors.get(int(k.rstrip("%")), "gold"),
                                   label="paper: iterations to $10^{-6}$ (colour = pruning)" if i == 0 else "_nolegend_")
         if not colors:
-            ax.text(0.5, 0.5, f"no kept trial reached any of the levels {', '.join(f'{v:g}' for v in cfg.levels)}\n"
+            ax.text(0.5, 0.97, f"no kept trial reached any of the levels {', '.join(f'{v:g}' for v in cfg.levels)}\n"
                     f"({summary['kept']} of {summary['trials']} trials kept: mask accuracy in range)",
-                    transform=ax.transAxes, ha="center", va="center", fontsize=8, color="tab:red")
-        ax.plot(list(cfg.levels) + [1e-6], [np.nan] * (len(cfg.levels) + 1))  # the x range: our levels and 1e-6
+                    transform=ax.transAxes, ha="center", va="top", fontsize=8, color="tab:red")
         plotting.log_axis(ax, "x")
-        ax.invert_xaxis()
+        ax.set_xlim(2 * max(cfg.levels), 0.5 * min(min(cfg.levels), 1e-6))  # our levels and the paper's 1e-6,
+        ax.legend(loc="lower left")                                         # decreasing to the right
         ax.set_xlabel(r"error level reached (relative distance to the limit $\hat W$)")
         ax.set_ylabel("iterations (median over trials)")
         plotting.trials_title(ax, f"Mask accuracy in [{cfg.acc_low}, {cfg.acc_high}]", summary["trials"],
