@@ -13,6 +13,9 @@ from .experiments import get_experiment
 from .provenance import provenance
 from .store import Store
 
+__all__ = ["DEFAULT_CHUNK", "PROGRESS_SPLIT", "Task", "estimate_seconds", "fmt_duration", "plan", "remaining_per_cell",
+           "run_sweep", "run_task", "trials_per_chunk"]
+
 DEFAULT_CHUNK = 32
 DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes of trial data held at once by one chunk
 

@@ -18,6 +18,7 @@ from .init import make_start
 from .metrics import SUCCESS_THRESHOLD, aligned_relative_error, test_rmse_exact, test_rmse_sampled
 from .oracle import Problem, make_problem, mask_accuracy, pruning_ratio, r_tilde
 
+__all__ = ["check_problem", "run_trials"]
 
 
 def _num(x) -> float | None:
