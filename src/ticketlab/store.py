@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pandas is imported where a frame is built, so that importing DEFAULT_STORE is cheap
     import pandas as pd
 
+__all__ = ["DEFAULT_STORE", "Store", "load", "export", "flatten_config"]
+
 DEFAULT_STORE = "ticketlab-results.db"
 
 SCHEMA = """
@@ -43,8 +45,13 @@ CREATE TABLE IF NOT EXISTS configs (
 
 
 class Store:
-    def __init__(self, path: str | Path = DEFAULT_STORE):
+    """One SQLite result store. ``create=False`` opens an existing file only (FileNotFoundError naming
+    the path otherwise), so that reading never leaves an empty database behind."""
+
+    def __init__(self, path: str | Path = DEFAULT_STORE, *, create: bool = True):
         self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise FileNotFoundError(f"no result store at {str(self.path)!r}")
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(self.path), timeout=60)
@@ -62,8 +69,14 @@ class Store:
         self.close()
 
     def save_config(self, experiment: str, config_id: str, config: dict) -> None:
+        """Record a config as run now. The id ignores the trial count and scale (more trials extend a
+        sweep), so a row already there keeps the larger trial count and takes the new time."""
         with self._conn:
-            self._conn.execute("INSERT OR IGNORE INTO configs VALUES (?, ?, ?, ?)",
+            row = self._conn.execute("SELECT config FROM configs WHERE config_id = ?", (config_id,)).fetchone()
+            if row is not None and json.loads(row[0]).get("trials", 0) > config.get("trials", 0):
+                self._conn.execute("UPDATE configs SET created = ? WHERE config_id = ?", (time.time(), config_id))
+                return
+            self._conn.execute("INSERT OR REPLACE INTO configs VALUES (?, ?, ?, ?)",
                                (config_id, experiment, json.dumps(config, sort_keys=True), time.time()))
 
     def existing(self, trial_ids: list[str]) -> set[str]:
@@ -91,9 +104,15 @@ class Store:
         return self._conn.execute("SELECT COUNT(*) FROM trials WHERE experiment = ?", (experiment,)).fetchone()[0]
 
     def configs(self, experiment: str) -> list[dict]:
+        """The configs recorded for an experiment, oldest first, each with its ``config_id``."""
         rows = self._conn.execute("SELECT config_id, config FROM configs WHERE experiment = ? ORDER BY created",
                                   (experiment,)).fetchall()
         return [{"config_id": cid, **json.loads(cfg)} for cid, cfg in rows]
+
+    def config_records(self) -> list[dict]:
+        """Every recorded config: {experiment, config_id, config, created (unix time)}, oldest first."""
+        rows = self._conn.execute("SELECT experiment, config_id, config, created FROM configs ORDER BY created")
+        return [{"experiment": e, "config_id": c, "config": json.loads(j), "created": t} for e, c, j, t in rows]
 
     def experiments(self) -> list[str]:
         return [r[0] for r in self._conn.execute("SELECT DISTINCT experiment FROM trials ORDER BY experiment")]
@@ -126,18 +145,52 @@ class Store:
         return pd.DataFrame.from_records(records)
 
 
-def load(path: str | Path = DEFAULT_STORE, experiment: str | None = None) -> pd.DataFrame:
-    """All trials of a store (or of one experiment) as a DataFrame: cell fields, results, provenance."""
-    with Store(path) as s:
-        return s.frame(experiment)
+def flatten_config(config: dict, prefix: str = "config.") -> dict:
+    """A stored config as flat columns: {'config.d': 100, 'config.solver.eta': 0.5, ...}; grids (lists)
+    stay lists."""
+    out = {}
+    for k, v in config.items():
+        if isinstance(v, dict):
+            out.update(flatten_config(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
-def export(path: str | Path, out: str | Path, experiment: str | None = None) -> Path:
-    """Write the trials to CSV or Parquet (by the extension of ``out``); list-valued columns become JSON."""
-    df = load(path, experiment)
+def load(path: str | Path = DEFAULT_STORE, experiment: str | None = None, *,
+         with_config: bool = False) -> pd.DataFrame:
+    """All trials of a store (or of one experiment) as a DataFrame: cell fields, results, provenance.
+
+    ``with_config=True`` adds the fields of each row's config as columns named ``config.FIELD``
+    (nested ones dotted: ``config.solver.eta``). A missing file raises FileNotFoundError (nothing
+    is created)."""
+    with Store(path, create=False) as s:
+        df = s.frame(experiment)
+        if with_config and not df.empty:
+            import pandas as pd
+
+            configs = {r["config_id"]: flatten_config(r["config"]) for r in s.config_records()}
+            extra = pd.DataFrame.from_records([configs.get(cid, {}) for cid in df["config_id"]], index=df.index)
+            df = pd.concat([df, extra], axis=1)
+        return df
+
+
+def _cell_to_text(v):
+    """An export cell: lists and dicts as JSON text, missing values as real nulls (never 'NaN')."""
+    if isinstance(v, (list, dict, tuple)):
+        return json.dumps(v)
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    return v
+
+
+def export(path: str | Path, out: str | Path, experiment: str | None = None, *, with_config: bool = False) -> Path:
+    """Write the trials to CSV or Parquet (by the extension of ``out``); list-valued columns become JSON,
+    missing values are nulls."""
+    df = load(path, experiment, with_config=with_config)
     for col in df.columns:
-        if df[col].map(lambda v: isinstance(v, (list, dict))).any():
-            df[col] = df[col].map(json.dumps)
+        if df[col].map(lambda v: isinstance(v, (list, dict, tuple))).any():
+            df[col] = df[col].map(_cell_to_text).astype(object)
     out = Path(out)
     if out.suffix == ".parquet":
         df.to_parquet(out, index=False)

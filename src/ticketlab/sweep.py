@@ -13,6 +13,9 @@ from .experiments import get_experiment
 from .provenance import provenance
 from .store import Store
 
+__all__ = ["DEFAULT_CHUNK", "PROGRESS_SPLIT", "Task", "estimate_seconds", "fmt_duration", "plan", "remaining_per_cell",
+           "run_sweep", "run_task", "trials_per_chunk"]
+
 DEFAULT_CHUNK = 32
 DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes of trial data held at once by one chunk
 
@@ -56,9 +59,14 @@ def trials_per_chunk(spec, chunk_size: int | None = None, memory_budget: int | N
     return max(1, min(chunk_size or DEFAULT_CHUNK, budget // max(1, bytes_per_trial(spec))))
 
 
+PROGRESS_SPLIT = 4  # with a progress bar and no --chunk-size, a cell runs in at least this many chunks
+
+
 def plan(exp, cfg, store: Store, device: str = "cpu", chunk_size: int | None = None,
-         memory_budget: int | None = None) -> tuple[list[Task], int]:
-    """The chunks still to run, and how many trials the config has in all."""
+         memory_budget: int | None = None, split: int = 1) -> tuple[list[Task], int]:
+    """The chunks still to run, and how many trials the config has in all. ``split`` > 1 cuts each
+    cell's remaining trials into at least that many chunks (so that a progress bar moves within a
+    cell; each trial's numbers do not depend on its batch)."""
     refs = exp.trials(cfg)
     done = store.existing([r.trial_id for r in refs])
     cells = exp.cells(cfg)
@@ -69,6 +77,8 @@ def plan(exp, cfg, store: Store, device: str = "cpu", chunk_size: int | None = N
     tasks = []
     for ci, todo in by_cell.items():
         per = trials_per_chunk(cells[ci].spec, chunk_size, memory_budget)
+        if split > 1:
+            per = max(1, min(per, math.ceil(len(todo) / split)))
         for i in range(0, len(todo), per):
             part = todo[i:i + per]
             tasks.append(Task(exp.name, cfg.model_dump(mode="json"), ci, tuple(r.trial for r in part),
@@ -85,7 +95,10 @@ def run_sweep(exp_name: str, cfg, store: Store, *, device: str = "cpu", executor
 
     exp = get_experiment(exp_name)
     store.save_config(exp.name, cfg.config_id(), cfg.model_dump(mode="json"))
-    tasks, total = plan(exp, cfg, store, device, chunk_size, memory_budget)
+    # a local run with a bar: split cells so the bar moves within each (a cluster balances chunks itself)
+    split = PROGRESS_SPLIT if progress and chunk_size is None and (executor is None or getattr(
+        executor, "name", "local") == "local") else 1
+    tasks, total = plan(exp, cfg, store, device, chunk_size, memory_budget, split=split)
     todo = sum(len(t.trials) for t in tasks)
     if not tasks:  # fully resumed: start no executor (a cluster takes seconds to come up)
         return {"total": total, "skipped": total, "ran": 0, "written": 0}
@@ -115,27 +128,47 @@ def run_sweep(exp_name: str, cfg, store: Store, *, device: str = "cpu", executor
 TYPICAL_ITERATIONS = 2500  # iterations per trial to plan with, where an experiment gives none
 
 
+def remaining_per_cell(exp, cfg, store_path) -> dict[int, int]:
+    """Trials of each cell (by index) that ``store_path`` does not hold yet (all, if no such file)."""
+    from pathlib import Path
+
+    refs = exp.trials(cfg)
+    done: set[str] = set()
+    if Path(store_path).is_file():
+        with Store(store_path, create=False) as st:
+            done = st.existing([r.trial_id for r in refs])
+    out: dict[int, int] = {}
+    for r in refs:
+        if r.trial_id not in done:
+            out[r.cell_index] = out.get(r.cell_index, 0) + 1
+    return out
+
+
 def estimate_seconds(exp, cfg, device="cpu", chunk_size: int | None = None,
-                     memory_budget: int | None = None) -> float:
+                     memory_budget: int | None = None, remaining: dict[int, int] | None = None) -> float:
     """A planning estimate of a sweep's wall time on this machine (or one GPU, for a CUDA device),
     from the engine's cost model (good to about 2x). Iterations per trial: the experiment's
     ``typical_iterations`` (measured where given) or 2500, at most max_iter; on a GPU the batches
-    are sized as ``plan`` sizes them."""
+    are sized as ``plan`` sizes them. ``remaining`` (cell index -> trials still to run, from
+    ``remaining_per_cell``) estimates a resume: only those trials count."""
     import os
 
     from .engine.cost import estimate
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     total = 0.0
-    for cell in exp.cells(cfg):
+    for ci, cell in enumerate(exp.cells(cfg)):
+        n = cfg.trials if remaining is None else remaining.get(ci, 0)
+        if n == 0:
+            continue
         s = cell.spec
         r_sum = sum(s.oracle.r_values()) + s.oracle.K * s.oracle.extra
         its = min(s.solver.max_iter, getattr(exp, "typical_iterations", TYPICAL_ITERATIONS))
         if str(device or "cpu").startswith("cuda"):
-            total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, cfg.trials, "cuda", dtype=s.dtype,
+            total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, n, "cuda", dtype=s.dtype,
                               batch=trials_per_chunk(s, chunk_size, memory_budget), max_iter=s.solver.max_iter)
         else:
-            total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, cfg.trials, cores=cores, dtype=s.dtype)
+            total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, n, cores=cores, dtype=s.dtype)
     return total
 
 

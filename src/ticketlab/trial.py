@@ -18,11 +18,29 @@ from .init import make_start
 from .metrics import SUCCESS_THRESHOLD, aligned_relative_error, test_rmse_exact, test_rmse_sampled
 from .oracle import Problem, make_problem, mask_accuracy, pruning_ratio, r_tilde
 
+__all__ = ["check_problem", "run_trials"]
 
 
 def _num(x) -> float | None:
     x = float(x)
     return x if math.isfinite(x) else None
+
+
+def check_problem(spec: TrialSpec, seeds: list[int], problem: Problem) -> None:
+    """Refuse a prepared problem that contradicts ``spec`` (its d, K, N, noise) or the seeds: the
+    stored result would carry a spec that did not produce it."""
+    B, N, d = problem.X.shape
+    K = problem.W_star.shape[-1]
+    wrong = [f"{name} = {got} (spec: {want})" for name, got, want in
+             (("d", d, spec.oracle.d), ("K", K, spec.oracle.K), ("N", N, spec.N), ("trials", B, len(seeds)))
+             if got != want]
+    if bool((problem.sigma > 0).any()) != (spec.oracle.noise > 0):
+        wrong.append(f"noise {'present' if bool((problem.sigma > 0).any()) else 'absent'} "
+                     f"(spec: noise = {spec.oracle.noise:g})")
+    if list(problem.seeds) != list(seeds):
+        wrong.append("seeds differ from the problem's")
+    if wrong:
+        raise ValueError("run_trials: the problem contradicts the spec: " + "; ".join(wrong))
 
 
 def run_trials(spec: TrialSpec, seeds: list[int], *, device: str = "cpu", backend: str = "auto",
@@ -36,6 +54,8 @@ def run_trials(spec: TrialSpec, seeds: list[int], *, device: str = "cpu", backen
     dtype = DTYPES[spec.dtype]
     if problem is None:
         problem = make_problem(spec.oracle, spec.N, seeds, device=device, dtype=dtype)
+    else:
+        check_problem(spec, seeds, problem)
     if W0 is None:
         W0 = make_start(problem, spec.init)
     init_err, _ = aligned_relative_error(W0, problem.W_star)

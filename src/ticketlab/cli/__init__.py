@@ -19,8 +19,17 @@ app = typer.Typer(
 
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"ticketlab {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                       help="print the version and exit")) -> None:
     """ticketlab: run, sweep, plot and report the experiments of 'Why Lottery Ticket Wins?' (NeurIPS 2021)."""
 
 

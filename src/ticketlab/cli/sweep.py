@@ -9,8 +9,8 @@ from pathlib import Path
 
 import typer
 
-from ..app import (DEFAULT_STORE, build_report, paper, plot_experiment, reproduce_estimates, reproduce_names,
-                   run_experiment, verdict_word)
+from ..app import (DEFAULT_STORE, build_report, list_store, paper, plot_experiment, reproduce_estimates,
+                   reproduce_names, run_experiment, verdict_word)
 from ..config import ConfigError
 
 
@@ -33,6 +33,9 @@ def parse_bytes(text: str | None) -> int | None:
         raise ConfigError(f"invalid --memory-budget {text!r}: give bytes or a size like 512M, 4G") from None
 
 
+CONFIRM_SECONDS = 600  # a run estimated longer than this asks first (or needs --yes)
+
+
 def _where(device: str) -> str:
     """What a time estimate is for: one GPU (the CUDA model) or this machine's cores."""
     return "on one GPU" if str(device).startswith("cuda") else "on this machine"
@@ -50,8 +53,13 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", help="cpu, cuda or cuda:N"),
         set_: list[str] = typer.Option([], "--set", help="override a config field: FIELD=VALUE (lists as "
                                                          "1,2,3 or [1,2,3]); repeatable"),
-        seed: int = typer.Option(None, help="base seed (default 0)"),
+        seed: int = typer.Option(None, help="base seed (default 0); trial seeds derive from it, the cell and the "
+                                            "trial index"),
         dtype: str = typer.Option(None, help="float64 (default) or float32"),
+        config_file: Path = typer.Option(None, "--config", help="a config file of fields (JSON, TOML or YAML), "
+                                                                 "applied before --set"),
+        show_config: bool = typer.Option(False, "--show-config", help="print the validated config as JSON and "
+                                                                      "exit (nothing runs)"),
         executor: str = typer.Option("local", help="local (this process) or dask (a LocalCluster of --workers)"),
         scheduler: str = typer.Option(None, help="address of an existing Dask scheduler, e.g. tcp://host:8786"),
         workers: int = typer.Option(2, help="worker processes for --executor dask"),
@@ -59,16 +67,34 @@ def register(app: typer.Typer) -> None:
                                               help="seconds to wait for --scheduler before giving up"),
         chunk_size: int = typer.Option(None, "--chunk-size", help="max trials per batch (default 32)"),
         memory_budget: str = typer.Option(None, "--memory-budget", help="max trial data per batch, e.g. 2G"),
-        yes: bool = typer.Option(False, "--yes", "-y", help="do not ask before a long (paper-scale) run"),
+        yes: bool = typer.Option(False, "--yes", "-y", help=f"run without asking when the estimate exceeds "
+                                                            f"{CONFIRM_SECONDS // 60} min (required without a "
+                                                            "terminal)"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
         as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     ) -> int:
-        def confirm(exp, cfg, seconds, fmt, dev="cpu"):
+        if show_config:
+            from ..app import load_config_file, make_config
+            from ..experiments import get_experiment
+
+            exp = get_experiment(experiment)
+            cfg = make_config(exp, scale, trials, list(set_), seed, dtype,
+                              file_values=load_config_file(config_file) if config_file else None)
+            typer.echo(json.dumps({"experiment": exp.name, "config_id": cfg.config_id(),
+                                   "config": cfg.model_dump(mode="json")}, indent=1))
+            return 0
+
+        def confirm(exp, cfg, seconds, fmt, dev="cpu", todo=None):
             where = _where(dev)
-            msg = (f"{exp.name} ({cfg.scale}): {len(exp.cells(cfg))} cells x {cfg.trials} trials, estimated "
+            asked = len(exp.cells(cfg)) * cfg.trials
+            left = "" if todo is None or todo >= asked else f", {todo} of {asked} trials left to run"
+            msg = (f"{exp.name} ({cfg.scale}): {len(exp.cells(cfg))} cells x {cfg.trials} trials{left}, estimated "
                    f"{fmt(seconds)} {where} (rough: the cost model is good to about 2x)")
             typer.echo(msg, err=True)
-            if seconds > 600 and not yes and sys.stdin.isatty():
+            if seconds > CONFIRM_SECONDS and not yes:
+                if not sys.stdin.isatty():
+                    raise ConfigError(f"not started: estimated {fmt(seconds)}, over {CONFIRM_SECONDS // 60} min, and "
+                                      "there is no terminal to ask: pass --yes to run it")
                 if not typer.confirm("This is a long run. Continue?", default=False, err=True):
                     raise typer.Abort()
 
@@ -77,7 +103,7 @@ def register(app: typer.Typer) -> None:
             experiment, scale=scale, trials=trials, sets=set_, store=store, device=device, executor=executor,
             scheduler=scheduler, workers=workers, chunk_size=chunk_size, memory_budget=parse_bytes(memory_budget),
             progress=progress and not as_json, seed=seed, dtype=dtype, confirm=confirm,
-            connect_timeout=connect_timeout)
+            connect_timeout=connect_timeout, config_file=config_file)
         counts["wall_time"] = time.perf_counter() - t0
         if as_json:
             typer.echo(json.dumps(_json_summary(exp, cfg, summary, counts), default=float))
@@ -94,14 +120,38 @@ def register(app: typer.Typer) -> None:
         store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store (for fig11: the folder given "
                                                              "to `ticketlab imp --store`, or the store beside it)"),
         out: Path = typer.Option(Path("figures"), help="output folder"),
+        config: str = typer.Option(None, "--config", help="the config id (or its first characters) to draw, as "
+                                                          "`ticketlab ls` lists them (default: the largest complete)"),
+        scale: str = typer.Option(None, help="draw the largest complete config at this scale (quick, paper, custom)"),
         as_json: bool = typer.Option(False, "--json", help="print the written paths as JSON"),
     ) -> int:
-        paths = plot_experiment(experiment, store, out)
+        paths = plot_experiment(experiment, store, out, config_id=config, scale=scale)
         if as_json:
             typer.echo(json.dumps({"experiment": experiment, "files": [str(p) for p in paths]}))
         else:
             for p in paths:
                 typer.echo(str(p))
+        return 0
+
+    @app.command("ls", help="List what a store holds: experiment, config id, scale, trials done of asked, "
+                            "complete or not, when it last ran.")
+    def ls(
+        store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store"),
+        as_json: bool = typer.Option(False, "--json", help="print the rows as JSON"),
+    ) -> int:
+        rows = list_store(store)
+        if as_json:
+            typer.echo(json.dumps([{k: v for k, v in r.items() if k != "config"} for r in rows]))
+            return 0
+        if not rows:
+            typer.echo(f"{store}: no experiment recorded")
+            return 0
+        typer.echo(f"{'experiment':<10} {'config':<12} {'scale':<7} {'trials':>13}  {'status':<10} last run")
+        for r in rows:
+            done = "-" if r["done"] is None else f"{r['done']}/{r['asked']}"
+            status = "complete" if r["complete"] else "INCOMPLETE"
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"]))
+            typer.echo(f"{r['experiment']:<10} {r['config_id'][:12]:<12} {r['scale']:<7} {done:>13}  {status:<10} {when}")
         return 0
 
     @app.command(help="Write the HTML + Markdown report (every figure in the store, the paper's numbers "

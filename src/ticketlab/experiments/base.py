@@ -168,17 +168,12 @@ class Experiment:
         """Whether ``store`` can hold results of this experiment at all (the file exists)."""
         return Path(store).is_file()
 
-    def stored_config(self, store):
-        """The config of the latest run stored, or None."""
-        from ..store import Store
+    def stored_config(self, store, config_id: str | None = None, scale: str | None = None):
+        """The config to show from ``store``: the largest complete one, or the one named by
+        ``config_id`` / at ``scale`` (``ticketlab.catalog.select_config``); None if none is recorded."""
+        from ..catalog import select_config
 
-        with Store(store) as st:
-            configs = st.configs(self.name)
-        if not configs:
-            return None
-        raw = dict(configs[-1])
-        raw.pop("config_id", None)
-        return self.Config(**raw)
+        return select_config(self, store, config_id, scale)
 
     def load(self, cfg, store) -> pd.DataFrame:
         """This config's results, one row per trial."""

@@ -110,16 +110,20 @@ class Fig10(Experiment):
                            "trainings": int(np.array(sub["iterations"].tolist()).size)})
         return {"series": series, "trials": int(len(df))}
 
+    @plotting.styled
     def plot(self, cfg, df, summary, out_dir: Path):
-        fig, ax = plotting.new_figure()
+        fig, ax = plotting.new_figure(5.0, 3.6)
         for s in summary["series"]:
-            ax.plot(np.array(s["remaining"]) * 100, s["test_rel_median"], "o-", ms=2.5, label=f"N = {s['N']}")
+            ax.plot(np.array(s["remaining"]) * 100, s["test_rel_median"], "o-", ms=2.5,
+                    label=f"N = {s['N']} ({s['trials']} trials)")
+        plotting.log_axis(ax, "y")
         ax.invert_xaxis()
-        ax.set_yscale("log")
-        ax.axvline(100 * cfg.r / cfg.d, color="grey", lw=0.8, ls=":")
-        ax.set_xlabel("% weights remaining")
-        ax.set_ylabel("test RMSE / E_y (median)")
-        ax.set_title(f"IMP, {cfg.rate:.0%} per round, sigma/E_y = {cfg.noise:g}")
+        ax.axvline(100 * cfg.r / cfg.d, color="grey", lw=0.8, ls=":", label="oracle's density $r/d$")
+        ax.axhline(cfg.success_level, color="grey", lw=0.6, ls="--", label=f"success level {cfg.success_level:g}")
+        ax.set_xlabel("weights remaining (%)")
+        ax.set_ylabel("test RMSE / $E_y$ (median over trials)")
+        plotting.trials_title(ax, f"IMP, {cfg.rate:.0%} per round, $\\sigma/E_y$ = {cfg.noise:g}", summary["trials"],
+                              len(self.cells(cfg)) * cfg.trials)
         return plotting.save(fig, out_dir, "fig10")
 
     @staticmethod

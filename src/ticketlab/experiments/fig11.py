@@ -95,9 +95,9 @@ class Fig11(Experiment):
     def has_results(self, store) -> bool:
         return (imp_dir(store) / "imp").is_dir()
 
-    def stored_config(self, store):
+    def stored_config(self, store, config_id=None, scale=None):
         if Path(store).is_file():
-            cfg = super().stored_config(store)
+            cfg = super().stored_config(store, config_id, scale)
             if cfg is not None:
                 return cfg
         return self.default_config("quick")

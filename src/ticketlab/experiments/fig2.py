@@ -79,23 +79,25 @@ class Fig2(Experiment):
         return {"cells": table.to_dict("records"), "radius": radius, "fit": fit, "area_fit": area_fit,
                 "trials": int(table["trials"].sum())}
 
+    @plotting.styled
     def plot(self, cfg, df, summary, out_dir: Path):
         table = pd.DataFrame(summary["cells"])
-        xs, ys, rate = plotting.rate_grid(table, "sqrt_r_tilde_target", "lam")
-        fig, ax = plotting.new_figure()
+        xs, ys, rate, partial = plotting.rate_grid(table, "sqrt_r_tilde_target", "lam", asked=cfg.trials)
+        fig, ax = plotting.new_figure(5.0, 3.7)
         plotting.phase_diagram(ax, xs, [100 * y for y in ys], rate, r"$\sqrt{\tilde r}$",
-                               "initial relative distance (%)")
+                               "initial relative distance (%)", partial=partial)
         pts = [r for r in summary["radius"] if r["radius"] is not None]
         if pts:
             ax.plot([r["sqrt_r_tilde_target"] for r in pts], [100 * r["radius"] for r in pts], "o",
-                    color="tab:red", ms=3, label="radius (50% success)")
+                    color="tab:red", ms=3, label="ours: radius (50% success, logistic fit)")
             fit = summary["fit"]
             if fit["a"] is not None:
                 g = np.linspace(min(xs), max(xs), 50)
                 ax.plot(g, 100 * (fit["a"] * g + fit["b"]), "--", color="tab:red", lw=1,
-                        label=f"fit: slope {100 * fit['a']:.1f} %/unit")
-            ax.legend(fontsize=7, loc="lower left")
-        ax.set_title(f"Convex region radius (d={cfg.d}, K={cfg.K}, N={cfg.N})")
+                        label=f"ours: linear fit, slope {100 * fit['a']:.1f} % per unit of $\\sqrt{{\\tilde r}}$")
+        plotting.legend_with_missing(ax, loc="lower left")
+        plotting.trials_title(ax, f"Convex region radius (d={cfg.d}, K={cfg.K}, N={cfg.N}, {cfg.trials} trials/cell)",
+                              int(table["trials"].sum()), len(self.cells(cfg)) * cfg.trials)
         return plotting.save(fig, out_dir, "fig2")
 
     def claims(self, cfg, summary, paper):

@@ -39,6 +39,26 @@ class Fig3Config(AGDConfig):
         return self
 
 
+def stopped_mean_curve(sub, record_every: int) -> tuple[np.ndarray, np.ndarray]:
+    """The geometric mean error of a cell's trials, each curve cut where its trial stopped (the store
+    carries the last value forward), over the points at which at least half the trials still ran."""
+    rows = []
+    for c, its in zip(sub["curve"], sub["iterations"]):
+        arr = plotting.finite(c)
+        arr[int(its) // record_every + 1:] = np.nan
+        rows.append(np.log10(arr))
+    width = max(len(r) for r in rows)
+    logs = np.full((len(rows), width), np.nan)
+    for i, r in enumerate(rows):
+        logs[i, :len(r)] = r
+    running = np.isfinite(logs).sum(0)
+    keep = running >= max(1, (len(rows) + 1) // 2)
+    last = int(np.nonzero(keep)[0][-1]) + 1 if keep.any() else 0
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(logs[:, :last], axis=0)
+    return np.arange(last) * record_every, 10.0 ** mean
+
+
 class Fig3(Experiment):
     name = "fig3"
     title = "Figure 3: convergence rate against sparsity, AGD and GD"
@@ -84,26 +104,46 @@ class Fig3(Experiment):
             fits[str(b)] = linear_fit([x["r_tilde"] ** -0.5 for x in pts], [x["mean"] for x in pts])
         return {"rates": rates, "curves": curves, "fits": fits, "trials": int(len(df))}
 
+    @plotting.styled
     def plot(self, cfg, df, summary, out_dir: Path):
-        fig, (ax1, ax2) = plotting.plt.subplots(1, 2, figsize=(8.6, 3.4), constrained_layout=True)
+        paper = plotting.paper_values()
+        fig, (ax1, ax2) = plotting.new_figure(9.2, 3.6, ncols=2)
         agd = max(cfg.beta)
-        for c in summary["curves"]:
-            if c["beta"] != agd:
+        for r in sorted({int(x) for x in df["r"]}) if not df.empty else []:
+            sub = df[(df["r"] == r) & (df["beta"] == agd)]
+            if sub.empty:
                 continue
-            y = np.array([np.nan if v is None else v for v in c["log10_error"]], dtype=float)
-            ax1.plot(np.arange(len(y)) * cfg.record_every, y, label=f"r = {c['r']}")
+            it, y = stopped_mean_curve(sub, cfg.record_every)
+            ax1.plot(it, y, label=f"r = {r}")
+        ax1.axhline(1e-6, color="grey", lw=0.8, ls=":", label="$10^{-6}$ (the paper's read-off level)")
+        ref = paper.get("fig3a_iterations_to_1e-6", {})
+        if ref:
+            plotting.paper_points(ax1, list(ref.values()), [1e-6] * len(ref),
+                                  label="paper: iterations to $10^{-6}$")
+            for k, v in ref.items():
+                ax1.annotate(k, (v, 1e-6), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
+        plotting.log_axis(ax1, "y")
         ax1.set_xlabel("iteration")
-        ax1.set_ylabel("log10 relative error")
-        ax1.set_title(f"(a) AGD, beta = {agd}")
-        ax1.legend(fontsize=7)
+        ax1.set_ylabel("relative error $\\|W - W^*\\|_F / \\|W^*\\|_F$")
+        ax1.set_title(f"(a) AGD, $\\beta$ = {agd}: geometric mean over trials,\nending at the median stop", fontsize=8)
+        ax1.legend(fontsize=6.5)
+        colors = {}
         for b in sorted({x["beta"] for x in summary["rates"]}, reverse=True):
             pts = sorted((x for x in summary["rates"] if x["beta"] == b), key=lambda x: x["r_tilde"])
-            plotting.band(ax2, [x["r_tilde"] ** -0.5 for x in pts], [x["mean"] for x in pts],
-                          [x["std"] for x in pts], label=("GD" if b == 0 else "AGD") + f" (beta={b})")
-        ax2.set_xlabel(r"$\tilde r^{-1/2}$")
-        ax2.set_ylabel("convergence rate")
-        ax2.set_title("(b) rate vs sparsity")
-        ax2.legend(fontsize=7)
+            line = plotting.band(ax2, [x["r_tilde"] ** -0.5 for x in pts], [x["mean"] for x in pts],
+                                 [x["std"] for x in pts], label=("GD" if b == 0 else "AGD") + f" ($\\beta$ = {b:g})")
+            colors[b] = line.get_color()
+        for key, lab in (("agd_beta_0.2", "AGD"), ("gd_beta_0", "GD")):
+            pts = paper.get("fig3b_rate", {}).get(key)
+            if pts:
+                b = float(key.rsplit("_", 1)[1])
+                plotting.paper_points(ax2, [p[0] for p in pts], [p[1] for p in pts], label=f"paper: {lab}",
+                                      mfc=colors.get(b, "gold"))
+        ax2.set_xlabel(r"$\tilde{r}^{\,-1/2}$")
+        ax2.set_ylabel("convergence rate (per iteration)")
+        n = summary["trials"]
+        plotting.trials_title(ax2, "(b) rate vs sparsity", n, len(self.cells(cfg)) * cfg.trials)
+        ax2.legend(fontsize=6.5)
         return plotting.save(fig, out_dir, "fig3")
 
     def claims(self, cfg, summary, paper):

@@ -69,11 +69,21 @@ class Fig4(Experiment):
         return {"cells": table.to_dict("records"), "boundary": boundary, "fit": fit, "slope": fit["a"],
                 "trials": int(table["trials"].sum())}
 
+    @plotting.styled
     def plot(self, cfg, df, summary, out_dir: Path):
+        paper = plotting.paper_values()
         table = pd.DataFrame(summary["cells"])
-        rts, ns, rate = plotting.rate_grid(table, "r_tilde_target", "N")
-        fig, ax = plotting.new_figure()
-        plotting.phase_diagram(ax, rts, ns, rate, r"$\tilde r$", "N (samples)")
+        # the whole grid, so that cells with no trial show as not run (hatched), never as blank space
+        rts, ns = sorted(set(table["r_tilde_target"]) | set(cfg.r_tilde)), sorted(set(table["N"]) | set(cfg.N))
+        full = np.full((len(ns), len(rts)), np.nan)
+        part = np.zeros_like(full, dtype=bool)
+        for _, row in table.iterrows():
+            i, j = ns.index(row["N"]), rts.index(row["r_tilde_target"])
+            full[i, j] = row["successes"] / row["trials"]
+            part[i, j] = row["trials"] < cfg.trials
+        fig, ax = plotting.new_figure(5.2, 3.8)
+        plotting.phase_diagram(ax, rts, ns, full, r"$\tilde r$ (target effective sparsity)", "N (samples)",
+                               partial=part)
         b = [x for x in summary["boundary"] if x["n_star"] is not None]
         if b:
             xs = [x["r_tilde_target"] for x in b]
@@ -81,14 +91,20 @@ class Fig4(Experiment):
             ax.errorbar(xs, [x["n_star"] for x in b],
                         yerr=[[max(0.0, x["n_star"] - max(lo, x["ci_low"] or x["n_star"])) for x in b],
                               [max(0.0, min(hi, x["ci_high"] or x["n_star"]) - x["n_star"]) for x in b]],
-                        fmt="o", color="tab:red", ms=3, lw=1, label="N* (50% success)")
+                        fmt="o", color="tab:red", ms=3, lw=1, capsize=2,
+                        label="ours: $N^*$ (50% success), 95% bootstrap CI")
             fit = summary["fit"]
             if fit["a"] is not None:
                 grid = np.linspace(min(rts), max(rts), 50)
                 ax.plot(grid, fit["a"] * grid + fit["b"], color="tab:red", lw=1, ls="--",
-                        label=f"N* = {fit['a']:.2f} r~ {fit['b']:+.0f}")
-            ax.legend(loc="upper left", fontsize=7)
-        ax.set_title(f"Phase transition (d={cfg.d}, K={cfg.K}, {int(table['trials'].max())} trials/cell)")
+                        label=f"ours: $N^* = {fit['a']:.2f}\\,\\tilde r {fit['b']:+.0f}$")
+        ref = {int(k): v for k, v in paper.get("fig4_boundary_N_at_r_tilde", {}).items()}
+        shown = {k: v for k, v in ref.items() if min(rts) - 5 <= k <= max(rts) + 5}
+        if shown:
+            plotting.paper_points(ax, list(shown), list(shown.values()), label="paper: boundary (read off Fig. 4)")
+        plotting.legend_with_missing(ax, loc="upper left")
+        plotting.trials_title(ax, f"Phase transition (d={cfg.d}, K={cfg.K}, {cfg.trials} trials/cell)",
+                              int(table["trials"].sum()), len(self.cells(cfg)) * cfg.trials)
         return plotting.save(fig, out_dir, "fig4")
 
     def claims(self, cfg, summary, paper):

@@ -63,16 +63,26 @@ class Fig5(Experiment):
                            "outside_grid": tr["outside_grid"]})
         return {"cells": table.to_dict("records"), "transitions": curves, "trials": int(table["trials"].sum())}
 
+    @plotting.styled
     def plot(self, cfg, df, summary, out_dir: Path):
-        fig, ax = plotting.new_figure()
+        fig, ax = plotting.new_figure(5.0, 3.6)
         for c in summary["transitions"]:
             rows = sorted((r for r in summary["cells"] if r["layout"] == c["layout"]), key=lambda r: r["N"])
-            ax.plot([r["N"] for r in rows], [r["successes"] / r["trials"] for r in rows], marker="o", ms=3,
-                    label=f"r~ = {c['ratio']:.2f} r_ave ({c['layout']})")
+            ns = [r["N"] for r in rows]
+            lo, hi = plotting.wilson_interval([r["successes"] for r in rows], [r["trials"] for r in rows])
+            plotting.band(ax, ns, [r["successes"] / r["trials"] for r in rows], hi, lower=lo,
+                          band_label="95% Wilson interval",
+                          label=f"$\\tilde r$ = {c['ratio']:.2f} $r_{{ave}}$ ({c['layout']})")
+        ref = plotting.paper_values().get("fig5_transition_N", {})
+        if ref:
+            plotting.paper_points(ax, list(ref.values()), [0.5] * len(ref), label="paper: transition N (50%)")
+        ax.axhline(0.5, color="grey", lw=0.6, ls=":")
+        ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel("N (samples)")
         ax.set_ylabel("success rate")
-        ax.set_title(f"Same weights, different overlap (d={cfg.d}, K={cfg.K}, r={cfg.r})")
-        ax.legend(fontsize=7)
+        plotting.trials_title(ax, f"Same weights, different overlap (d={cfg.d}, K={cfg.K}, r={cfg.r})",
+                              summary["trials"], len(self.cells(cfg)) * cfg.trials)
+        ax.legend(loc="lower right")
         return plotting.save(fig, out_dir, "fig5")
 
     def claims(self, cfg, summary, paper):

@@ -69,19 +69,26 @@ class Fig6(Experiment):
                 "noise_fit": noise_fit,
                 "trials": int(table["trials"].sum())}
 
+    @plotting.styled
     def plot(self, cfg, df, summary, out_dir: Path):
-        fig, ax = plotting.new_figure()
+        fig, ax = plotting.new_figure(5.0, 3.6)
         for nz in sorted({c["noise"] for c in summary["cells"]}, reverse=True):
             rows = sorted((c for c in summary["cells"] if c["noise"] == nz), key=lambda c: c["r_tilde"])
             x = [np.sqrt(c["r_tilde"]) for c in rows]
             m, s = np.array([c["mean"] for c in rows]), np.array([c["std"] for c in rows])
-            line, = ax.plot(x, m, marker="o", ms=3, label=f"sigma/E_y = {nz:g}")
-            ax.fill_between(x, np.maximum(m - s, m * 1e-3), m + s, color=line.get_color(), alpha=0.2, lw=0)
-        ax.set_yscale("log")
+            plotting.band(ax, x, m, m + s, lower=np.maximum(m - s, m * 1e-3), label=f"$\\sigma/E_y$ = {nz:g}")
+        ref = plotting.paper_values().get("fig6_relative_error_range", {})
+        xr = ref.get("x_sqrt_r_tilde")
+        for key in ("1e-2", "1e-5"):
+            if xr and key in ref:
+                plotting.paper_points(ax, xr, ref[key], ls="--", lw=0.8,
+                                      label="paper: range at the ends of its grid" if key == "1e-2" else "_nolegend_")
+        plotting.log_axis(ax, "y")
         ax.set_xlabel(r"$\sqrt{\tilde r}$")
-        ax.set_ylabel("relative error")
-        ax.set_title(f"Noise floor (d={cfg.d}, K={cfg.K}, N={cfg.N})")
-        ax.legend(fontsize=7)
+        ax.set_ylabel("relative error (mean; shaded: ±1 std)")
+        plotting.trials_title(ax, f"Noise floor (d={cfg.d}, K={cfg.K}, N={cfg.N})", int(len(df)),
+                              len(self.cells(cfg)) * cfg.trials)
+        ax.legend()
         return plotting.save(fig, out_dir, "fig6")
 
     def claims(self, cfg, summary, paper):

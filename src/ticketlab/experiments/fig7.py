@@ -159,17 +159,18 @@ class Fig7(Experiment):
                         "spearman_acc_test": spearman(sub["mask_accuracy"], np.log(sub["test_rmse"].astype(float)))})
         return {"bins": bins, "per_ratio": per, "fit": log_fit(df), "trials": int(len(df))}
 
+    @plotting.styled
     def plot(self, cfg, df, summary, out_dir: Path):
-        fig, ax = plotting.new_figure()
+        fig, ax = plotting.new_figure(5.0, 3.6)
         for p in sorted({b["pruning"] for b in summary["bins"]}):
             pts = sorted((b for b in summary["bins"] if b["pruning"] == p), key=lambda b: b["accuracy"])
-            x = [b["accuracy"] for b in pts]
-            ax.plot(x, [b["median"] for b in pts], "o-", ms=3, label=f"{p:.0%} pruned")
-            ax.fill_between(x, [b["q25"] for b in pts], [b["q75"] for b in pts], alpha=0.15)
-        ax.set_yscale("log")
+            plotting.band(ax, [b["accuracy"] for b in pts], [b["median"] for b in pts], [b["q75"] for b in pts],
+                          lower=[b["q25"] for b in pts], band_label="interquartile range", label=f"{p:.0%} pruned")
+        plotting.log_axis(ax, "y")
         ax.set_xlabel("mask accuracy")
         ax.set_ylabel("test RMSE (median per bin)")
-        ax.set_title(f"GraSP masks, N={cfg.N} (bins with >= {cfg.min_bin_trials} trials)")
+        plotting.trials_title(ax, f"{cfg.method} masks, N={cfg.N} (bins with >= {cfg.min_bin_trials} trials)",
+                              summary["trials"], len(self.cells(cfg)) * cfg.trials)
         return plotting.save(fig, out_dir, "fig7")
 
     def claims(self, cfg, summary, paper):

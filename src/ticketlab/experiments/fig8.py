@@ -104,18 +104,31 @@ class Fig8(Experiment):
                         "levels": per_level})
         return {"ratios": out, "kept": int(len(sel)), "trials": int(len(df))}
 
+    @plotting.styled
     def plot(self, cfg, df, summary, out_dir: Path):
-        fig, ax = plotting.new_figure()
+        fig, ax = plotting.new_figure(5.0, 3.6)
+        colors = {}
         for r in summary["ratios"]:
             pts = [(lv["level"], lv["median"]) for lv in r["levels"] if lv["median"] is not None]
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3,
-                        label=f"{r['pruning']:.0%} pruned ({r['trials']} trials)")
-        ax.set_xscale("log")
-        ax.invert_xaxis()
-        ax.set_xlabel("relative distance to the limit W_hat")
-        ax.set_ylabel("iterations (median)")
-        ax.set_title(f"Mask accuracy in [{cfg.acc_low}, {cfg.acc_high}]")
+                line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3,
+                                label=f"{r['pruning']:.0%} pruned ({r['trials']} trials)")
+                colors[round(100 * r["pruning"])] = line.get_color()
+        ref = plotting.paper_values().get("fig8_iterations_to_test_error_1e-6", {})
+        for i, (k, v) in enumerate(ref.items()):
+            plotting.paper_points(ax, [1e-6], [v], mfc=colors.get(int(k.rstrip("%")), "gold"),
+                                  label="paper: iterations to $10^{-6}$ (colour = pruning)" if i == 0 else "_nolegend_")
+        if not colors:
+            ax.text(0.5, 0.97, f"no kept trial reached any of the levels {', '.join(f'{v:g}' for v in cfg.levels)}\n"
+                    f"({summary['kept']} of {summary['trials']} trials kept: mask accuracy in range)",
+                    transform=ax.transAxes, ha="center", va="top", fontsize=8, color="tab:red")
+        plotting.log_axis(ax, "x")
+        ax.set_xlim(2 * max(cfg.levels), 0.5 * min(min(cfg.levels), 1e-6))  # our levels and the paper's 1e-6,
+        ax.legend(loc="lower left")                                         # decreasing to the right
+        ax.set_xlabel(r"error level reached (relative distance to the limit $\hat W$)")
+        ax.set_ylabel("iterations (median over trials)")
+        plotting.trials_title(ax, f"Mask accuracy in [{cfg.acc_low}, {cfg.acc_high}]", summary["trials"],
+                              len(self.cells(cfg)) * cfg.trials)
         return plotting.save(fig, out_dir, "fig8")
 
     def claims(self, cfg, summary, paper):

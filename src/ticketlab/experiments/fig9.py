@@ -71,16 +71,25 @@ class Fig9(Experiment):
                            "samples_to_floor": samples_to_level(g["N"], g["test"], cfg.level)})
         return {"series": curves, "kept": int(len(sel)), "trials": int(len(df))}
 
+    @plotting.styled
     def plot(self, cfg, df, summary, out_dir: Path):
-        fig, ax = plotting.new_figure()
+        fig, ax = plotting.new_figure(5.0, 3.6)
+        colors = {}
         for c in summary["series"]:
-            ax.plot(c["N"], c["test_median"], "o-", ms=3, label=f"{c['pruning']:.0%} pruned")
-        ax.set_yscale("log")
+            line, = ax.plot(c["N"], c["test_median"], "o-", ms=3, label=f"{c['pruning']:.0%} pruned")
+            colors[round(100 * c["pruning"])] = line.get_color()
+        ref = plotting.paper_values().get("fig9_samples_to_floor", {})
+        for i, (k, v) in enumerate(ref.items()):
+            plotting.paper_points(ax, [v], [1e-3], mfc=colors.get(int(k.rstrip("%")), "gold"),
+                                  label="paper: N to reach the floor (~$10^{-3}$), colour = pruning"
+                                  if i == 0 else "_nolegend_")
+        plotting.log_axis(ax, "y")
         ax.set_xlabel("N (samples)")
-        ax.set_ylabel("test RMSE (median)")
-        ax.set_title("GraSP masks: test error vs samples")
+        ax.set_ylabel("test RMSE (median over trials)")
+        plotting.trials_title(ax, f"{getattr(cfg, 'method', 'GraSP')} masks: test error vs samples", summary["trials"],
+                              len(self.cells(cfg)) * cfg.trials)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+            ax.legend()
         return plotting.save(fig, out_dir, "fig9")
 
     def claims(self, cfg, summary, paper):

@@ -82,24 +82,30 @@ class Landscape(Experiment):
             fits[str(n)] = linear_fit([np.sqrt(x["r_tilde"]) for x in pts], [x["convex_radius"] for x in pts])
         return {"cells": rows, "fits": fits, "trials": int(len(df))}
 
+    @plotting.styled
     def plot(self, cfg, df, summary, out_dir: Path):
-        fig, (a1, a2) = plotting.plt.subplots(1, 2, figsize=(8.6, 3.4), constrained_layout=True)
+        fig, (a1, a2) = plotting.new_figure(9.2, 3.6, ncols=2)
         for n in sorted({x["N"] for x in summary["cells"]}):
             pts = sorted((x for x in summary["cells"] if x["N"] == n), key=lambda x: x["r_tilde"])
             plotting.band(a1, [np.sqrt(x["r_tilde"]) for x in pts], [x["convex_radius"] for x in pts],
                           [x["convex_radius_std"] for x in pts], label=f"N = {n}")
             a2.plot([np.sqrt(x["r_tilde"]) for x in pts], [x["lambda_min_scaled"] for x in pts], "o-", ms=3,
-                    label=f"lambda_min K^2, N = {n}")
-        pop = sorted({(np.sqrt(x["r_tilde"]), x["lambda_min_scaled_population"]) for x in summary["cells"]})
-        a2.plot([p[0] for p in pop], [p[1] for p in pop], "k--", lw=1, label="N = infinity")
+                    label=f"N = {n}")
+        pop_at: dict = {}  # one population value per sparsity (its cells differ only in N)
+        for x in summary["cells"]:
+            pop_at.setdefault(x["r"], []).append(
+                (np.sqrt(x["r_tilde"]), x["lambda_min_scaled_population"]))
+        pop = sorted((float(np.mean([p[0] for p in v])), float(np.mean([p[1] for p in v]))) for v in pop_at.values())
+        a2.plot([p[0] for p in pop], [p[1] for p in pop], "k--", lw=1, label=r"$N = \infty$ (closed form)")
         a1.set_xlabel(r"$\sqrt{\tilde r}$")
-        a1.set_ylabel("convex radius (relative)")
-        a1.set_title(f"Convex radius ({cfg.hessian} Hessian)")
-        a1.legend(fontsize=7)
+        a1.set_ylabel("convex radius (relative to $\\|W^*\\|_F$)")
+        plotting.trials_title(a1, f"Convex radius ({cfg.hessian} Hessian)", int(len(df)),
+                              len(self.cells(cfg)) * cfg.trials)
+        a1.legend()
         a2.set_xlabel(r"$\sqrt{\tilde r}$")
-        a2.set_ylabel(r"$\lambda_{min} K^2$ at W*")
-        a2.set_title("Smallest Hessian eigenvalue at W*")
-        a2.legend(fontsize=7)
+        a2.set_ylabel(r"$\lambda_{min} K^2$ at $W^*$")
+        a2.set_title("Smallest Hessian eigenvalue at $W^*$")
+        a2.legend()
         return plotting.save(fig, out_dir, "landscape")
 
     def claims(self, cfg, summary, paper):
