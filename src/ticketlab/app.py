@@ -69,12 +69,19 @@ def _field_path(exp, field: str) -> list[str]:
                   _sub_model(f.annotation).model_fields]
         if len(owners) == 1:
             path = [owners[0], field]
+    if field == "scale":
+        raise ConfigError(f"--set scale: is not a field to set; use --scale quick|paper (any --set makes the "
+                          f"scale 'custom')")
     model = exp.Config
     for i, name in enumerate(path):
         if model is None or name not in model.model_fields:
-            allowed = ", ".join(_field_names(exp.Config))
-            raise ConfigError(f"invalid --set {field}: {exp.name} has no field {'.'.join(path[:i + 1])!r}; "
-                              f"fields: {allowed}")
+            import difflib
+
+            names = _field_names(exp.Config)
+            close = difflib.get_close_matches(field, names, n=1, cutoff=0.6)
+            hint = f"did you mean --set {close[0]}=...? " if close else ""
+            raise ConfigError(f"--set {field}: must be a field of {exp.name} (got {'.'.join(path[:i + 1])!r}); "
+                              f"{hint}fields: {', '.join(names)}")
         if i < len(path) - 1:
             model = _sub_model(model.model_fields[name].annotation)
     if _sub_model(model.model_fields[path[-1]].annotation):
@@ -106,7 +113,7 @@ def make_config(exp, scale: str = "quick", trials: int | None = None, sets=(), s
     for item in sets or []:
         field, eq, value = item.partition("=")
         if not eq or not field:
-            raise ConfigError(f"invalid --set {item!r}: expected FIELD=VALUE, e.g. --set N=100,200,300")
+            raise ConfigError(f"--set: must be FIELD=VALUE, e.g. --set N=100,200,300 (got {item!r})")
         path = _field_path(exp, field)
         model, target = exp.Config, overrides
         for name in path[:-1]:
@@ -128,7 +135,7 @@ def make_config(exp, scale: str = "quick", trials: int | None = None, sets=(), s
         cfg = exp.Config(**{**base, **overrides})
         exp.cells(cfg)  # the grid's every cell must be a valid trial too
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, exp.Config).replace("invalid ", f"invalid {exp.name} ")) from None
+        raise ConfigError(f"{exp.name} {format_validation_error(err, exp.Config)}") from None
     return cfg
 
 
