@@ -152,7 +152,14 @@ def run_experiment(name, *, scale="quick", trials=None, sets=(), store=DEFAULT_S
     from .sweep import estimate_seconds, fmt_duration
 
     exp = get_experiment(name)
+    if executor not in ("local", "dask"):
+        raise ConfigError(f"--executor: must be local or dask (got {executor!r})")
     cfg = make_config(exp, scale, trials, list(sets), seed, dtype)
+    if exp.sweeps:  # refuse, before anything is written, a sweep that cannot fit (sweep.preflight)
+        from .sweep import check_batching, preflight
+
+        check_batching(chunk_size, memory_budget)
+        preflight(exp, cfg, device if not scheduler else "cpu", memory_budget)
     use_dask = executor == "dask" or bool(scheduler)
     # with a remote scheduler the workers, not this (login) machine, must have the GPU
     dev = check_device_syntax(device) if scheduler else resolve_device(device)
@@ -221,6 +228,12 @@ def build_report(store: Path, out: Path) -> dict:
     """Write the HTML + Markdown report of everything the store holds; returns the paths and sections."""
     from .report import write_report
 
-    if not Path(store).exists():
-        raise ConfigError(f"invalid --store {str(store)!r}: no such file (run a sweep or `ticketlab reproduce`)")
+    from .store import Store
+
+    if not Path(store).is_file():
+        raise ConfigError(f"--store: must be an existing store file (got {str(store)!r}; run a sweep or "
+                          "`ticketlab reproduce`)")
+    with Store(store) as st:
+        if st.count() == 0 and not st.configs("fig11"):
+            raise ConfigError(f"--store {str(store)!r}: holds no results yet; run a sweep or `ticketlab reproduce`")
     return write_report(store, out)
