@@ -158,8 +158,11 @@ def run_experiment(name, *, scale="quick", trials=None, sets=(), store=DEFAULT_S
     if exp.sweeps:  # refuse, before anything is written, a sweep that cannot fit (sweep.preflight)
         from .sweep import check_batching, preflight
 
+        from .store import check_store_path
+
         check_batching(chunk_size, memory_budget)
         preflight(exp, cfg, device if not scheduler else "cpu", memory_budget)
+        check_store_path(store)
     use_dask = executor == "dask" or bool(scheduler)
     # with a remote scheduler the workers, not this (login) machine, must have the GPU
     dev = check_device_syntax(device) if scheduler else resolve_device(device)

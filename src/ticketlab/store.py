@@ -82,14 +82,48 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def check_store_path(path) -> None:
+    """Refuse, without writing anything, a store path that cannot be a store: empty, a folder, under a
+    file, or an existing file that is no ticketlab store (StoreError naming the file)."""
+    p = Path(path)
+    if str(path).strip() in ("", "."):
+        raise StoreError(f"--store {str(path)!r}: must name a file, e.g. {DEFAULT_STORE}")
+    if p.is_dir():
+        raise StoreError(f"--store {str(path)!r}: is a directory; give a file inside it, e.g. "
+                         f"{str(p / DEFAULT_STORE)!r}")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise StoreError(f"--store {str(path)!r}: sits under {str(parent)!r}, which is a file, not a folder")
+            break
+    if p.is_file():
+        try:
+            conn = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True)
+        except sqlite3.Error as err:
+            raise store_error(path, err) from None
+        try:
+            _check_schema(conn, path)
+        finally:
+            conn.close()
+
+
+def _check_schema(conn, path) -> None:
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        cols = tuple(r[1] for r in conn.execute("PRAGMA table_info(trials)"))
+    except sqlite3.Error as err:
+        raise store_error(path, err) from None
+    if (tables and "trials" not in tables) or (cols and cols != COLUMNS):
+        what = f"a trials table of another schema ({', '.join(cols)})" if cols else \
+            f"other tables ({', '.join(sorted(tables)[:5])})"
+        raise StoreError(f"--store {str(path)!r}: is an SQLite file with {what}, not a ticketlab store; "
+                         "give a ticketlab store or a new file")
+
+
 class Store:
     def __init__(self, path: str | Path = DEFAULT_STORE):
         self.path = Path(path)
-        if str(path).strip() == "":
-            raise StoreError("--store '': must name a file, e.g. ticketlab-results.db")
-        if self.path.is_dir():
-            raise StoreError(f"--store {str(path)!r}: is a directory; give a file inside it, e.g. "
-                             f"{str(self.path / DEFAULT_STORE)!r}")
+        check_store_path(path)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         try:
             if self.path.parent and not self.path.parent.exists():
@@ -98,17 +132,10 @@ class Store:
         except (OSError, sqlite3.Error) as err:
             raise store_error(path, err) from None
         try:  # look before writing anything: a file that is no ticketlab store is left as it was
-            tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            cols = tuple(r[1] for r in self._conn.execute("PRAGMA table_info(trials)"))
-        except sqlite3.Error as err:
+            _check_schema(self._conn, path)
+        except StoreError:
             self._conn.close()
-            raise store_error(path, err) from None
-        if (tables and "trials" not in tables) or (cols and cols != COLUMNS):
-            self._conn.close()
-            what = f"a trials table of another schema ({', '.join(cols)})" if cols else \
-                f"other tables ({', '.join(sorted(tables)[:5])})"
-            raise StoreError(f"--store {str(path)!r}: is an SQLite file with {what}, not a ticketlab store; "
-                             "give a ticketlab store or a new file")
+            raise
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")

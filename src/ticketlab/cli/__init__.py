@@ -42,7 +42,8 @@ def _register_all() -> None:
 _register_all()
 
 
-INTERRUPTED = "interrupted: finished trials are saved; rerun the same command to resume"
+from .._interrupt import MESSAGE as INTERRUPTED
+from .._interrupt import hit as _interrupt_hit
 
 
 def _one_line(text) -> str:
@@ -57,10 +58,28 @@ def _error(text) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: every user error is one line on stderr and exit status 2; Ctrl-C is one line
     and exit status 130 (wherever it lands: in an import, a solve, a store write)."""
+    try:
+        rv = app(args=argv, standalone_mode=False)
+    except Exception as err:
+        if _interrupt_hit():  # a Ctrl-C that a library turned into another error: still the interrupt
+            typer.echo(INTERRUPTED, err=True)
+            return 130
+        return _handle(err)
+    except (KeyboardInterrupt, BaseException) as err:
+        if isinstance(err, KeyboardInterrupt) or _interrupt_hit():
+            typer.echo(INTERRUPTED, err=True)
+            return 130
+        raise
+    if rv == 130:  # typer turns Ctrl-C into exit status 130 and returns it
+        typer.echo(INTERRUPTED, err=True)
+    return rv if isinstance(rv, int) else 0
+
+
+def _handle(err: Exception) -> int:
     import sqlite3
 
     try:
-        rv = app(args=argv, standalone_mode=False)
+        raise err
     except ConfigError as err:
         return _error(err)
     except (typer.Abort, KeyboardInterrupt):
@@ -92,9 +111,6 @@ def main(argv: list[str] | None = None) -> int:
         if type(err).__name__ == "Exit" and hasattr(err, "exit_code"):
             return err.exit_code
         raise
-    if rv == 130:  # typer turns Ctrl-C into exit status 130 and returns it
-        typer.echo(INTERRUPTED, err=True)
-    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":
