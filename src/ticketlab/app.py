@@ -69,12 +69,19 @@ def _field_path(exp, field: str) -> list[str]:
                   _sub_model(f.annotation).model_fields]
         if len(owners) == 1:
             path = [owners[0], field]
+    if field == "scale":
+        raise ConfigError(f"--set scale: is not a field to set; use --scale quick|paper (any --set makes the "
+                          f"scale 'custom')")
     model = exp.Config
     for i, name in enumerate(path):
         if model is None or name not in model.model_fields:
-            allowed = ", ".join(_field_names(exp.Config))
-            raise ConfigError(f"invalid --set {field}: {exp.name} has no field {'.'.join(path[:i + 1])!r}; "
-                              f"fields: {allowed}")
+            import difflib
+
+            names = _field_names(exp.Config)
+            close = difflib.get_close_matches(field, names, n=1, cutoff=0.6)
+            hint = f"did you mean --set {close[0]}=...? " if close else ""
+            raise ConfigError(f"--set {field}: must be a field of {exp.name} (got {'.'.join(path[:i + 1])!r}); "
+                              f"{hint}fields: {', '.join(names)}")
         if i < len(path) - 1:
             model = _sub_model(model.model_fields[name].annotation)
     if _sub_model(model.model_fields[path[-1]].annotation):
@@ -144,7 +151,7 @@ def make_config(exp, scale: str = "quick", trials: int | None = None, sets=(), s
     for item in sets or []:
         field, eq, value = item.partition("=")
         if not eq or not field:
-            raise ConfigError(f"invalid --set {item!r}: expected FIELD=VALUE, e.g. --set N=100,200,300")
+            raise ConfigError(f"--set: must be FIELD=VALUE, e.g. --set N=100,200,300 (got {item!r})")
         path = _field_path(exp, field)
         model, target = exp.Config, overrides
         for name in path[:-1]:
@@ -166,7 +173,7 @@ def make_config(exp, scale: str = "quick", trials: int | None = None, sets=(), s
         cfg = exp.Config(**{**base, **overrides})
         exp.cells(cfg)  # the grid's every cell must be a valid trial too
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, exp.Config).replace("invalid ", f"invalid {exp.name} ")) from None
+        raise ConfigError(f"{exp.name} {format_validation_error(err, exp.Config)}") from None
     return cfg
 
 
@@ -184,8 +191,18 @@ def run_experiment(name, *, scale="quick", trials=None, sets=(), store=DEFAULT_S
     from .sweep import estimate_seconds, fmt_duration, remaining_per_cell
 
     exp = get_experiment(name)
+    if executor not in ("local", "dask"):
+        raise ConfigError(f"--executor: must be local or dask (got {executor!r})")
     cfg = make_config(exp, scale, trials, list(sets), seed, dtype,
                       file_values=load_config_file(config_file) if config_file else None)
+    if exp.sweeps:  # refuse, before anything is written, a sweep that cannot fit (sweep.preflight)
+        from .sweep import check_batching, preflight
+
+        from .store import check_store_path
+
+        check_batching(chunk_size, memory_budget)
+        preflight(exp, cfg, device if not scheduler else "cpu", memory_budget)
+        check_store_path(store)
     use_dask = executor == "dask" or bool(scheduler)
     # with a remote scheduler the workers, not this (login) machine, must have the GPU
     dev = check_device_syntax(device) if scheduler else resolve_device(device)
@@ -270,6 +287,12 @@ def build_report(store: Path, out: Path) -> dict:
     """Write the HTML + Markdown report of everything the store holds; returns the paths and sections."""
     from .report import write_report
 
-    if not Path(store).exists():
-        raise ConfigError(f"invalid --store {str(store)!r}: no such file (run a sweep or `ticketlab reproduce`)")
+    from .store import Store
+
+    if not Path(store).is_file():
+        raise ConfigError(f"--store: must be an existing store file (got {str(store)!r}; run a sweep or "
+                          "`ticketlab reproduce`)")
+    with Store(store) as st:
+        if st.count() == 0 and not st.configs("fig11"):
+            raise ConfigError(f"--store {str(store)!r}: holds no results yet; run a sweep or `ticketlab reproduce`")
     return write_report(store, out)

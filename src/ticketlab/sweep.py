@@ -31,15 +31,26 @@ class Task:
     seeds: tuple[int, ...]
     trial_ids: tuple[str, ...]
     device: str
+    engine: str = "auto"  # the Algorithm 1 engine chosen for the sweep (engine.choose), same on every worker
 
 
 def run_task(task: Task) -> list[dict]:
     """Run one chunk and return the store rows (called in-process or on a Dask worker)."""
+    from . import engine
+
     exp = get_experiment(task.experiment)
     cfg = exp.Config(**task.config)
     cell = exp.cells(cfg)[task.cell_index]
-    results = exp.run_cell(cfg, cell, list(task.seeds), task.device)
+    previous = engine.choose(task.engine)
+    engine.used(reset=True)
+    try:
+        results = exp.run_cell(cfg, cell, list(task.seeds), task.device)
+    finally:
+        engine.choose(previous)
     prov = provenance(task.device, cfg.dtype)
+    # the engines that actually ran this chunk ('none': the experiment does not run Algorithm 1)
+    prov["engine"] = ",".join(sorted(engine.used(reset=True))) or "none"
+    prov["engine_choice"] = task.engine
     key = cell.key(exp.name)
     return [{"trial_id": tid, "experiment": exp.name, "config_id": cfg.config_id(), "cell_id": key,
              "cell": cell.params, "trial": t, "seed": s, "result": res, "provenance": prov}
@@ -53,8 +64,21 @@ def bytes_per_trial(spec) -> int:
     return 2 * engine_bytes(spec.N, spec.oracle.d, spec.oracle.K, spec.dtype)
 
 
+def check_batching(chunk_size=None, memory_budget=None) -> None:
+    """--chunk-size and --memory-budget: None or a positive integer (ConfigError naming the flag)."""
+    from .config import ConfigError
+
+    for flag, value in (("--chunk-size", chunk_size), ("--memory-budget", memory_budget)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{flag}: must be a positive integer{' of bytes' if 'memory' in flag else ''} "
+                              f"(got {value!r})")
+
+
 def trials_per_chunk(spec, chunk_size: int | None = None, memory_budget: int | None = None) -> int:
-    """How many trials of one cell a chunk holds: --chunk-size, within --memory-budget."""
+    """How many trials of one cell a chunk holds: --chunk-size, within --memory-budget. The numbers of a
+    trial never depend on this (every engine and metric works trial by trial; tests/test_faults.py)."""
     budget = memory_budget or DEFAULT_MEMORY_BUDGET
     return max(1, min(chunk_size or DEFAULT_CHUNK, budget // max(1, bytes_per_trial(spec))))
 
@@ -62,11 +86,74 @@ def trials_per_chunk(spec, chunk_size: int | None = None, memory_budget: int | N
 PROGRESS_SPLIT = 4  # with a progress bar and no --chunk-size, a cell runs in at least this many chunks
 
 
+MAX_TRIALS = 10_000_000  # trials in one sweep: beyond this the plan alone (ids, seeds) fills gigabytes
+
+
+def available_memory(device: str = "cpu") -> int | None:
+    """Bytes this machine (or the CUDA device) can give a sweep now; None if unknown."""
+    if str(device).startswith("cuda"):
+        try:
+            import torch
+
+            return int(torch.cuda.mem_get_info(torch.device(device))[0])
+        except Exception:  # no CUDA here: the workers check their own
+            return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"
+
+
+def preflight(exp, cfg, device: str = "cpu", memory_budget: int | None = None) -> None:
+    """Refuse, before anything is written or allocated, a sweep that cannot fit: one trial must fit in
+    the --memory-budget (when given) and in the machine's available memory (ConfigError with the
+    estimate, the limit and the way out). Cheap: a few multiplications per cell."""
+    from .config import ConfigError
+
+    check_batching(None, memory_budget)
+    cells = exp.cells(cfg)
+    total = len(cells) * cfg.trials
+    if total > MAX_TRIALS:
+        raise ConfigError(f"{exp.name} trials: must give at most {MAX_TRIALS:,} trials in one sweep (got "
+                          f"{len(cells)} cells x {cfg.trials} = {total:,}); lower --trials or the grids")
+    if not exp.sweeps or not cells or not all(hasattr(c.spec, "oracle") for c in cells):
+        return
+    worst = max(cells, key=lambda c: bytes_per_trial(c.spec))
+    need = bytes_per_trial(worst.spec)
+    where = "the GPU's free memory" if str(device).startswith("cuda") else "this machine's available memory"
+    have = available_memory(device)
+    cell = ", ".join(f"{k}={v}" for k, v in worst.params.items())
+    if memory_budget is not None and need > memory_budget:
+        raise ConfigError(f"--memory-budget: must hold one trial; {exp.name} cell {cell} needs about "
+                          f"{fmt_bytes(need)} (got {fmt_bytes(memory_budget)}); raise --memory-budget or lower N or d")
+    if have is not None and need > have:
+        raise ConfigError(f"{exp.name}: one trial of cell {cell} needs about {fmt_bytes(need)}, more than "
+                          f"{where} ({fmt_bytes(have)}); lower N or d, or run on a bigger machine")
+
+
 def plan(exp, cfg, store: Store, device: str = "cpu", chunk_size: int | None = None,
-         memory_budget: int | None = None, split: int = 1) -> tuple[list[Task], int]:
+         memory_budget: int | None = None, engine: str = "auto", split: int = 1) -> tuple[list[Task], int]:
     """The chunks still to run, and how many trials the config has in all. ``split`` > 1 cuts each
     cell's remaining trials into at least that many chunks (so that a progress bar moves within a
     cell; each trial's numbers do not depend on its batch)."""
+    check_batching(chunk_size, memory_budget)
     refs = exp.trials(cfg)
     done = store.existing([r.trial_id for r in refs])
     cells = exp.cells(cfg)
@@ -82,23 +169,52 @@ def plan(exp, cfg, store: Store, device: str = "cpu", chunk_size: int | None = N
         for i in range(0, len(todo), per):
             part = todo[i:i + per]
             tasks.append(Task(exp.name, cfg.model_dump(mode="json"), ci, tuple(r.trial for r in part),
-                              tuple(r.seed for r in part), tuple(r.trial_id for r in part), device))
+                              tuple(r.seed for r in part), tuple(r.trial_id for r in part), device, engine))
     return tasks, len(refs)
 
 
+def _claimed(tasks, store: Store, by_others: list, poll: float = 0.5):
+    """The tasks this process claims in the store, in order; a task another live sweep holds is put off
+    and taken up again once that sweep wrote it (skipped) or died (its claim lapses)."""
+    import time
+
+    owner = store.owner
+    waiting = list(tasks)
+    try:
+        while waiting:
+            later = []
+            for task in waiting:
+                state = store.claim(list(task.trial_ids), owner)
+                if state == "mine":
+                    yield task
+                elif state == "done":
+                    by_others[0] += len(task.trial_ids)
+                else:
+                    later.append(task)
+            if later:
+                time.sleep(poll)
+            waiting = later
+    finally:
+        store.release(owner)
+
+
 def run_sweep(exp_name: str, cfg, store: Store, *, device: str = "cpu", executor=None, progress: bool = True,
-              chunk_size: int | None = None, memory_budget: int | None = None) -> dict:
+              chunk_size: int | None = None, memory_budget: int | None = None, engine: str | None = None) -> dict:
     """Run every missing trial of ``cfg`` and return counts {total, skipped, ran, written}.
 
     ``executor``: an executor, or a zero-argument factory called only if some trials remain."""
+    from . import engine as engines
     from .executors import LocalExecutor
 
     exp = get_experiment(exp_name)
+    check_batching(chunk_size, memory_budget)
+    preflight(exp, cfg, device, memory_budget)
+    choice = engines.check_engine(engine or engines.chosen())
     store.save_config(exp.name, cfg.config_id(), cfg.model_dump(mode="json"))
     # a local run with a bar: split cells so the bar moves within each (a cluster balances chunks itself)
     split = PROGRESS_SPLIT if progress and chunk_size is None and (executor is None or getattr(
         executor, "name", "local") == "local") else 1
-    tasks, total = plan(exp, cfg, store, device, chunk_size, memory_budget, split=split)
+    tasks, total = plan(exp, cfg, store, device, chunk_size, memory_budget, choice, split=split)
     todo = sum(len(t.trials) for t in tasks)
     if not tasks:  # fully resumed: start no executor (a cluster takes seconds to come up)
         return {"total": total, "skipped": total, "ran": 0, "written": 0}
@@ -113,16 +229,25 @@ def run_sweep(exp_name: str, cfg, store: Store, *, device: str = "cpu", executor
     for t in tasks:
         cells_left[t.cell_index] = cells_left.get(t.cell_index, 0) + len(t.trials)
     cells_done = 0
+    by_others = [0]
+    if isinstance(executor, LocalExecutor):  # one chunk at a time: claim it, so racing sweeps share the work
+        tasks = _claimed(tasks, store, by_others)
     try:
         for task, rows in executor.run(run_task, tasks):
             written += store.write(rows)
-            cells_left[task.cell_index] -= len(task.trials)
+            cells_left[task.cell_index] = cells_left.get(task.cell_index, len(task.trials)) - len(task.trials)
             cells_done += cells_left[task.cell_index] == 0
             bar.set_postfix_str(f"cells {cells_done}/{n_cells}")
             bar.update(len(task.trials))
     finally:
         bar.close()
-    return {"total": total, "skipped": total - todo, "ran": todo, "written": written}
+    if by_others[0]:
+        import sys
+
+        print(f"{exp.name}: {by_others[0]} trials were written meanwhile by another sweep on this store; "
+              "they were not run twice", file=sys.stderr)
+    ran = todo - by_others[0]
+    return {"total": total, "skipped": total - ran, "ran": ran, "written": written}
 
 
 TYPICAL_ITERATIONS = 2500  # iterations per trial to plan with, where an experiment gives none

@@ -12,6 +12,7 @@ import typer
 from ..app import (DEFAULT_STORE, build_report, list_store, paper, plot_experiment, reproduce_estimates,
                    reproduce_names, run_experiment, verdict_word)
 from ..config import ConfigError
+from .options import EXECUTORS, check_choice, json_text
 
 
 def _json_summary(exp, cfg, summary, counts) -> dict:
@@ -21,16 +22,21 @@ def _json_summary(exp, cfg, summary, counts) -> dict:
 
 
 def parse_bytes(text: str | None) -> int | None:
+    """--memory-budget: bytes, or a size like 300K, 512M, 4G (a positive, finite amount)."""
+    import math
+
     if text is None:
         return None
-    units = {"k": 2**10, "m": 2**20, "g": 2**30}
+    units = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
     t = text.strip().lower().removesuffix("b").removesuffix("i")
+    bad = ConfigError(f"--memory-budget: must be a positive size in bytes, e.g. 300K, 512M, 4G (got {text!r})")
     try:
-        if t and t[-1] in units:
-            return int(float(t[:-1]) * units[t[-1]])
-        return int(float(t))
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
     except ValueError:
-        raise ConfigError(f"invalid --memory-budget {text!r}: give bytes or a size like 512M, 4G") from None
+        raise bad from None
+    if not math.isfinite(value) or value < 1:
+        raise bad
+    return int(value)
 
 
 CONFIRM_SECONDS = 600  # a run estimated longer than this asks first (or needs --yes)
@@ -61,6 +67,8 @@ def register(app: typer.Typer) -> None:
         show_config: bool = typer.Option(False, "--show-config", help="print the validated config as JSON and "
                                                                       "exit (nothing runs)"),
         executor: str = typer.Option("local", help="local (this process) or dask (a LocalCluster of --workers)"),
+        engine: str = typer.Option("auto", help="Algorithm 1 engine: auto (fast on the CPU if numba is installed), "
+                                                "fast (numba, CPU) or reference (batched torch); stored with each row"),
         scheduler: str = typer.Option(None, help="address of an existing Dask scheduler, e.g. tcp://host:8786"),
         workers: int = typer.Option(2, help="worker processes for --executor dask"),
         connect_timeout: float = typer.Option(5.0, "--connect-timeout",
@@ -98,6 +106,16 @@ def register(app: typer.Typer) -> None:
                 if not typer.confirm("This is a long run. Continue?", default=False, err=True):
                     raise typer.Abort()
 
+        from .. import engine as engines
+
+        check_choice("--executor", executor, EXECUTORS)
+        engines.choose(engines.check_engine(engine))
+        if workers < 1:
+            raise ConfigError(f"--workers: must be >= 1 (got {workers})")
+        if not (connect_timeout > 0 and connect_timeout < float("inf")):
+            raise ConfigError(f"--connect-timeout: must be a positive, finite number of seconds (got {connect_timeout})")
+        if chunk_size is not None and chunk_size < 1:
+            raise ConfigError(f"--chunk-size: must be a positive integer (got {chunk_size})")
         t0 = time.perf_counter()
         exp, cfg, summary, counts = run_experiment(
             experiment, scale=scale, trials=trials, sets=set_, store=store, device=device, executor=executor,
@@ -106,7 +124,7 @@ def register(app: typer.Typer) -> None:
             connect_timeout=connect_timeout, config_file=config_file)
         counts["wall_time"] = time.perf_counter() - t0
         if as_json:
-            typer.echo(json.dumps(_json_summary(exp, cfg, summary, counts), default=float))
+            typer.echo(json_text(_json_summary(exp, cfg, summary, counts)))
             return 0
         typer.echo(f"{exp.title}: {counts['ran']} trials run, {counts['skipped']} already stored, "
                    f"{counts['wall_time']:.1f} s -> {store}")
@@ -163,9 +181,9 @@ def register(app: typer.Typer) -> None:
     ) -> int:
         res = build_report(store, out)
         if as_json:
-            typer.echo(json.dumps({"html": res["html"], "markdown": res["markdown"],
-                                   "claims": [{**c, "experiment": s["name"]} for s in res["sections"]
-                                              for c in s.get("claims", [])]}, default=float))
+            typer.echo(json_text({"html": res["html"], "markdown": res["markdown"],
+                                  "claims": [{**c, "experiment": s["name"]} for s in res["sections"]
+                                             for c in s.get("claims", [])]}))
         else:
             typer.echo(res["html"])
         return 0
@@ -202,7 +220,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"{name}: {timings[name]:.1f} s", err=True)
         res = build_report(store, out)
         if as_json:
-            typer.echo(json.dumps({"report": res["html"], "markdown": res["markdown"], "timings": timings}))
+            typer.echo(json_text({"report": res["html"], "markdown": res["markdown"], "timings": timings}))
         else:
             typer.echo(f"report: {res['html']}")
         return 0
@@ -212,13 +230,23 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Argument(..., help="output file, .csv or .parquet"),
         store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store"),
         experiment: str = typer.Option(None, help="only this experiment"),
+        force: bool = typer.Option(False, "--force", help="overwrite OUT if it exists"),
     ) -> int:
+        from ..experiments import available
+        from ..store import Store
         from ..store import export as do_export
 
         if out.suffix not in (".csv", ".parquet"):
-            raise ConfigError(f"invalid OUT {str(out)!r}: must end in .csv or .parquet")
-        if not store.exists():
-            raise ConfigError(f"invalid --store {str(store)!r}: no such file")
-        typer.echo(str(do_export(store, out, experiment)))
+            raise ConfigError(f"OUT: must end in .csv or .parquet (got {str(out)!r})")
+        if experiment is not None:
+            check_choice("--experiment", experiment, available())
+        if not store.is_file():
+            raise ConfigError(f"--store: must be an existing store file (got {str(store)!r})")
+        with Store(store) as st:
+            n = st.count(experiment)
+        if n == 0:
+            raise ConfigError(f"--store {str(store)!r}: holds no trials{' of ' + experiment if experiment else ''}; "
+                              "nothing to export")
+        typer.echo(str(do_export(store, out, experiment, force=force)))
         return 0
 

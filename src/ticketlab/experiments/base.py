@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 import pandas as pd
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .. import __version__
 from ..config import Model, SolverSpec, TrialSpec, stable_hash
@@ -22,6 +22,22 @@ class ExperimentConfig(Model):
     seed: Annotated[int, Field(ge=0, description="base seed; each trial's seed derives from it, its cell and index")] = 0
     scale: Annotated[str, Field(description="quick, paper, or custom (any --set override makes it custom)")] = "quick"
     dtype: Literal["float64", "float32"] = "float64"
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _grid_unique_and_sorted(cls, value, info):
+        """A grid (a tuple field) names each point once; a numeric grid is in increasing order, so that
+        `--set N=100,100` never counts one cell twice and every grid has one spelling (one config id)."""
+        if not isinstance(value, tuple) or not value:
+            return value
+        repeated = sorted({v for v in value if value.count(v) > 1}, key=str)
+        if repeated:
+            raise ValueError(f"must not repeat a grid point (got {list(value)}, repeated: "
+                             f"{', '.join(map(str, repeated))})")
+        numeric = all(isinstance(v, (int, float)) for v in value)
+        if numeric and list(value) not in (sorted(value), sorted(value, reverse=True)):
+            raise ValueError(f"must be in increasing (or decreasing) order (got {list(value)}; e.g. {sorted(value)})")
+        return value
 
     def config_id(self) -> str:
         """Stable id of what the numbers depend on (the trial count only extends a sweep)."""
@@ -55,6 +71,18 @@ class AGDConfig(ExperimentConfig):
     @property
     def step_convention(self) -> str:
         return self.solver.step_convention
+
+
+def check_r_within_d(d: int, r_values, field: str) -> None:
+    """Every kept-weight count of a grid is 1..d: a grid point above d is refused, never clamped (a clamped
+    cell would be stored under the label of the r~ it did not run)."""
+    over = [v for v in r_values if v > d]
+    if over:
+        raise ValueError(f"{field}: must give r~ <= d = {d} (got r~ = {', '.join(map(str, over))}); "
+                         f"lower {field} or raise d")
+    under = [v for v in r_values if v < 1]
+    if under:
+        raise ValueError(f"{field}: must give r~ >= 1 (got r~ = {', '.join(map(str, under))})")
 
 
 def paper_r_spread(d: int, r: int) -> float:

@@ -9,13 +9,13 @@ from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .. import plotting
 from .. import verdicts as vd
 from ..analysis import capped_near, capped_table, linear_fit, near_cells, transition
 from ..config import InitSpec, OracleSpec, TrialSpec
-from .base import AGDConfig, Cell, Experiment, paper_r_spread
+from .base import AGDConfig, Cell, Experiment, check_r_within_d, paper_r_spread
 
 
 class Fig2Config(AGDConfig):
@@ -26,6 +26,11 @@ class Fig2Config(AGDConfig):
         tuple(float(x) for x in range(10, 21))
     lam: Annotated[tuple[float, ...], Field(min_length=1, description="grid of start distances (relative)")] = \
         tuple(x / 100 for x in range(2, 39, 4))
+
+    @model_validator(mode="after")
+    def _r_fits_d(self):
+        check_r_within_d(self.d, [int(round(s * s)) for s in self.sqrt_r_tilde], "sqrt_r_tilde")
+        return self
 
 
 class Fig2(Experiment):

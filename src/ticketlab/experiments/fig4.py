@@ -9,13 +9,13 @@ from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .. import plotting
 from .. import verdicts as vd
 from ..analysis import capped_near, capped_table, linear_fit, near_cells, transition
 from ..config import InitSpec, OracleSpec, TrialSpec
-from .base import AGDConfig, Cell, Experiment, paper_r_spread
+from .base import AGDConfig, Cell, Experiment, check_r_within_d, paper_r_spread
 
 
 class Fig4Config(AGDConfig):
@@ -26,6 +26,11 @@ class Fig4Config(AGDConfig):
         tuple(range(10, 101, 10))
     N: Annotated[tuple[int, ...], Field(min_length=1, description="grid of sample sizes")] = tuple(range(50, 601, 50))
     lam: Annotated[float, Field(gt=0, description="relative distance of the local start (not stated)")] = 0.2
+
+    @model_validator(mode="after")
+    def _r_fits_d(self):
+        check_r_within_d(self.d, list(self.r_tilde), "r_tilde")
+        return self
 
 
 class Fig4(Experiment):

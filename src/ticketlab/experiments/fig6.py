@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .. import plotting
 from .. import verdicts as vd
 from ..analysis import capped_table, linear_fit, log_ratio_se
 from ..config import InitSpec, OracleSpec, SolverSpec, TrialSpec
-from .base import AGDConfig, Cell, Experiment
+from .base import AGDConfig, Cell, Experiment, check_r_within_d
 
 
 class Fig6Config(AGDConfig):
@@ -27,6 +27,11 @@ class Fig6Config(AGDConfig):
     solver: Annotated[SolverSpec, Field(description="Algorithm 1's settings; tol below the paper's 1e-8 so that the "
                                                     "error itself gets under 1e-6 (the 1e-8 rule stops near "
                                                     "tol / (1 - rate), about 2e-6 here)")] = SolverSpec(tol=1e-10)
+
+    @model_validator(mode="after")
+    def _r_fits_d(self):
+        check_r_within_d(self.d, [int(round(s * s)) for s in self.sqrt_r_tilde], "sqrt_r_tilde")
+        return self
 
 
 class Fig6(Experiment):
