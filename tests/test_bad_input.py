@@ -85,6 +85,11 @@ def _bad_values(kind, name):
     return []
 
 
+# options whose allowed values are what the store holds: with the missing store of BASE the store is
+# the error; tests/test_cli_polish.py refuses a bad --config id against a real store
+STORE_DEPENDENT = {("plot", "--config")}
+
+
 def _option_cases():
     cases = []
     for name, cmd in sorted(_commands().items()):
@@ -95,6 +100,8 @@ def _option_cases():
             kind = hints.get(p.name)
             kind = next((a for a in typing.get_args(kind) if a is not type(None)), kind) if \
                 typing.get_origin(kind) in (typing.Union, getattr(__import__("types"), "UnionType", None)) else kind
+            if (name, p.opts[0]) in STORE_DEPENDENT:
+                continue
             cases += [(name, p.opts[0], v) for v in _bad_values(kind, p.name)]
     return cases
 

@@ -111,8 +111,15 @@ def test_ctrl_c_at_any_moment_exits_130_with_one_line(tmp_path, delay):
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
-    lines = err.decode().strip().splitlines()
+    # the sweep's own estimate line ("fig4 (custom): ... estimated ...") may come first
+    lines = [ln for ln in err.decode().strip().splitlines() if not ln.startswith("fig4 (")]
     if proc.returncode == 0:  # finished before the signal: nothing to check but that it finished
+        return
+    if proc.returncode == -signal.SIGINT and not lines:
+        # the signal landed after the sweep, in the interpreter's shutdown (Python has put back the
+        # default handler by then): the run must have finished and written every trial
+        with sqlite3.connect(db) as c:
+            assert c.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 4 * 6
         return
     if "Traceback" in err.decode() and "ticketlab" not in err.decode():
         pytest.skip("the signal landed in the interpreter's own start-up, before any ticketlab code")

@@ -143,6 +143,8 @@ def register(app: typer.Typer) -> None:
         scale: str = typer.Option(None, help="draw the largest complete config at this scale (quick, paper, custom)"),
         as_json: bool = typer.Option(False, "--json", help="print the written paths as JSON"),
     ) -> int:
+        if scale is not None:
+            check_choice("--scale", scale, ("quick", "paper", "custom"))
         paths = plot_experiment(experiment, store, out, config_id=config, scale=scale)
         if as_json:
             typer.echo(json.dumps({"experiment": experiment, "files": [str(p) for p in paths]}))
