@@ -147,8 +147,8 @@ def test_fig4_claims_each_category():
     wide = exp.claims(cfg, fig4_summary(cfg, lambda rt: paper_boundary(rt) + 10, ci=60), PAPER)
     assert wide[1]["verdict"] == "undecided" and "trials per cell" in wide[1]["reason"]
     # a smaller d: the numbers are not the paper's setting
-    small = cfg_of("fig4", sets=["d=50"])
-    assert "d = 50 (paper 100)" in exp.claims(small, fig4_summary(small, paper_boundary), PAPER)[1]["reason"]
+    small = cfg_of("fig4", sets=["d=120"])  # d >= the largest r~ (100): a valid config, not the paper's
+    assert "d = 120 (paper 100)" in exp.claims(small, fig4_summary(small, paper_boundary), PAPER)[1]["reason"]
 
 
 # --------------------------------------------------------------------------- Figure 2
