@@ -28,19 +28,34 @@ class Task:
     seeds: tuple[int, ...]
     trial_ids: tuple[str, ...]
     device: str
+    # design='common': further cells of the same group solved with this chunk on the same seeds,
+    # as (cell index, their trial ids)
+    group: tuple[tuple[int, tuple[str, ...]], ...] = ()
+
+    def cells(self) -> list[tuple[int, tuple[str, ...]]]:
+        """Every (cell index, trial ids) this chunk runs."""
+        return [(self.cell_index, self.trial_ids), *self.group]
 
 
 def run_task(task: Task) -> list[dict]:
     """Run one chunk and return the store rows (called in-process or on a Dask worker)."""
     exp = get_experiment(task.experiment)
     cfg = exp.Config(**task.config)
-    cell = exp.cells(cfg)[task.cell_index]
-    results = exp.run_cell(cfg, cell, list(task.seeds), task.device)
+    all_cells = exp.cells(cfg)
+    members = task.cells()
+    cells = [all_cells[ci] for ci, _ in members]
+    if len(cells) == 1:
+        results = [exp.run_cell(cfg, cells[0], list(task.seeds), task.device)]
+    else:
+        results = exp.run_cells(cfg, cells, list(task.seeds), task.device)
     prov = provenance(task.device, cfg.dtype)
-    key = cell.key(exp.name)
-    return [{"trial_id": tid, "experiment": exp.name, "config_id": cfg.config_id(), "cell_id": key,
-             "cell": cell.params, "trial": t, "seed": s, "result": res, "provenance": prov}
-            for tid, t, s, res in zip(task.trial_ids, task.trials, task.seeds, results)]
+    rows = []
+    for cell, (_, ids), res_cell in zip(cells, members, results):
+        key = cell.key(exp.name)
+        rows += [{"trial_id": tid, "experiment": exp.name, "config_id": cfg.config_id(), "cell_id": key,
+                  "cell": cell.params, "trial": t, "seed": s, "result": res, "provenance": prov}
+                 for tid, t, s, res in zip(ids, task.trials, task.seeds, res_cell)]
+    return rows
 
 
 def bytes_per_trial(spec) -> int:
@@ -66,13 +81,21 @@ def plan(exp, cfg, store: Store, device: str = "cpu", chunk_size: int | None = N
     for r in refs:
         if r.trial_id not in done:
             by_cell.setdefault(r.cell_index, []).append(r)
-    tasks = []
+    # design='common': cells of one group whose missing trials are the same (same seeds) run together
+    units: dict = {}
     for ci, todo in by_cell.items():
+        g = cells[ci].group
+        units.setdefault((ci,) if g is None else (g, tuple(r.trial for r in todo)), []).append(ci)
+    tasks = []
+    for members in units.values():
+        ci = members[0]
+        todo = by_cell[ci]
         per = trials_per_chunk(cells[ci].spec, chunk_size, memory_budget)
         for i in range(0, len(todo), per):
             part = todo[i:i + per]
+            group = tuple((cj, tuple(r.trial_id for r in by_cell[cj][i:i + per])) for cj in members[1:])
             tasks.append(Task(exp.name, cfg.model_dump(mode="json"), ci, tuple(r.trial for r in part),
-                              tuple(r.seed for r in part), tuple(r.trial_id for r in part), device))
+                              tuple(r.seed for r in part), tuple(r.trial_id for r in part), device, group))
     return tasks, len(refs)
 
 
@@ -86,7 +109,7 @@ def run_sweep(exp_name: str, cfg, store: Store, *, device: str = "cpu", executor
     exp = get_experiment(exp_name)
     store.save_config(exp.name, cfg.config_id(), cfg.model_dump(mode="json"))
     tasks, total = plan(exp, cfg, store, device, chunk_size, memory_budget)
-    todo = sum(len(t.trials) for t in tasks)
+    todo = sum(len(t.trials) * len(t.cells()) for t in tasks)
     if not tasks:  # fully resumed: start no executor (a cluster takes seconds to come up)
         return {"total": total, "skipped": total, "ran": 0, "written": 0}
     if executor is None:
@@ -94,19 +117,21 @@ def run_sweep(exp_name: str, cfg, store: Store, *, device: str = "cpu", executor
     elif not hasattr(executor, "run"):
         executor = executor()  # a factory: the executor is made only when there is work
     written = 0
-    n_cells = len({t.cell_index for t in tasks})
+    n_cells = len({ci for t in tasks for ci, _ in t.cells()})
     bar = tqdm(total=todo, desc=f"{exp.name}", unit="trial", disable=not progress, dynamic_ncols=True)
     cells_left = {}
     for t in tasks:
-        cells_left[t.cell_index] = cells_left.get(t.cell_index, 0) + len(t.trials)
+        for ci, _ in t.cells():
+            cells_left[ci] = cells_left.get(ci, 0) + len(t.trials)
     cells_done = 0
     try:
         for task, rows in executor.run(run_task, tasks):
             written += store.write(rows)
-            cells_left[task.cell_index] -= len(task.trials)
-            cells_done += cells_left[task.cell_index] == 0
+            for ci, _ in task.cells():
+                cells_left[ci] -= len(task.trials)
+                cells_done += cells_left[ci] == 0
             bar.set_postfix_str(f"cells {cells_done}/{n_cells}")
-            bar.update(len(task.trials))
+            bar.update(len(task.trials) * len(task.cells()))
     finally:
         bar.close()
     return {"total": total, "skipped": total - todo, "ran": todo, "written": written}

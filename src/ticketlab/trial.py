@@ -38,10 +38,14 @@ def run_trials(spec: TrialSpec, seeds: list[int], *, device: str = "cpu", backen
         problem = make_problem(spec.oracle, spec.N, seeds, device=device, dtype=dtype)
     if W0 is None:
         W0 = make_start(problem, spec.init)
-    init_err, _ = aligned_relative_error(W0, problem.W_star)
-    aligned_target = problem.W_star  # local starts are aligned with W* by construction
-    res = engine.solve(problem.X, problem.y, problem.mask, W0, spec.solver, W_target=aligned_target,
+    res = engine.solve(problem.X, problem.y, problem.mask, W0, spec.solver, W_target=problem.W_star,
                        record_every=spec.record_every, backend=backend)
+    return _measure(spec, problem, W0, res, (time.perf_counter() - t0) / len(seeds))
+
+
+def _measure(spec: TrialSpec, problem: Problem, W0: torch.Tensor, res, wall: float) -> list[dict]:
+    """One result dict per trial of a solved batch (W* is the aligned target of local starts)."""
+    init_err, _ = aligned_relative_error(W0, problem.W_star)
     W = res.W.double()
     rel, perm = aligned_relative_error(W, problem.W_star)
     if spec.test_error == "exact":
@@ -51,7 +55,6 @@ def run_trials(spec: TrialSpec, seeds: list[int], *, device: str = "cpu", backen
     rt = r_tilde(problem.mask)
     acc = mask_accuracy(problem.oracle_mask, problem.mask, perm)
     pr = pruning_ratio(problem.mask)
-    wall = (time.perf_counter() - t0) / len(seeds)
     rows = []
     for b, seed in enumerate(problem.seeds):
         failed = bool(res.failed[b]) or not math.isfinite(float(rel[b]))
@@ -81,3 +84,66 @@ def run_trials(spec: TrialSpec, seeds: list[int], *, device: str = "cpu", backen
             row["curve_every"] = spec.record_every
         rows.append(row)
     return rows
+
+
+def _common_solver_fields(spec: TrialSpec) -> dict:
+    return spec.solver.model_dump(exclude={"beta"})
+
+
+def run_common(specs: list[TrialSpec], seeds: list[int], *, device: str = "cpu",
+               backend: str = "auto") -> list[list[dict]]:
+    """Run several trial specs that share their problems (the ``common`` design): for each seed the
+    members draw the same X, W* and mask (they may differ in the noise level, the start distance and
+    the momentum) and are solved together, X read once an iteration for all of them
+    (``engine.shared``). Returns one list of result dicts per spec, each equal (to rounding) to
+    ``run_trials(spec, seeds)``. Falls back to solving each spec alone where the shared engine does
+    not apply (another device, ``backend='reference'``, numba missing, a non-0/1 mask)."""
+    t0 = time.perf_counter()
+    first = specs[0]
+    for s in specs[1:]:
+        if (s.N, s.dtype, s.record_every, s.oracle.model_dump(exclude={"noise"}), _common_solver_fields(s)) != \
+                (first.N, first.dtype, first.record_every, first.oracle.model_dump(exclude={"noise"}),
+                 _common_solver_fields(first)):
+            raise ValueError("a common design's members must share N, dtype, the oracle (noise aside) and the "
+                             "solver (beta aside)")
+    dtype = DTYPES[first.dtype]
+    problems = {}
+    for s in specs:  # one draw per noise level; X, W* and the mask are the same for all of them
+        key = s.oracle.noise
+        if key not in problems:
+            problems[key] = make_problem(s.oracle, s.N, seeds, device=device, dtype=dtype)
+    base = problems[first.oracle.noise]
+    for p in problems.values():
+        if not (torch.equal(p.X, base.X) and torch.equal(p.mask, base.mask) and torch.equal(p.W_star, base.W_star)):
+            raise ValueError("the members' problems differ: they do not share X, W* and the mask")
+    starts = [make_start(problems[s.oracle.noise], s.init) for s in specs]
+    W0 = torch.stack(starts, 1)  # (B, M, d, K)
+    shared = _shared_module() if backend in ("auto", "shared") and device == "cpu" else None
+    if shared is None or not all(shared.supports(base.mask[b], W0[b]) for b in range(len(seeds))):
+        if backend == "shared":
+            raise ValueError("backend 'shared' needs the CPU, numba, a 0/1 mask and starts on it")
+        return [run_trials(s, seeds, device=device, backend=backend, problem=problems[s.oracle.noise], W0=w0)
+                for s, w0 in zip(specs, starts)]
+    Y = torch.stack([problems[s.oracle.noise].y for s in specs], 1)  # (B, M, N)
+    results = shared.solve(base.X, Y, base.mask, W0, first.solver, [s.solver.beta for s in specs],
+                           W_target=base.W_star, record_every=first.record_every)
+    wall = (time.perf_counter() - t0) / (len(seeds) * len(specs))
+    out = []
+    for m, s in enumerate(specs):
+        res = engine.SolveResult(
+            W=torch.stack([r.W[m] for r in results]), iterations=torch.stack([r.iterations[m] for r in results]),
+            converged=torch.stack([r.converged[m] for r in results]), failed=torch.stack([r.failed[m] for r in results]),
+            rate=torch.stack([r.rate[m] for r in results]),
+            curve=None if results[0].curve is None else torch.stack([r.curve[m] for r in results]),
+            curve_iters=results[0].curve_iters)
+        out.append(_measure(s, problems[s.oracle.noise], starts[m], res, wall))
+    return out
+
+
+def _shared_module():
+    """engine.shared, or None where numba is missing (then each member is solved alone)."""
+    try:
+        from .engine import shared
+    except ImportError:
+        return None
+    return shared

@@ -109,3 +109,23 @@ def bytes_per_trial(N: int, d: int, K: int, dtype="float64") -> int:
     """
     isz = _itemsize(dtype)
     return isz * (N * d + N + 6 * d * K)
+
+
+# The shared-problem engine (engine/shared.py): M members read one X. Its union loops sustain about
+# SHARED_UNION_FLOPS per core on useful flops; its dense path runs two BLAS products over the union
+# at about SHARED_DENSE_FLOPS (both measured at Figure 2's shapes with M = 10, docs/performance.md).
+SHARED_UNION_FLOPS = {8: 11e9, 4: 17e9}
+SHARED_DENSE_FLOPS = {8: 25e9, 4: 50e9}
+
+
+def shared_time(N: int, K: int, r_sum: int, u: int, itemsize: int, members: int) -> tuple[float, float]:
+    """Seconds per member-iteration of the shared-problem engine: (union layout, dense layout)."""
+    union = 4 * N * r_sum / SHARED_UNION_FLOPS[itemsize] + _stream_time(N * u * itemsize) / max(1, members)
+    dense = 4 * N * u * K / SHARED_DENSE_FLOPS[itemsize] + _stream_time(N * u * itemsize) / max(1, members)
+    return union, dense
+
+
+def prefer_union_shared(N: int, K: int, r_sum: int, u: int, itemsize: int, members: int) -> bool:
+    """The shared engine's union loops beat its dense BLAS products for this group?"""
+    union, dense = shared_time(N, K, r_sum, u, itemsize, members)
+    return union <= dense

@@ -14,7 +14,7 @@ from pydantic import Field
 from .. import plotting
 from ..analysis import linear_fit, transition
 from ..config import InitSpec, OracleSpec, TrialSpec
-from .base import AGDConfig, Cell, Experiment, paper_r_spread
+from .base import AGDConfig, Cell, Design, Experiment, paper_r_spread, problem_group
 
 
 class Fig2Config(AGDConfig):
@@ -25,6 +25,7 @@ class Fig2Config(AGDConfig):
         tuple(float(x) for x in range(10, 21))
     lam: Annotated[tuple[float, ...], Field(min_length=1, description="grid of start distances (relative)")] = \
         tuple(x / 100 for x in range(2, 39, 4))
+    design: Design = "independent"
 
 
 class Fig2(Experiment):
@@ -52,7 +53,8 @@ class Fig2(Experiment):
                 spec = TrialSpec(oracle=oracle, N=cfg.N, init=InitSpec(kind="local", lam=lam),
                                  solver=cfg.solver,
                                  dtype=cfg.dtype)
-                out.append(Cell({"sqrt_r_tilde_target": s, "lam": lam}, spec))
+                group = problem_group(spec) if cfg.design == "common" else None
+                out.append(Cell({"sqrt_r_tilde_target": s, "lam": lam}, spec, group=group))
         return out
 
     def summarize(self, cfg, df):

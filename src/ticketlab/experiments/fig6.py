@@ -12,7 +12,7 @@ from pydantic import Field
 from .. import plotting
 from ..analysis import linear_fit
 from ..config import InitSpec, OracleSpec, SolverSpec, TrialSpec
-from .base import AGDConfig, Cell, Experiment
+from .base import AGDConfig, Cell, Design, Experiment, problem_group
 
 
 class Fig6Config(AGDConfig):
@@ -23,6 +23,7 @@ class Fig6Config(AGDConfig):
     noise: Annotated[tuple[float, ...], Field(min_length=1, description="sigma / E_y levels")] = \
         (1e-2, 1e-3, 1e-4, 1e-5)
     lam: Annotated[float, Field(gt=0)] = 0.2
+    design: Design = "independent"
     solver: Annotated[SolverSpec, Field(description="Algorithm 1's settings; tol below the paper's 1e-8 so that the "
                                                     "error itself gets under 1e-6 (the 1e-8 rule stops near "
                                                     "tol / (1 - rate), about 2e-6 here)")] = SolverSpec(tol=1e-10)
@@ -47,7 +48,8 @@ class Fig6(Experiment):
                 spec = TrialSpec(oracle=oracle, N=cfg.N, init=InitSpec(lam=cfg.lam),
                                  solver=cfg.solver,
                                  dtype=cfg.dtype)
-                out.append(Cell({"sqrt_r_tilde_target": s, "noise": nz}, spec))
+                group = problem_group(spec) if cfg.design == "common" else None
+                out.append(Cell({"sqrt_r_tilde_target": s, "noise": nz}, spec, group=group))
         return out
 
     def summarize(self, cfg, df):
