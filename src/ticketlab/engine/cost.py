@@ -112,10 +112,12 @@ def bytes_per_trial(N: int, d: int, K: int, dtype="float64") -> int:
 
 
 # The shared-problem engine (engine/shared.py): M members read one X. Its union loops sustain about
-# SHARED_UNION_FLOPS per core on useful flops; its dense path runs two BLAS products over the union
-# at about SHARED_DENSE_FLOPS (both measured at Figure 2's shapes with M = 10, docs/performance.md).
-SHARED_UNION_FLOPS = {8: 11e9, 4: 17e9}
-SHARED_DENSE_FLOPS = {8: 25e9, 4: 50e9}
+# SHARED_UNION_FLOPS per core on useful flops (4 N sum_j r_j a member); its dense path, two BLAS
+# products over the union (4 N u K a member), about SHARED_DENSE_FLOPS: measured side by side at
+# Figure 2's shapes with M = 10 on one core (docs/performance.md, issue 14 section), so the union
+# loops win unless the supports cover nearly all of the union (sum_j r_j > 0.8 u K).
+SHARED_UNION_FLOPS = {8: 16e9, 4: 24e9}
+SHARED_DENSE_FLOPS = {8: 20e9, 4: 30e9}
 
 
 def shared_time(N: int, K: int, r_sum: int, u: int, itemsize: int, members: int) -> tuple[float, float]:

@@ -63,7 +63,18 @@ def _gradient_members(P, Y, b, idx, seg_off, seg_len, W, G, active, na, K, Z, C)
                 r1 = Pp[idx[o + t + 1], s0:s0 + L]
                 r2 = Pp[idx[o + t + 2], s0:s0 + L]
                 r3 = Pp[idx[o + t + 3], s0:s0 + L]
-                for q in range(na):
+                q = 0
+                while q + 2 <= na:  # two members a pass: each column block load serves 8 multiply-adds
+                    w, v = W[active[q]], W[active[q + 1]]
+                    w0, w1, w2, w3 = w[o + t], w[o + t + 1], w[o + t + 2], w[o + t + 3]
+                    v0, v1, v2, v3 = v[o + t], v[o + t + 1], v[o + t + 2], v[o + t + 3]
+                    z, y = Z[q, j], Z[q + 1, j]
+                    for s in range(L):
+                        a0, a1, a2, a3 = r0[s], r1[s], r2[s], r3[s]
+                        z[s] += (w0 * a0 + w1 * a1) + (w2 * a2 + w3 * a3)
+                        y[s] += (v0 * a0 + v1 * a1) + (v2 * a2 + v3 * a3)
+                    q += 2
+                if q < na:
                     w = W[active[q]]
                     w0, w1, w2, w3 = w[o + t], w[o + t + 1], w[o + t + 2], w[o + t + 3]
                     z = Z[q, j]
@@ -96,7 +107,32 @@ def _gradient_members(P, Y, b, idx, seg_off, seg_len, W, G, active, na, K, Z, C)
                 r1 = Pp[idx[o + t + 1], s0:s0 + L]
                 r2 = Pp[idx[o + t + 2], s0:s0 + L]
                 r3 = Pp[idx[o + t + 3], s0:s0 + L]
-                for q in range(na):
+                q = 0
+                while q + 2 <= na:
+                    c, e = C[q, j], C[q + 1, j]
+                    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = zero
+                    for s in range(L):
+                        cs, es = c[s], e[s]
+                        x0, x1, x2, x3 = r0[s], r1[s], r2[s], r3[s]
+                        a0 += x0 * cs
+                        a1 += x1 * cs
+                        a2 += x2 * cs
+                        a3 += x3 * cs
+                        b0 += x0 * es
+                        b1 += x1 * es
+                        b2 += x2 * es
+                        b3 += x3 * es
+                    g, h = G[active[q]], G[active[q + 1]]
+                    g[o + t] += a0
+                    g[o + t + 1] += a1
+                    g[o + t + 2] += a2
+                    g[o + t + 3] += a3
+                    h[o + t] += b0
+                    h[o + t + 1] += b1
+                    h[o + t + 2] += b2
+                    h[o + t + 3] += b3
+                    q += 2
+                if q < na:
                     c = C[q, j]
                     a0 = a1 = a2 = a3 = zero
                     for s in range(L):
