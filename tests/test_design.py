@@ -93,3 +93,18 @@ def test_common_design_resumes_a_partial_group(tmp_path):
         again = exp.frame(cfg3, st.frame("fig2")).set_index("trial_id")
     assert len(again) == 9
     assert again.loc[first.index, "relative_error"].tolist() == first["relative_error"].tolist()
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device on this machine")
+def test_common_design_on_cuda_matches_cpu():
+    from ticketlab.trial import run_common
+
+    exp = get_experiment("fig2")
+    cfg = make_config(exp, "quick", 2, SMALL["fig2"] + ["design=common"])
+    specs = [c.spec for c in exp.cells(cfg)]
+    seeds = [t.seed for t in exp.trials(cfg)][:2]
+    cpu, gpu = run_common(specs, seeds), run_common(specs, seeds, device="cuda")  # cuda: each member alone
+    for a_cell, b_cell in zip(cpu, gpu):
+        for a, b in zip(a_cell, b_cell):
+            assert (a["iterations"], a["success"], a["failed"]) == (b["iterations"], b["success"], b["failed"])
+            assert _close(a["relative_error"], b["relative_error"], 0, 1e-9)

@@ -100,3 +100,16 @@ def test_refuses_what_it_cannot_solve():
         shared.solve(pr.X, Y, pr.mask, off, SolverSpec(max_iter=5))
     with pytest.raises(ValueError, match="one momentum per member"):
         shared.solve(pr.X, Y, pr.mask, W0, SolverSpec(max_iter=5), [0.1])
+
+
+def test_cost_model_of_the_shared_path_by_hand():
+    from ticketlab.engine import cost
+
+    # N=5000, K=10, sum_j r_j = 2000, u = 500, float64, 10 members: union 4*5000*2000 / 16e9 = 2.5 ms,
+    # dense 4*5000*500*10 / 20e9 = 5 ms, plus the 20 MB stream (above the cache) shared by 10: 0.2 ms each
+    union, dense = cost.shared_time(5000, 10, 2000, 500, 8, 10)
+    assert union == pytest.approx(2.5e-3 + 0.2e-3) and dense == pytest.approx(5e-3 + 0.2e-3)
+    assert cost.prefer_union_shared(5000, 10, 2000, 500, 8, 10)
+    assert not cost.prefer_union_shared(5000, 10, 5000, 500, 8, 10)  # supports cover the union: BLAS
+    # 100 trials of 1000 iterations on 2 cores, a member of a group of 10: 50 x 1000 x 2.7 ms
+    assert cost.estimate(5000, 500, 10, 2000, 1000, 100, cores=2, members=10) == pytest.approx(50 * 2.7)

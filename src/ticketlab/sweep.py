@@ -152,7 +152,11 @@ def estimate_seconds(exp, cfg, device="cpu", chunk_size: int | None = None,
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     total = 0.0
-    for cell in exp.cells(cfg):
+    cells = exp.cells(cfg)
+    members = {}  # design='common': how many cells share each group's problems
+    for cell in cells:
+        members[cell.group] = members.get(cell.group, 0) + 1
+    for cell in cells:
         s = cell.spec
         r_sum = sum(s.oracle.r_values()) + s.oracle.K * s.oracle.extra
         its = min(s.solver.max_iter, getattr(exp, "typical_iterations", TYPICAL_ITERATIONS))
@@ -160,7 +164,8 @@ def estimate_seconds(exp, cfg, device="cpu", chunk_size: int | None = None,
             total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, cfg.trials, "cuda", dtype=s.dtype,
                               batch=trials_per_chunk(s, chunk_size, memory_budget), max_iter=s.solver.max_iter)
         else:
-            total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, cfg.trials, cores=cores, dtype=s.dtype)
+            total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, cfg.trials, cores=cores, dtype=s.dtype,
+                              members=1 if cell.group is None else members[cell.group])
     return total
 
 

@@ -72,11 +72,14 @@ def union_time(N: int, K: int, r_sum: int, u: int, itemsize: int) -> float:
 
 
 def iteration_time(N: int, d: int, K: int, r_sum: int, backend: str = "fast", dtype="float64",
-                   batch: int = 100) -> float:
-    """Seconds per iteration of one trial (a mask with sum_j r_j = r_sum, union of supports <= d)."""
+                   batch: int = 100, members: int = 1) -> float:
+    """Seconds per iteration of one trial (a mask with sum_j r_j = r_sum, union of supports <= d);
+    with members > 1 (design='common', fast backend) one member of a group sharing its problem."""
     isz = _itemsize(dtype)
     if backend == "fast":
         u = min(d, r_sum)
+        if members > 1:
+            return min(shared_time(N, K, r_sum, u, isz, members))
         return min(union_time(N, K, r_sum, u, isz), layout_time(N, K, u * K, u, isz))
     if backend == "reference":  # dense batched products, the whole batch streamed every iteration
         compute = 4 * N * d * K / TORCH_FLOPS[isz]
@@ -86,17 +89,20 @@ def iteration_time(N: int, d: int, K: int, r_sum: int, backend: str = "fast", dt
 
 
 def estimate(N: int, d: int, K: int, r_sum: int, iterations: int, trials: int, backend: str = "fast",
-             *, cores: int = 1, dtype="float64", batch: int = 32, max_iter: int | None = None) -> float:
+             *, cores: int = 1, dtype="float64", batch: int = 32, max_iter: int | None = None,
+             members: int = 1) -> float:
     """Wall seconds to run ``trials`` trials of ``iterations`` iterations each on ``cores`` cores
     (backend 'fast' or 'reference' on the CPU), or on one GPU (backend 'cuda': batches of ``batch``
     trials, each running as long as its slowest trial, taken as twice the typical one and at most
-    ``max_iter``)."""
+    ``max_iter``). members > 1: the cell is one of that many sharing each problem (design='common':
+    a group's members run together on one core, each at the shared engine's cost)."""
     if backend == "cuda":
         b = max(1, min(batch, trials))
         step = max(CUDA_STEP_S, 4 * N * d * K * b / CUDA_FLOPS[_itemsize(dtype)])
         per_batch = min(2 * iterations, max_iter) if max_iter else 2 * iterations
         return math.ceil(trials / b) * per_batch * step
-    per_trial = iterations * iteration_time(N, d, K, r_sum, backend, dtype, batch=trials)
+    per_trial = iterations * iteration_time(N, d, K, r_sum, backend, dtype, batch=trials,
+                                            members=members if backend == "fast" else 1)
     if backend == "fast":  # one trial per core
         return per_trial * math.ceil(trials / max(1, cores))
     return per_trial * trials / max(1, cores)
