@@ -180,6 +180,8 @@ def agreement(quick: bool = True) -> dict:
     out = {"trials_per_cell": trials, "cells": cells, "all_overlap": all(c["overlap"] for c in cells),
            "wall_s": {f"{d}/{t}": w for (d, t), w in walls.items()},
            "float32_same_verdict": same_verdict, "float32_compared": int(len(m)),
+           "common_capped": int((com["iterations"] == 4000).sum()), "common_diverged": int(com["failed"].sum()),
+           "common_failures": int((~com["success"].astype(bool)).sum()),
            "bisection": {"problems": problems, "grid_points": len(lams), "solves_per_problem": solves / problems,
                          "iterations_fraction_of_grid": iters_bis / iters_grid,
                          "problems_monotone_in_lambda": monotone, "grid_verdicts_wrong": wrong,
@@ -188,6 +190,8 @@ def agreement(quick: bool = True) -> dict:
     print(f"  every cell's intervals overlap: {out['all_overlap']}; wall s: " +
           ", ".join(f"{k} {v:.1f}" for k, v in out["wall_s"].items()))
     print(f"  float32 common design: same verdict as float64 on {same_verdict} of {len(m)} trials")
+    print(f"  early stop: of the common design's {out['common_failures']} failures {out['common_diverged']} diverged "
+          f"(stopped early by the divergence rule) and {out['common_capped']} ran to the 4000 cap")
     print(f"  bisection over the {len(lams)} start distances: {b['solves_per_problem']:.1f} solves per problem, "
           f"{100 * b['iterations_fraction_of_grid']:.0f}% of the grid's iterations; success monotone in lambda "
           f"on {monotone} of {problems} problems; grid verdicts inferred wrongly: {wrong} of {b['grid_verdicts']}")

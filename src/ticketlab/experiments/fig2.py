@@ -124,7 +124,11 @@ class Fig2(Experiment):
         return ["The quick scale shrinks d and N (K r~ up to 0.6 N, as the paper's K r~ up to 0.8 N) and caps "
                 "iterations at 4000; the paper scale uses d=500, K=10, N=5000, sqrt(r~)=10..20 and 10,000 iterations.",
                 "Success area = the integral of the success rate over the start distance: a radius estimate that "
-                "exists even when no 50% crossing falls inside the grid."]
+                "exists even when no 50% crossing falls inside the grid."] + (
+            ["Design 'common': the start distances of a column share each trial's problem (X, W*, mask, start "
+             "direction), so a column's cells are positively correlated: per-cell rates are unbiased, but "
+             "intervals that treat the cells as independent misstate the column's uncertainty."]
+            if cfg.design == "common" else [])
 
 
 EXPERIMENT = Fig2()
