@@ -114,24 +114,14 @@ def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def _bisect(succ: list[bool]) -> tuple[int, list[int]]:
-    """Largest index whose start succeeds, assuming success falls with the distance, by bisection over
-    the grid (lowest index first probed at the grid's two ends); the indices it solved."""
-    asked = []
+    """What ``trial.run_bisect`` concludes on one problem whose full grid of outcomes is known:
+    (the edge it reports, the indices it solves)."""
+    from ticketlab.trial import edge, next_start
 
-    def ok(i):
-        asked.append(i)
-        return succ[i]
-
-    n = len(succ)
-    if not ok(0):
-        return -1, asked
-    if ok(n - 1):
-        return n - 1, asked
-    lo, hi = 0, n - 1  # succ[lo] true, succ[hi] false
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-    return lo, asked
+    solved: dict[int, bool] = {}
+    while (i := next_start(len(succ), solved)) is not None:
+        solved[i] = succ[i]
+    return edge(len(succ), solved), list(solved)
 
 
 def agreement(quick: bool = True) -> dict:

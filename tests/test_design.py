@@ -108,3 +108,54 @@ def test_common_design_on_cuda_matches_cpu():
         for a, b in zip(a_cell, b_cell):
             assert (a["iterations"], a["success"], a["failed"]) == (b["iterations"], b["success"], b["failed"])
             assert _close(a["relative_error"], b["relative_error"], 0, 1e-9)
+
+
+def test_bisection_edge_by_brute_force():
+    from itertools import product
+
+    from ticketlab.trial import edge, next_start
+
+    def _bisect(succ):
+        solved = {}
+        while (i := next_start(len(succ), solved)) is not None:
+            assert i not in solved  # never the same start twice
+            solved[i] = succ[i]
+        return edge(len(succ), solved), list(solved)
+
+    for n in range(1, 8):
+        for succ in product([True, False], repeat=n):
+            last, asked = _bisect(list(succ))
+            monotone = list(succ) == sorted(succ, reverse=True)
+            if monotone:  # exact: the last success, found from at most 2 + log2(n) solves
+                assert last == (sum(succ) - 1) and len(asked) <= 2 + math.ceil(math.log2(max(n, 2)))
+            assert last == -1 or (succ[last] and last in asked)  # whatever the data: a solved success
+
+
+def test_bisect_design_matches_the_common_grid(tmp_path):
+    exp = get_experiment("fig2")
+    # N = 80 is hard enough that some problems fail inside the grid, and one of these six is not
+    # monotone in the start distance (it fails at 4 and 6, succeeds at 8): bisection may misjudge it
+    sets = ["d=30", "K=3", "N=80", "sqrt_r_tilde=2.5", "lam=0.5,1,2,4,6,8,12", "max_iter=1500"]
+    common = make_config(exp, "quick", 6, sets + ["design=common"])
+    bis = make_config(exp, "quick", 6, sets + ["design=bisect"])
+    with Store(tmp_path / "s.db") as st:
+        run_sweep("fig2", common, st, progress=False)
+        run_sweep("fig2", bis, st, progress=False)
+        a = exp.frame(common, st.frame("fig2"))
+        b = exp.frame(bis, st.frame("fig2"))
+    m = a.merge(b, on=["lam", "trial"], suffixes=("", "_b"))
+    assert len(m) == len(a) == len(b) == 42 and (m["seed"] == m["seed_b"]).all()  # the same problems
+    grid = a.pivot(index="trial", columns="lam", values="success")
+    monotone = {t: list(r) == sorted(r, reverse=True) for t, r in zip(grid.index, grid.itertuples(index=False))}
+    assert not all(monotone.values())
+    inside = [t for t in grid.index if monotone[t] and grid.loc[t].any() and not grid.loc[t].all()]
+    assert inside  # a monotone problem whose edge lies inside the grid: bisection has to find it
+    mono = m[m["trial"].map(monotone)]
+    assert (mono["success"] == mono["success_b"]).all()  # every verdict, solved or inferred, where monotone
+    solved = m[~m["inferred_b"].astype(bool)]
+    assert 0 < len(solved) < len(m)  # fewer solves than the grid
+    assert (solved["success"] == solved["success_b"]).all()  # a solved cell is the common design's trial
+    assert (solved["iterations"] == solved["iterations_b"]).all()
+    assert all(_close(x, y, 0, 1e-10) for x, y in zip(solved["relative_error"], solved["relative_error_b"]))
+    inferred = m[m["inferred_b"].astype(bool)]
+    assert inferred["relative_error_b"].isna().all() and inferred["r_tilde_b"].notna().all()

@@ -147,3 +147,63 @@ def _shared_module():
     except ImportError:
         return None
     return shared
+
+
+PROBLEM_FIELDS = ("r_tilde", "r_ave", "mask_accuracy", "pruning_ratio")  # same for every start of a problem
+
+
+def next_start(n: int, solved: dict[int, bool]) -> int | None:
+    """Bisection over a grid of n start distances (increasing) on one problem: the index to solve
+    next given the outcomes so far (index -> success), or None once the grid is decided. The
+    nearest start first (if it fails, every farther one is taken to fail), then the farthest (if it
+    succeeds, so does every nearer one), then halving the bracket between the last success and
+    the first failure: at most 2 + ceil(log2 n) solves."""
+    if 0 not in solved:
+        return 0
+    if not solved[0]:
+        return None
+    if n - 1 not in solved:
+        return n - 1
+    lo, hi = edge(n, solved), min([i for i, ok in solved.items() if not ok], default=n)
+    return None if hi - lo <= 1 else (lo + hi) // 2
+
+
+def edge(n: int, solved: dict[int, bool]) -> int:
+    """The last index taken to succeed (-1: none): the largest success below the first failure."""
+    first_fail = min([i for i, ok in solved.items() if not ok], default=n)
+    return max([i for i, ok in solved.items() if ok and i < first_fail], default=-1)
+
+
+def run_bisect(specs: list[TrialSpec], seeds: list[int], *, device: str = "cpu",
+               backend: str = "auto") -> list[list[dict]]:
+    """The common design's grid of start distances by bisection (design='bisect', Figure 2).
+
+    specs: one column's cells, ordered by increasing start distance, sharing their problems (the
+    same seeds). Per problem (seed) only the starts ``next_start`` asks for are solved, the open
+    problems of a round batched by start distance. Cells not solved get a row with
+    ``inferred: True`` and the success the bracket implies (index <= ``edge``), assuming success
+    falls with the start distance on a problem (measured: docs/performance.md); their other outcome
+    fields are None, the problem's own (r~, mask) are copied. One list of rows per spec."""
+    n = len(specs)
+    rows: list[list[dict | None]] = [[None] * len(seeds) for _ in range(n)]
+    solved: list[dict[int, bool]] = [{} for _ in seeds]
+    while True:
+        todo: dict[int, list[int]] = {}
+        for b in range(len(seeds)):
+            i = next_start(n, solved[b])
+            if i is not None:
+                todo.setdefault(i, []).append(b)
+        if not todo:
+            break
+        for i, bs in todo.items():
+            for b, row in zip(bs, run_trials(specs[i], [seeds[b] for b in bs], device=device, backend=backend)):
+                rows[i][b] = {**row, "inferred": False}
+                solved[b][i] = bool(row["success"])
+    for b in range(len(seeds)):
+        known = next(rows[i][b] for i in range(n) if rows[i][b] is not None)
+        last = edge(n, solved[b])
+        for i in range(n):
+            if rows[i][b] is None:
+                rows[i][b] = {**{k: None for k in known}, **{k: known[k] for k in PROBLEM_FIELDS},
+                              "seed": int(seeds[b]), "success": i <= last, "inferred": True}
+    return rows
