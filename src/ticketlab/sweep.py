@@ -156,6 +156,7 @@ def estimate_seconds(exp, cfg, device="cpu", chunk_size: int | None = None,
     members = {}  # design='common': how many cells share each group's problems
     for cell in cells:
         members[cell.group] = members.get(cell.group, 0) + 1
+    together = exp.solved_together(cfg)
     for cell in cells:
         s = cell.spec
         r_sum = sum(s.oracle.r_values()) + s.oracle.K * s.oracle.extra
@@ -165,8 +166,8 @@ def estimate_seconds(exp, cfg, device="cpu", chunk_size: int | None = None,
                               batch=trials_per_chunk(s, chunk_size, memory_budget), max_iter=s.solver.max_iter)
         else:
             total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, cfg.trials, cores=cores, dtype=s.dtype,
-                              members=1 if cell.group is None else members[cell.group])
-    return total
+                              members=members[cell.group] if cell.group is not None and together else 1)
+    return total * exp.solved_fraction(cfg)
 
 
 def fmt_duration(seconds: float) -> str:

@@ -159,6 +159,14 @@ class Experiment:
 
         return run_common([c.spec for c in cells], seeds, device=device)
 
+    def solved_fraction(self, cfg) -> float:
+        """The share of its trials a config actually solves (bisection infers the rest), for estimates."""
+        return 1.0
+
+    def solved_together(self, cfg) -> bool:
+        """Whether the cells of a group are solved together (one X for all) rather than one by one."""
+        return True
+
     def summarize(self, cfg, df: pd.DataFrame) -> dict:
         raise NotImplementedError
 

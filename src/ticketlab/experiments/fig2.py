@@ -4,6 +4,7 @@ lambda where success crosses 50%, bootstrap interval) and fit radius = a sqrt(r~
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -62,6 +63,14 @@ class Fig2(Experiment):
                 extra = {"design": "bisect"} if cfg.design == "bisect" else {}
                 out.append(Cell({"sqrt_r_tilde_target": s, "lam": lam}, spec, extra=extra, group=group))
         return out
+
+    def solved_fraction(self, cfg):
+        """Bisection solves at most 2 + ceil(log2 n) of a problem's n starts (1 where the nearest fails)."""
+        n = len(cfg.lam)
+        return min(1.0, (2 + math.ceil(math.log2(max(n, 2)))) / n) if cfg.design == "bisect" else 1.0
+
+    def solved_together(self, cfg):
+        return cfg.design != "bisect"  # bisection's solves are sequential, each on its own
 
     def run_cells(self, cfg, cells, seeds, device):
         if cfg.design != "bisect":
