@@ -103,5 +103,8 @@ def test_fig11_experiment_reads_the_imp_folder_through_the_protocol(tmp_path):
     # the claims are deep.fig11's (their content is tested in test_deep_fig11); here: the wiring
     from ticketlab.deep.fig11 import fig11_claims
 
-    assert sec["claims"] == fig11_claims(exp.summarize(cfg, df), {}) and len(sec["claims"]) >= 2
+    raw = fig11_claims(exp.summarize(cfg, df), {})
+    word = {True: "reproduced", False: "not reproduced", None: "undecided"}
+    assert [c["verdict"] for c in sec["claims"]] == [word[c["verdict"]] for c in raw] and len(raw) >= 2
+    assert [c["claim"] for c in sec["claims"]] == [c["claim"] for c in raw]
     assert any(f.endswith(".png") for f in sec["figures"]) and sec["notes"]

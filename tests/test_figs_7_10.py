@@ -143,7 +143,7 @@ def test_fig7_error_falls_with_accuracy_and_with_pruning_at_equal_accuracy():
     exp, cfg, df, s, claims = run("fig7", ["pruning=0.3,0.8", "N=60", "trials=12", "max_iter=800",
                                            "lam_min=0.1", "lam_max=1.0"])
     assert s["fit"]["c_acc"] < 0 and s["fit"]["c_prune"] < 0
-    assert [c["verdict"] for c in claims] == [True, True]
+    assert [c["verdict"] for c in claims] == ["reproduced", "reproduced"]  # both slopes' 95% intervals < 0
     assert df["pruned_zero"].all()
     np.testing.assert_allclose(df["pruning_ratio"], df["pruning"], atol=1e-12)
     assert ((df["precision"] > 0) & (df["precision"] <= 1)).all()
@@ -157,7 +157,9 @@ def test_fig8_more_pruning_needs_fewer_iterations():
                                            "method=magnitude"])
     med = {r["pruning"]: r["levels"][-1]["median"] for r in s["ratios"]}
     assert med[0.5] is not None and med[0.8] is not None and med[0.8] < med[0.5]
-    assert claims[0]["verdict"] is True
+    # the order shows, but a trial at 80% never reached the level within max_iter (1 of 8 >= 5%):
+    # the verdict is withheld, and says why
+    assert claims[0]["verdict"] == "undecided" and "ran to max_iter" in claims[0]["reason"]
     # iterations to a deeper level are never fewer
     for its in df["iters_to"]:
         if None not in its:
@@ -170,7 +172,8 @@ def test_fig9_more_pruning_needs_fewer_samples():
                                            "level=0.01"])
     need = {c["pruning"]: c["samples_to_floor"] for c in s["series"]}
     assert need[0.8] is not None and (need[0.3] is None or need[0.8] < need[0.3])
-    assert claims[0]["verdict"] is True
+    # trials near the 30% crossing ran to the cap: their error is not yet the floor, so no verdict
+    assert claims[0]["verdict"] == "undecided" and "ran to max_iter" in claims[0]["reason"]
 
 
 def test_fig10_imp_improves_until_over_pruned_and_small_n_fails():
@@ -180,7 +183,10 @@ def test_fig10_imp_improves_until_over_pruned_and_small_n_fails():
     big = [x for x in s["series"] if x["N"] == 200][0]
     assert big["best"] < 0.5 * big["dense"] and big["best_remaining"] >= cfg.r / cfg.d
     assert big["over_pruned"] > 2 * big["best"]
-    assert [c["verdict"] for c in claims] == [True, True, True]
+    # judged at the level fixed in advance (the sparsest keeping >= r*/d): the fall's value is not the
+    # paper's setting (d=40), the jump holds, and 3 trials give the smallest N no median interval
+    assert [c["verdict"] for c in claims] == ["undecided", "reproduced", "undecided"]
+    assert "d = 40 (paper 100)" in claims[0]["reason"]
     rem = np.array(df["remaining"].iloc[0])
     np.testing.assert_allclose(rem[1:] / rem[:-1], 0.75, atol=0.02)  # 25 % of the kept weights per round
 

@@ -168,4 +168,7 @@ def test_report_from_a_small_store(tmp_path):
     figs = list((tmp_path / "rep" / "figures").iterdir())
     assert {f.suffix for f in figs} == {".png", ".pdf"} and all(f.stat().st_size > 1000 for f in figs)
     md = Path(res["markdown"]).read_text()
-    assert "Verdicts" in md and "fig4" in md
+    assert "## Replication table" in md and "fig4" in md
+    from ticketlab.verdicts import CATEGORIES
+
+    assert res["sections"][0]["claims"] and all(c["verdict"] in CATEGORIES for c in res["sections"][0]["claims"])

@@ -1,4 +1,5 @@
-"""Estimators for the paper's claims: transition boundaries with bootstrap intervals, linear fits."""
+"""Estimators for the paper's claims: transition boundaries with bootstrap intervals, linear fits,
+and the count of trials that ran to the iteration cap (which decide nothing)."""
 
 from __future__ import annotations
 
@@ -76,8 +77,69 @@ def linear_fit(x, y) -> dict:
     pred = a * x + b
     ss_res, ss_tot = float(((y - pred) ** 2).sum()), float(((y - y.mean()) ** 2).sum())
     r2 = 1 - ss_res / ss_tot if ss_tot > 0 else 1.0
-    a_se = math.sqrt(ss_res / (len(x) - 2) / float(((x - x.mean()) ** 2).sum())) if len(x) > 2 else None
-    return {"a": float(a), "b": float(b), "r2": float(r2), "a_se": a_se, "n": int(len(x))}
+    sxx = float(((x - x.mean()) ** 2).sum())
+    s2 = ss_res / (len(x) - 2) if len(x) > 2 else None
+    a_se = math.sqrt(s2 / sxx) if s2 is not None else None
+    return {"a": float(a), "b": float(b), "r2": float(r2), "a_se": a_se, "n": int(len(x)),
+            "x_mean": float(x.mean()), "sxx": sxx, "s2": s2}
+
+
+def predict(fit: dict, x: float) -> tuple[float | None, float | None]:
+    """The fitted line at x and the standard error of that mean prediction (None without residual dof)."""
+    if fit.get("a") is None:
+        return None, None
+    y = fit["a"] * x + fit["b"]
+    if fit.get("s2") is None:
+        return float(y), None
+    return float(y), math.sqrt(fit["s2"] * (1 / fit["n"] + (x - fit["x_mean"]) ** 2 / fit["sxx"]))
+
+
+def capped(df, max_iter: int):
+    """Per row: the trial ran to ``max_iter`` without meeting the stopping rule (and did not diverge)."""
+    out = df["iterations"].astype(int) >= int(max_iter)
+    if "converged" in df:
+        out &= ~df["converged"].astype(bool)
+    if "failed" in df:
+        out &= ~df["failed"].astype(bool)
+    return out
+
+
+def capped_undecided(df, max_iter: int):
+    """Capped trials whose success is not settled: capped and not (yet) under the success threshold. A
+    capped trial already under it stays a success with more iterations (the error only falls near W*)."""
+    out = capped(df, max_iter)
+    if "success" in df:
+        out &= ~df["success"].astype(bool)
+    return out
+
+
+def near_cells(xs, point: float | None, ci_low: float | None, ci_high: float | None,
+               outside: str | None = None) -> list:
+    """The grid values "near" a boundary: the two grid points bracketing it and every grid point inside
+    its interval; for a boundary beyond the grid, the grid's edge on that side."""
+    xs = sorted(float(x) for x in xs)
+    if not xs:
+        return []
+    if point is None:
+        return [xs[0]] if outside == "below" else [xs[-1]] if outside == "above" else xs
+    lo = ci_low if ci_low is not None else point
+    hi = ci_high if ci_high is not None else point
+    near = {x for x in xs if lo <= x <= hi}
+    below = [x for x in xs if x <= point]
+    above = [x for x in xs if x >= point]
+    if below:
+        near.add(below[-1])
+    if above:
+        near.add(above[0])
+    return sorted(near)
+
+
+def log_ratio_se(m1: float, s1: float, n1: int, m2: float, s2: float, n2: int) -> float | None:
+    """Standard error of log(m2 / m1) for two independent means with standard deviations s and sizes n
+    (delta method)."""
+    if min(n1, n2) < 2 or m1 <= 0 or m2 <= 0:
+        return None
+    return math.sqrt((s1 / m1) ** 2 / n1 + (s2 / m2) ** 2 / n2)
 
 
 def spearman(x, y) -> float | None:
@@ -100,3 +162,38 @@ def samples_to_reach(Ns: list[int], errs: list[float], target: float) -> float |
             t = (math.log(e0) - math.log(target)) / (math.log(e0) - math.log(e))
             return float(math.exp(math.log(n0) + t * (math.log(n) - math.log(n0))))
     return None
+
+
+def capped_table(df, keys: list[str], max_iter: int):
+    """Per cell: how many trials ran to the cap (``capped``) and how many of those were not yet
+    successes (``capped_undecided``)."""
+    d = df.assign(_capped=capped(df, max_iter).astype(int), _undecided=capped_undecided(df, max_iter).astype(int))
+    return d.groupby(keys).agg(capped=("_capped", "sum"), capped_undecided=("_undecided", "sum")).reset_index()
+
+
+def capped_near(cells: list[dict], x_key: str, near: list, column: str = "capped_undecided",
+                where: dict | None = None) -> tuple[int, int]:
+    """(capped, trials) summed over the cells whose ``x_key`` is in ``near`` (and match ``where``)."""
+    near = {float(x) for x in near}
+    sel = [c for c in cells if float(c[x_key]) in near and all(c.get(k) == v for k, v in (where or {}).items())]
+    return int(sum(c.get(column, 0) for c in sel)), int(sum(c["trials"] for c in sel))
+
+
+def median_ci(values, level: float = 0.95) -> tuple[float | None, float | None, float | None]:
+    """The median and a distribution-free interval for it (order statistics, binomial coverage >= level).
+    Censored values may be given as +inf: the interval then may reach +inf. (None, None, None) when empty;
+    the bounds are None when too few values for the coverage."""
+    from scipy.stats import binom
+
+    v = np.sort(np.asarray(values, dtype=float))
+    n = len(v)
+    if n == 0:
+        return None, None, None
+    med = float(np.quantile(v, 0.5, method="inverted_cdf"))
+    # largest j with P(Bin(n, 1/2) < j) <= (1 - level) / 2: [v_(j), v_(n+1-j)] covers the median
+    j = int(binom.ppf((1 - level) / 2, n, 0.5))
+    while j >= 1 and binom.cdf(j - 1, n, 0.5) > (1 - level) / 2:
+        j -= 1
+    if j < 1:
+        return med, None, None
+    return med, float(v[j - 1]), float(v[n - j])

@@ -12,7 +12,7 @@ from .config import ConfigError
 from .store import DEFAULT_STORE
 
 __all__ = ["DEFAULT_STORE", "REPRODUCE_ORDER", "build_report", "make_config", "paper", "parse_value",
-           "plot_experiment", "reproduce_estimates", "reproduce_names", "run_experiment", "verdict_word"]
+           "list_store", "load_config_file", "plot_experiment", "reproduce_estimates", "reproduce_names", "run_experiment", "verdict_word"]
 
 # The order `reproduce` runs the experiments in (every registered experiment, cheapest first).
 REPRODUCE_ORDER = ["fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10", "landscape",
@@ -20,7 +20,7 @@ REPRODUCE_ORDER = ["fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9
 
 
 def verdict_word(verdict) -> str:
-    """A claim's verdict (True, False, None) as the report and the CLI print it."""
+    """A claim's verdict (one of ticketlab.verdicts.CATEGORIES) as the report and the CLI print it."""
     from .report import verdict_word as word
 
     return word(verdict)
@@ -69,12 +69,19 @@ def _field_path(exp, field: str) -> list[str]:
                   _sub_model(f.annotation).model_fields]
         if len(owners) == 1:
             path = [owners[0], field]
+    if field == "scale":
+        raise ConfigError(f"--set scale: is not a field to set; use --scale quick|paper (any --set makes the "
+                          f"scale 'custom')")
     model = exp.Config
     for i, name in enumerate(path):
         if model is None or name not in model.model_fields:
-            allowed = ", ".join(_field_names(exp.Config))
-            raise ConfigError(f"invalid --set {field}: {exp.name} has no field {'.'.join(path[:i + 1])!r}; "
-                              f"fields: {allowed}")
+            import difflib
+
+            names = _field_names(exp.Config)
+            close = difflib.get_close_matches(field, names, n=1, cutoff=0.6)
+            hint = f"did you mean --set {close[0]}=...? " if close else ""
+            raise ConfigError(f"--set {field}: must be a field of {exp.name} (got {'.'.join(path[:i + 1])!r}); "
+                              f"{hint}fields: {', '.join(names)}")
         if i < len(path) - 1:
             model = _sub_model(model.model_fields[name].annotation)
     if _sub_model(model.model_fields[path[-1]].annotation):
@@ -94,19 +101,57 @@ def _field_names(model, prefix: str = "") -> list[str]:
     return out
 
 
+CONFIG_FILE_SUFFIXES = (".json", ".toml", ".yaml", ".yml")
+
+
+def load_config_file(path) -> dict:
+    """The fields of a config file (``--config FILE``): JSON, TOML or YAML, by the extension; nested
+    models as tables (``[solver]`` / ``"solver": {...}``). Validated by ``make_config``."""
+    path = Path(path)
+    if path.suffix not in CONFIG_FILE_SUFFIXES:
+        raise ConfigError(f"invalid --config {str(path)!r}: must end in {', '.join(CONFIG_FILE_SUFFIXES)}")
+    if not path.is_file():
+        raise ConfigError(f"invalid --config {str(path)!r}: no such file")
+    text = path.read_text()
+    try:
+        if path.suffix == ".json":
+            data = json.loads(text)
+        elif path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as err:  # each parser has its own error type; all mean the same to the user
+        raise ConfigError(f"invalid --config {str(path)!r}: cannot parse it ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid --config {str(path)!r}: expected a table of FIELD = VALUE")
+    return data
+
+
 def make_config(exp, scale: str = "quick", trials: int | None = None, sets=(), seed: int | None = None,
-                dtype=None):
-    """An experiment's config at a scale, with FIELD=VALUE overrides (as `--set` gives them)."""
+                dtype=None, file_values: dict | None = None):
+    """An experiment's config at a scale, with the fields of a config file (``file_values``, from
+    ``load_config_file``) and then FIELD=VALUE overrides (as `--set` gives them) on top."""
     from pydantic import ValidationError
 
     from .config import format_validation_error
 
     base = exp.default_config(scale).model_dump(mode="json")
     overrides: dict = {}
+    for field, value in (file_values or {}).items():
+        if field not in exp.Config.model_fields:
+            _field_path(exp, field)  # raises the one-line error with the field list
+        if isinstance(value, dict) and isinstance(base.get(field), dict):
+            value = {**base[field], **value}
+        overrides[field] = value
     for item in sets or []:
         field, eq, value = item.partition("=")
         if not eq or not field:
-            raise ConfigError(f"invalid --set {item!r}: expected FIELD=VALUE, e.g. --set N=100,200,300")
+            raise ConfigError(f"--set: must be FIELD=VALUE, e.g. --set N=100,200,300 (got {item!r})")
         path = _field_path(exp, field)
         model, target = exp.Config, overrides
         for name in path[:-1]:
@@ -128,29 +173,43 @@ def make_config(exp, scale: str = "quick", trials: int | None = None, sets=(), s
         cfg = exp.Config(**{**base, **overrides})
         exp.cells(cfg)  # the grid's every cell must be a valid trial too
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, exp.Config).replace("invalid ", f"invalid {exp.name} ")) from None
+        raise ConfigError(f"{exp.name} {format_validation_error(err, exp.Config)}") from None
     return cfg
 
 
 def run_experiment(name, *, scale="quick", trials=None, sets=(), store=DEFAULT_STORE, device="cpu",
                    executor="local", scheduler=None, workers=2, chunk_size=None, memory_budget=None,
-                   progress=True, seed=None, dtype=None, confirm=None, connect_timeout=5.0):
+                   progress=True, seed=None, dtype=None, confirm=None, connect_timeout=5.0, config_file=None):
     """Run one experiment (what the store lacks of it) and summarize it from the store.
 
-    Returns (experiment, config, summary, counts). ``confirm(exp, cfg, seconds, fmt_duration, device)``
-    is called with the time estimate before anything runs (the CLI asks there)."""
+    Returns (experiment, config, summary, counts). ``confirm(exp, cfg, seconds, fmt_duration, device, todo)``
+    is called with the time estimate of the trials the store still lacks before anything runs (the
+    CLI asks there). ``config_file``: a JSON/TOML/YAML file of fields, applied before ``sets``."""
     from .device import check_device_syntax, resolve_device
     from .executors import make_executor
     from .experiments import get_experiment
-    from .sweep import estimate_seconds, fmt_duration
+    from .sweep import estimate_seconds, fmt_duration, remaining_per_cell
 
     exp = get_experiment(name)
-    cfg = make_config(exp, scale, trials, list(sets), seed, dtype)
+    if executor not in ("local", "dask"):
+        raise ConfigError(f"--executor: must be local or dask (got {executor!r})")
+    cfg = make_config(exp, scale, trials, list(sets), seed, dtype,
+                      file_values=load_config_file(config_file) if config_file else None)
+    if exp.sweeps:  # refuse, before anything is written, a sweep that cannot fit (sweep.preflight)
+        from .sweep import check_batching, preflight
+
+        from .store import check_store_path
+
+        check_batching(chunk_size, memory_budget)
+        preflight(exp, cfg, device if not scheduler else "cpu", memory_budget)
+        check_store_path(store)
     use_dask = executor == "dask" or bool(scheduler)
     # with a remote scheduler the workers, not this (login) machine, must have the GPU
     dev = check_device_syntax(device) if scheduler else resolve_device(device)
     if confirm is not None and exp.sweeps:
-        confirm(exp, cfg, estimate_seconds(exp, cfg, str(dev), chunk_size, memory_budget), fmt_duration, str(dev))
+        left = remaining_per_cell(exp, cfg, store)
+        confirm(exp, cfg, estimate_seconds(exp, cfg, str(dev), chunk_size, memory_budget, remaining=left),
+                fmt_duration, str(dev), sum(left.values()))
     made = []
 
     def factory():
@@ -196,24 +255,44 @@ def reproduce_estimates(names: list[str], scale: str, device: str = "cpu") -> di
     return out
 
 
-def plot_experiment(name: str, store: Path, out: Path) -> list[Path]:
-    """Draw one experiment's figure (PNG and PDF) from what the store holds; returns the paths."""
+def plot_experiment(name: str, store: Path, out: Path, config_id: str | None = None,
+                    scale: str | None = None) -> list[Path]:
+    """Draw one experiment's figure (PNG and PDF) from what the store holds; returns the paths. The
+    config shown: the largest complete one, or the one named by ``config_id`` / at ``scale``."""
     from .experiments import get_experiment
     from .report import experiment_section
 
     exp = get_experiment(name)
     if not exp.has_results(store):
         raise ConfigError(f"invalid --store {str(store)!r}: no such file (run `ticketlab sweep {name}` first)")
-    sec = experiment_section(name, store, out, paper())
+    cfg = exp.stored_config(store, config_id, scale)
+    sec = experiment_section(name, store, out, paper(), cfg=cfg) if cfg is not None else None
     if sec is None:
         raise ConfigError(f"the store {str(store)!r} holds no trials of {name}: run `ticketlab sweep {name}` first")
+    if not sec["figures"]:
+        raise ConfigError(f"the store {str(store)!r} holds no finished {name} results to draw")
     return [Path(p) for p in sec["figures"]]
+
+
+def list_store(store: Path) -> list[dict]:
+    """What a store holds: one row per experiment config (``ticketlab.catalog.store_status``)."""
+    from .catalog import store_status
+
+    if not Path(store).is_file():
+        raise ConfigError(f"invalid --store {str(store)!r}: no such file")
+    return store_status(store)
 
 
 def build_report(store: Path, out: Path) -> dict:
     """Write the HTML + Markdown report of everything the store holds; returns the paths and sections."""
     from .report import write_report
 
-    if not Path(store).exists():
-        raise ConfigError(f"invalid --store {str(store)!r}: no such file (run a sweep or `ticketlab reproduce`)")
+    from .store import Store
+
+    if not Path(store).is_file():
+        raise ConfigError(f"--store: must be an existing store file (got {str(store)!r}; run a sweep or "
+                          "`ticketlab reproduce`)")
+    with Store(store) as st:
+        if st.count() == 0 and not st.configs("fig11"):
+            raise ConfigError(f"--store {str(store)!r}: holds no results yet; run a sweep or `ticketlab reproduce`")
     return write_report(store, out)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import typing
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -22,11 +23,46 @@ class ConfigError(ValueError):
     """A user-facing configuration error: one line per bad field, each naming field and range."""
 
 
+def _is_number(annotation) -> bool:
+    """int or float, or an Annotated/Optional/tuple of them (a grid): where a bool is never meant."""
+    if annotation in (int, float):
+        return True
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return False
+    return bool(args) and any(_is_number(a) for a in args if a is not type(None) and a is not Ellipsis)
+
+
+def _contains_bool(value) -> bool:
+    if isinstance(value, bool):
+        return True
+    return isinstance(value, (list, tuple)) and any(isinstance(x, bool) for x in value)
+
+
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    """A frozen config model. Every number is finite (``allow_inf_nan=False``), a bool is refused where
+    a number belongs, and ``model_copy(update=...)`` validates like the constructor."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value, info):
+        field = cls.model_fields.get(info.field_name)
+        if field is not None and _is_number(field.annotation) and _contains_bool(value):
+            raise ValueError("must be a number, not true/false")
+        return value
 
     def stable_id(self) -> str:
         return stable_hash(self.model_dump(mode="json"))
+
+    def model_copy(self, *, update=None, deep: bool = False):
+        """A copy; with ``update``, the changed config is validated like a new one (ConfigError if bad)."""
+        if not update:
+            return super().model_copy(deep=deep)
+        data = {name: getattr(self, name) for name in type(self).model_fields}
+        return build(type(self), **{**data, **update})
 
 
 def stable_hash(obj) -> str:
@@ -35,22 +71,59 @@ def stable_hash(obj) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+_REWORD = [("Input should be", "must be"), ("Input should", "must"), ("Value should", "must"),
+           ("Tuple should", "must"), ("List should", "must"), ("String should", "must"),
+           ("Extra inputs are not permitted", "is not a field"), ("Field required", "is required")]
+
+
+def reword(msg: str) -> str:
+    """pydantic's message in the project's wording: 'must be ...'."""
+    msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    for a, b in _REWORD:
+        if msg.startswith(a):
+            return b + msg[len(a):]
+    return msg
+
+
+def _loc_name(loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _field_info(model_cls, loc):
+    """The pydantic FieldInfo a location names, through nested models (solver.eta: SolverSpec's eta)."""
+    info = None
+    for part in loc:
+        fields = getattr(model_cls, "model_fields", None)
+        if not isinstance(part, str) or not fields or part not in fields:
+            break
+        info = fields[part]
+        model_cls = info.annotation
+    return info
+
+
 def format_validation_error(err: ValidationError, model_cls=None, flag_style: bool = False) -> str:
-    """One line per bad field: the field (or its --flag), the value, what was wrong and what is allowed."""
-    lines = []
+    """One line for all bad fields, each 'FIELD: must be ... (got X) [allowed]' (FIELD as --flag with
+    flag_style), joined by '; ' so that the CLI prints exactly one line."""
+    parts, seen = [], set()
     for e in err.errors():
-        msg = e["msg"].removeprefix("Value error, ")
+        msg = reword(e["msg"])
         if not e["loc"]:
-            lines.append(msg)
+            parts.append(msg)
             continue
         field = str(e["loc"][0])
-        name = "--" + field.replace("_", "-") if flag_style else ".".join(str(p) for p in e["loc"])
-        info = getattr(model_cls, "model_fields", {}).get(field) if model_cls else None
+        if field in seen:  # one complaint per field (a bad grid point also makes the grid 'too short')
+            continue
+        seen.add(field)
+        name = "--" + field.replace("_", "-") if flag_style else _loc_name(e["loc"])
+        info = _field_info(model_cls, e["loc"])
         allowed = f" [{info.description}]" if info is not None and info.description else ""
         value = e.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"invalid {name}{shown}: {msg}{allowed}")
-    return "\n".join(lines)
+        shown = "" if isinstance(value, dict) or "(got" in msg else f" (got {value!r})"
+        parts.append(f"{name}: {msg}{shown}{allowed}")
+    return "; ".join(parts)
 
 
 def build(model_cls, flag_style: bool = False, **kwargs):
@@ -77,7 +150,7 @@ class OracleSpec(Model):
     layout: Annotated[
         str, Field(description="support layout: overlap, random, disjoint or groups:N1,N2,...")
     ] = "overlap"
-    noise: Annotated[float, Field(ge=0.0, description="noise level sigma / E_y (>= 0)")] = 0.0
+    noise: Annotated[float, Field(ge=0.0, le=100.0, description="noise level sigma / E_y (0 <= noise <= 100)")] = 0.0
     extra: Annotated[
         int, Field(ge=0, description="learner mask = oracle mask plus this many extra kept inputs per neuron")
     ] = 0
@@ -148,7 +221,7 @@ class SolverSpec(Model):
         ),
     ] = "K"
     max_iter: Annotated[int, Field(ge=1, description="iteration cap (>= 1)")] = 10_000
-    tol: Annotated[float, Field(gt=0.0, description="stop when ||W_t+1 - W_t|| / ||W_t|| < tol")] = 1e-8
+    tol: Annotated[float, Field(gt=0.0, lt=1.0, description="stop when ||W_t+1 - W_t|| / ||W_t|| < tol (0 < tol < 1)")] = 1e-8
     sampling: Annotated[
         Literal["full", "fresh"],
         Field(description="'full': all N samples every iteration (the experiments); 'fresh': "

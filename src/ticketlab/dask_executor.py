@@ -53,6 +53,25 @@ def _lost(err: BaseException) -> bool:
                                                                                        "CommClosedError")
 
 
+def _defuse_half_built_client(err: BaseException) -> None:
+    """A Client whose constructor failed still runs ``close()`` from ``__del__`` at exit, which waits for
+    the unreachable scheduler and prints a timeout traceback after our one-line error. Find it in the
+    traceback and close it quietly now."""
+    from distributed import Client
+
+    tb = err.__traceback__
+    while tb is not None:
+        obj = tb.tb_frame.f_locals.get("self")
+        if isinstance(obj, Client):
+            try:
+                obj.close(timeout=1)
+            except Exception:
+                pass
+            obj._Client__loop = None  # what __del__ checks: nothing left to close
+            return
+        tb = tb.tb_next
+
+
 def _worker_version() -> str:
     return __version__
 
@@ -104,6 +123,7 @@ class DaskExecutor:
             try:
                 self.client = Client(self.address, timeout=timeout, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as err:
+                _defuse_half_built_client(err)
                 raise ConfigError(f"invalid --scheduler {self.address!r}: no Dask scheduler reachable there within "
                                   f"{timeout:g} s ({type(err).__name__}); start one with `dask scheduler` or "
                                   "check the address and port") from None

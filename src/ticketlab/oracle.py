@@ -131,11 +131,19 @@ def superset_mask(M: torch.Tensor, extra: int, gen: torch.Generator) -> torch.Te
     return M
 
 
-def draw_trial(spec: OracleSpec, N: int, seed: int, learner_mask: torch.Tensor | None = None):
-    """One trial on the CPU in float64: (X, y, W*, M*, M, sigma)."""
+def draw_trial(spec: OracleSpec, N: int, seed: int, learner_mask: torch.Tensor | None = None,
+               oracle_mask: torch.Tensor | None = None):
+    """One trial on the CPU in float64: (X, y, W*, M*, M, sigma). ``oracle_mask`` (d, K) replaces
+    the drawn supports (the weights on it, the learner's extra inputs and the data are still drawn)."""
     gen = torch.Generator().manual_seed(substream(seed, DATA))
     rs = draw_r(spec, gen)
-    M_star = support_mask(draw_supports(spec, rs, gen), spec.d)
+    supports = draw_supports(spec, rs, gen)
+    if oracle_mask is None:
+        M_star = support_mask(supports, spec.d)
+    else:
+        if tuple(oracle_mask.shape) != (spec.d, spec.K):
+            raise ValueError(f"oracle_mask must have shape (d, K) = ({spec.d}, {spec.K}), got {tuple(oracle_mask.shape)}")
+        M_star = (oracle_mask != 0).double()
     W_star = (torch.rand(spec.d, spec.K, generator=gen, dtype=torch.float64) - 0.5) * M_star
     M = superset_mask(M_star, spec.extra, gen) if learner_mask is None else learner_mask.double()
     X = torch.randn(N, spec.d, generator=gen, dtype=torch.float64)
@@ -145,9 +153,11 @@ def draw_trial(spec: OracleSpec, N: int, seed: int, learner_mask: torch.Tensor |
 
 
 def make_problem(spec: OracleSpec, N: int, seeds: list[int], *, device="cpu", dtype=torch.float64,
-                 learner_mask: torch.Tensor | None = None) -> Problem:
-    """A batch of trials, one per seed, drawn independently and stacked."""
-    parts = [draw_trial(spec, N, s, learner_mask) for s in seeds]
+                 learner_mask: torch.Tensor | None = None, oracle_mask: torch.Tensor | None = None) -> Problem:
+    """A batch of trials, one per seed, drawn independently and stacked. ``oracle_mask`` (d, K): your
+    own oracle supports (0/1); ``learner_mask`` (d, K): the learner's mask (default: the oracle's
+    plus ``spec.extra`` random inputs per neuron)."""
+    parts = [draw_trial(spec, N, s, learner_mask, oracle_mask) for s in seeds]
     X, y, W, Ms, M, sig = (torch.stack([p[i] if torch.is_tensor(p[i]) else torch.tensor(p[i])
                                         for p in parts]) for i in range(6))
     return Problem(X, y, W, Ms, M, sig.double(), list(seeds)).to(device=device, dtype=dtype)

@@ -46,7 +46,12 @@ def provenance(device: str = "cpu", dtype: str = "float64") -> dict:
 
 
 def _engine(device: str) -> str:
-    """Which Algorithm 1 engine backend='auto' uses here (results agree to rounding, ~1e-15)."""
-    from .engine import _fast_available
+    """Which Algorithm 1 engine this process's choice resolves to here (a sweep overwrites it with the
+    engines that actually ran)."""
+    from .config import ConfigError
+    from .engine import resolve
 
-    return "fast" if device == "cpu" and _fast_available() else "reference"
+    try:
+        return resolve("cpu" if device == "cpu" else "cuda")
+    except ConfigError:
+        return "unavailable"

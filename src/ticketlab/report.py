@@ -1,7 +1,10 @@
 """The report: every figure from the store, our numbers beside the paper's, a verdict per claim.
 
 Reads only the store (and the paper's read-off values); one self-contained HTML page (figures
-embedded) and a Markdown twin with the figure files beside it.
+embedded) and a Markdown twin with the figure files beside it. It opens with the replication table
+(claim, verdict, the one line it checks, a link to its section), then a table of contents, the
+experiments not run (with the command that runs each), and one section per experiment. The verdict
+categories are ticketlab.verdicts' (docs/replication.md).
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import json
 import time
 from pathlib import Path
 
+from .config import ConfigError
 from .experiments import available, get_experiment
 from .provenance import provenance
+from .verdicts import CATEGORIES, withhold_incomplete
 
 PAPER_FIGURES = Path(__file__).resolve().parent / "paper_figures.json"  # shipped as package data
 
@@ -36,9 +41,11 @@ def experiment_section(name: str, store, fig_dir: Path, paper: dict, cfg=None) -
         return None
     summary = exp.summarize(cfg, df)
     figures = exp.plot(cfg, df, summary, Path(fig_dir))
+    expected = len(exp.trials(cfg)) if exp.sweeps else len(df)
+    claims = withhold_incomplete(exp.claims(cfg, summary, paper), int(len(df)), expected)
     sec = {"name": name, "title": exp.title, "config": cfg.model_dump(mode="json"), "scale": cfg.scale,
-           "trials": int(len(df)), "summary": summary, "figures": [str(p) for p in figures],
-           "claims": exp.claims(cfg, summary, paper),
+           "trials": int(len(df)), "expected_trials": int(expected), "summary": summary,
+           "figures": [str(p) for p in figures], "claims": claims,
            "notes": exp.notes(cfg) + exp.summary_notes(cfg, summary)}
     table = exp.table(cfg, summary)
     if table:
@@ -48,35 +55,82 @@ def experiment_section(name: str, store, fig_dir: Path, paper: dict, cfg=None) -
 
 
 def verdict_word(verdict) -> str:
-    """A claim's verdict (True, False, None) as the report and the CLI print it."""
-    return {True: "supported", False: "NOT supported", None: "undecided"}[verdict]
+    """A claim's verdict as the report and the CLI print it: one of the four categories (a legacy
+    True/False/None maps to reproduced / not reproduced / undecided)."""
+    if verdict in CATEGORIES:
+        return verdict
+    return {True: "reproduced", False: "not reproduced", None: "undecided"}[verdict]
+
+
+CSS_CLASS = {"reproduced": "ok", "trend only": "trend", "not reproduced": "no", "undecided": "na"}
+
+
+def not_run_command(name: str, store) -> str:
+    """The exact command that runs a missing experiment into this store."""
+    return f"ticketlab sweep {name} --store {store}"
+
+
+def _trials_line(s: dict) -> str:
+    if s.get("trials") is None:
+        return ""
+    if s.get("expected_trials") and s["trials"] < s["expected_trials"]:
+        return f"{s['trials']} of {s['expected_trials']} trials (incomplete: verdicts withheld)"
+    return f"{s['trials']} trials"
+
+
+def _summary_counts(rows: list[dict]) -> str:
+    counts = {c: sum(r["verdict"] == c for r in rows) for c in CATEGORIES}
+    return ", ".join(f"{n} {c}" for c, n in counts.items())
 
 
 def write_report(store_path, out_dir, experiments: list[str] | None = None,
                  title: str = "ticketlab report") -> dict:
-    """Write report.html and report.md (+ figures/) under out_dir; returns {'html', 'markdown', 'sections'}."""
+    """Write report.html and report.md (+ figures/) under out_dir; returns {'html', 'markdown', 'sections',
+    'not_run'}. A store that holds no results of any experiment is an error (one line), not an empty page."""
     out_dir = Path(out_dir)
     fig_dir = out_dir / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
     paper = paper_values()
-    sections = []
-    for name in experiments or available():
+    names = experiments or available()
+    sections, not_run = [], []
+    for name in names:
+        fig_dir.mkdir(parents=True, exist_ok=True)
         sec = experiment_section(name, store_path, fig_dir, paper)
-        if sec is not None:
+        if sec is None:
+            not_run.append({"name": name, "title": get_experiment(name).title,
+                            "command": not_run_command(name, store_path)})
+        else:
             sections.append(sec)
+    if not sections:
+        raise ConfigError(f"invalid --store {str(store_path)!r}: it holds no results of any experiment (run "
+                          f"`ticketlab reproduce --store {store_path}` or `ticketlab sweep FIG --store {store_path}`)")
     prov = provenance()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    rows = [{**c, "name": s["name"], "title": s["title"]} for s in sections for c in s.get("claims", [])]
+    about = ("Paper: Zhang, Wang, Liu, Chen, Xiong, *Why Lottery Ticket Wins? A Theoretical Perspective of Sample "
+             "Complexity on Pruned Neural Networks*, NeurIPS 2021. Paper values are read off its figures; each "
+             "comparison uses the tolerance stated beside the value in paper_figures.json.")
+    legend = ("Verdicts: *reproduced* = our 95% interval lies within the paper's value +- its tolerance and the "
+              "trend holds; *trend only* = the trend holds, the value does not (or the shape is off); *not "
+              "reproduced* = the trend is reversed, or the value is clearly excluded; *undecided* = the interval is "
+              "too wide, trials ran to the iteration cap, the sweep is incomplete, or the setting is not the "
+              "paper's (the reason says which, and how many trials would decide). See docs/replication.md.")
 
     md = [f"# {title}", "", f"Generated {stamp} from `{store_path}` by ticketlab {prov['ticketlab_version']} "
-          f"(commit {prov['git_commit']}), torch {prov['torch_version']}, on {prov['platform']}.", "",
-          "Paper: Zhang, Wang, Liu, Chen, Xiong, *Why Lottery Ticket Wins? A Theoretical Perspective of Sample "
-          "Complexity on Pruned Neural Networks*, NeurIPS 2021. Paper values are read off its figures by eye "
-          "(about +-5%).", "", "## Verdicts", "", "| experiment | claim | paper | ours | verdict |", "|---|---|---|---|---|"]
+          f"(commit {prov['git_commit']}), torch {prov['torch_version']}, on {prov['platform']}.", "", about, "",
+          "## Replication table", "", f"{len(rows)} claims: {_summary_counts(rows)}.", "", legend, "",
+          "| experiment | claim | verdict | check | why |", "|---|---|---|---|---|"]
+    for c in rows:
+        md.append(f"| [{c['name']}](#{c['name']}) | {c['claim']} | **{verdict_word(c['verdict'])}** | "
+                  f"{c.get('check', c.get('ours', ''))} | {c.get('reason', '')} |")
+    md += ["", "## Contents", ""]
+    md += [f"- [{s['title']}](#{s['name']})" for s in sections]
+    if not_run:
+        md.append("- [Not run](#not-run)")
+        md += ["", "## Not run", ""]
+        md += [f"- **{x['name']}** ({x['title']}): `{x['command']}` (add `--scale paper` for the paper's grid)"
+               for x in not_run]
     for s in sections:
-        for c in s.get("claims", []):
-            md.append(f"| {s['name']} | {c['claim']} | {c['paper']} | {c['ours']} | **{verdict_word(c['verdict'])}** |")
-    for s in sections:
-        md += ["", f"## {s['title']}", ""]
+        md += ["", f"<a id='{s['name']}'></a>", "", f"## {s['title']}", ""]
         if s.get("scale") and s["scale"] != "paper":
             md.append(f"*Scale: {s['scale']}* - smaller than the paper's (d, N, grids or trial counts shrunk; "
                       "see the parameters below). Trends, not absolute values, are comparable.")
@@ -85,10 +139,14 @@ def write_report(store_path, out_dir, experiments: list[str] | None = None,
             if f.endswith(".png"):
                 md.append(f"![{s['name']}](figures/{Path(f).name})")
         md.append("")
+        for c in s.get("claims", []):
+            md.append(f"- **{verdict_word(c['verdict'])}**: {c['claim']}. Paper: {c['paper']}. Ours: {c['ours']}. "
+                      f"Check: {c.get('check', '')}. {c.get('reason', '')}")
+        md.append("")
         for n in s.get("notes", []):
             md.append(f"- {n}")
         if s.get("trials"):
-            md.append(f"- {s['trials']} trials.")
+            md.append(f"- {_trials_line(s)}.")
         if s.get("config"):
             md += ["", "<details><summary>parameters</summary>", "", "```json",
                    json.dumps(s["config"], indent=1), "```", "</details>"]
@@ -97,41 +155,60 @@ def write_report(store_path, out_dir, experiments: list[str] | None = None,
     md_text = "\n".join(md) + "\n"
     (out_dir / "report.md").write_text(md_text)
 
-    h = ["<!doctype html><html><head><meta charset='utf-8'><title>%s</title>" % html.escape(title),
-         "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}"
-         "table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top}"
-         ".ok{color:#075;font-weight:bold}.no{color:#b00;font-weight:bold}.na{color:#777}img{max-width:100%}"
+    e = html.escape
+    h = ["<!doctype html><html><head><meta charset='utf-8'><title>%s</title>" % e(title),
+         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+         "table{border-collapse:collapse;font-size:85%}td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top}"
+         ".ok{color:#075;font-weight:bold}.trend{color:#a60;font-weight:bold}.no{color:#b00;font-weight:bold}"
+         ".na{color:#666;font-weight:bold}.why{color:#555}img{max-width:100%}"
          "pre{background:#f6f6f6;padding:.5em;overflow:auto;font-size:80%}</style></head><body>",
-         f"<h1>{html.escape(title)}</h1>",
-         f"<p>Generated {html.escape(stamp)} from <code>{html.escape(str(store_path))}</code> by ticketlab "
-         f"{prov['ticketlab_version']} (commit {html.escape(str(prov['git_commit']))}), torch "
-         f"{prov['torch_version']}, on {html.escape(prov['platform'])}.</p>",
-         "<p>Paper: Zhang et al., <i>Why Lottery Ticket Wins? A Theoretical Perspective of Sample Complexity on "
-         "Pruned Neural Networks</i>, NeurIPS 2021. Paper values are read off its figures by eye (about &plusmn;5%).</p>",
-         "<h2>Verdicts</h2><table><tr><th>experiment</th><th>claim</th><th>paper</th><th>ours</th><th>verdict</th></tr>"]
-    for s in sections:
-        for c in s.get("claims", []):
-            cls = {True: "ok", False: "no", None: "na"}[c["verdict"]]
-            h.append(f"<tr><td>{s['name']}</td><td>{html.escape(c['claim'])}</td><td>{html.escape(str(c['paper']))}"
-                     f"</td><td>{html.escape(str(c['ours']))}</td><td class='{cls}'>{verdict_word(c['verdict'])}</td></tr>")
+         f"<h1>{e(title)}</h1>",
+         f"<p>Generated {e(stamp)} from <code>{e(str(store_path))}</code> by ticketlab "
+         f"{prov['ticketlab_version']} (commit {e(str(prov['git_commit']))}), torch "
+         f"{prov['torch_version']}, on {e(prov['platform'])}.</p>",
+         f"<p>{e(about).replace('*Why', '<i>Why').replace('Networks*', 'Networks</i>')}</p>",
+         "<h2 id='replication'>Replication table</h2>",
+         f"<p>{len(rows)} claims: {e(_summary_counts(rows))}.</p><p class='why'>{e(legend).replace('*', '')}</p>",
+         "<table id='replication-table'><tr><th>experiment</th><th>claim</th><th>verdict</th><th>check</th>"
+         "<th>why</th></tr>"]
+    for c in rows:
+        v = verdict_word(c["verdict"])
+        h.append(f"<tr><td><a href='#{e(c['name'])}'>{e(c['name'])}</a></td><td>{e(c['claim'])}</td>"
+                 f"<td class='{CSS_CLASS[v]}'>{e(v)}</td><td>{e(str(c.get('check', c.get('ours', ''))))}</td>"
+                 f"<td class='why'>{e(str(c.get('reason', '')))}</td></tr>")
     h.append("</table>")
+    h.append("<h2 id='contents'>Contents</h2><ul>" + "".join(
+        f"<li><a href='#{e(s['name'])}'>{e(s['title'])}</a></li>" for s in sections)
+        + ("<li><a href='#not-run'>Not run</a></li>" if not_run else "") + "</ul>")
+    if not_run:
+        h.append("<h2 id='not-run'>Not run</h2><ul>" + "".join(
+            f"<li><b>{e(x['name'])}</b> ({e(x['title'])}): <code>{e(x['command'])}</code> (add "
+            "<code>--scale paper</code> for the paper's grid)</li>" for x in not_run) + "</ul>")
     for s in sections:
-        h.append(f"<h2 id='{s['name']}'>{html.escape(s['title'])}</h2>")
+        h.append(f"<h2 id='{e(s['name'])}'>{e(s['title'])}</h2>")
         if s.get("scale") and s["scale"] != "paper":
-            h.append(f"<p><i>Scale: {html.escape(s['scale'])}</i> - smaller than the paper's; trends, not absolute "
+            h.append(f"<p><i>Scale: {e(s['scale'])}</i> - smaller than the paper's; trends, not absolute "
                      "values, are comparable.</p>")
         for f in s.get("figures", []):
             if f.endswith(".png") and Path(f).exists():
                 data = base64.b64encode(Path(f).read_bytes()).decode()
-                h.append(f"<p><img alt='{s['name']}' src='data:image/png;base64,{data}'></p>")
+                h.append(f"<p><img alt='{e(s['name'])}' src='data:image/png;base64,{data}'></p>")
+        if s.get("claims"):
+            h.append("<table class='claims'><tr><th>claim</th><th>paper</th><th>ours</th><th>verdict</th>"
+                     "<th>why</th></tr>" + "".join(
+                         f"<tr><td>{e(c['claim'])}</td><td>{e(str(c['paper']))}</td><td>{e(str(c['ours']))}</td>"
+                         f"<td class='{CSS_CLASS[verdict_word(c['verdict'])]}'>{e(verdict_word(c['verdict']))}</td>"
+                         f"<td class='why'>{e(str(c.get('reason', '')))}</td></tr>" for c in s["claims"])
+                     + "</table>")
         if s.get("notes") or s.get("trials"):
-            h.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in s.get("notes", []))
-                     + (f"<li>{s['trials']} trials.</li>" if s.get("trials") else "") + "</ul>")
+            h.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in s.get("notes", []))
+                     + (f"<li>{e(_trials_line(s))}.</li>" if s.get("trials") else "") + "</ul>")
         if s.get("config"):
             h.append("<details><summary>parameters</summary><pre>"
-                     + html.escape(json.dumps(s["config"], indent=1)) + "</pre></details>")
+                     + e(json.dumps(s["config"], indent=1)) + "</pre></details>")
         if s.get("html"):
             h.append(s["html"])
     h.append("</body></html>")
     (out_dir / "report.html").write_text("\n".join(h))
-    return {"html": str(out_dir / "report.html"), "markdown": str(out_dir / "report.md"), "sections": sections}
+    return {"html": str(out_dir / "report.html"), "markdown": str(out_dir / "report.md"), "sections": sections,
+            "not_run": not_run}

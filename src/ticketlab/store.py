@@ -9,13 +9,22 @@ corrupting what was already committed.
 from __future__ import annotations
 
 import json
+import math
+import os
+import socket
 import sqlite3
 import time
+import uuid
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .config import ConfigError
+
 if TYPE_CHECKING:  # pandas is imported where a frame is built, so that importing DEFAULT_STORE is cheap
     import pandas as pd
+
+__all__ = ["DEFAULT_STORE", "Store", "load", "export", "flatten_config"]
 
 DEFAULT_STORE = "ticketlab-results.db"
 
@@ -33,6 +42,11 @@ CREATE TABLE IF NOT EXISTS trials (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS trials_by_cell ON trials (experiment, cell_id);
+CREATE TABLE IF NOT EXISTS claims (
+    trial_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS configs (
     config_id TEXT PRIMARY KEY,
     experiment TEXT NOT NULL,
@@ -42,18 +56,138 @@ CREATE TABLE IF NOT EXISTS configs (
 """
 
 
+CLAIM_LEASE = 6 * 3600.0  # seconds after which a claim of a sweep on another host is taken as abandoned
+COLUMNS = ("trial_id", "experiment", "config_id", "cell_id", "cell", "trial", "seed", "result", "provenance",
+           "created")
+
+
+class StoreError(ConfigError):
+    """A store that cannot be used (not a database, another schema, unwritable): one line naming the file."""
+
+
+def store_error(path, err: BaseException) -> StoreError:
+    why = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if isinstance(err, sqlite3.DatabaseError) and ("not a database" in why or "malformed" in why):
+        why += " (the file is no ticketlab store, or is damaged: restore it, or give another --store)"
+    elif "disk" in why.lower() or "full" in why.lower():
+        why += " (free disk space; what was committed is kept, and rerunning resumes)"
+    return StoreError(f"--store {str(path)!r}: {why}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def check_store_path(path) -> None:
+    """Refuse, without writing anything, a store path that cannot be a store: empty, a folder, under a
+    file, or an existing file that is no ticketlab store (StoreError naming the file)."""
+    p = Path(path)
+    if str(path).strip() in ("", "."):
+        raise StoreError(f"--store {str(path)!r}: must name a file, e.g. {DEFAULT_STORE}")
+    if p.is_dir():
+        raise StoreError(f"--store {str(path)!r}: is a directory; give a file inside it, e.g. "
+                         f"{str(p / DEFAULT_STORE)!r}")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise StoreError(f"--store {str(path)!r}: sits under {str(parent)!r}, which is a file, not a folder")
+            break
+    if p.is_file():
+        try:
+            conn = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True)
+        except sqlite3.Error as err:
+            raise store_error(path, err) from None
+        try:
+            _check_schema(conn, path)
+        finally:
+            conn.close()
+
+
+def _check_schema(conn, path) -> None:
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        cols = tuple(r[1] for r in conn.execute("PRAGMA table_info(trials)"))
+    except sqlite3.Error as err:
+        raise store_error(path, err) from None
+    if (tables and "trials" not in tables) or (cols and cols != COLUMNS):
+        what = f"a trials table of another schema ({', '.join(cols)})" if cols else \
+            f"other tables ({', '.join(sorted(tables)[:5])})"
+        raise StoreError(f"--store {str(path)!r}: is an SQLite file with {what}, not a ticketlab store; "
+                         "give a ticketlab store or a new file")
+
+
 class Store:
-    def __init__(self, path: str | Path = DEFAULT_STORE):
+    """One SQLite result store. ``create=False`` opens an existing file only (FileNotFoundError naming
+    the path otherwise), so that reading never leaves an empty database behind."""
+
+    def __init__(self, path: str | Path = DEFAULT_STORE, *, create: bool = True):
         self.path = Path(path)
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(self.path), timeout=60)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(SCHEMA)
+        if not create and not self.path.is_file():
+            raise FileNotFoundError(f"no result store at {str(self.path)!r}")
+        check_store_path(path)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        try:
+            if self.path.parent and not self.path.parent.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(str(self.path), timeout=60)
+        except (OSError, sqlite3.Error) as err:
+            raise store_error(path, err) from None
+        try:  # look before writing anything: a file that is no ticketlab store is left as it was
+            _check_schema(self._conn, path)
+        except StoreError:
+            self._conn.close()
+            raise
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(SCHEMA)
+        except sqlite3.Error as err:
+            self._conn.close()
+            raise store_error(path, err) from None
 
     def close(self) -> None:
+        """Close, folding the write-ahead log into the .db file, so that the file alone holds every row."""
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass  # another connection is reading: its close checkpoints instead
         self._conn.close()
+
+    def claim(self, trial_ids: list[str], owner: str) -> str:
+        """Claim a chunk for ``owner``: 'done' (all stored), 'busy' (another live sweep holds one of them)
+        or 'mine'. Claims of dead processes on this host, and old ones from elsewhere, lapse."""
+        host = socket.gethostname()
+        now = time.time()
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            if len(self.existing(trial_ids)) == len(trial_ids):
+                return "done"
+            q = f"SELECT trial_id, owner, created FROM claims WHERE trial_id IN ({','.join('?' * len(trial_ids))})"
+            for tid, other, created in self._conn.execute(q, trial_ids).fetchall():
+                if other == owner:
+                    continue
+                o_host, _, rest = other.partition(":")
+                pid = int(rest.split(":")[0]) if rest.split(":")[0].isdigit() else -1
+                stale = (o_host == host and not _pid_alive(pid)) or now - created > CLAIM_LEASE
+                if not stale:
+                    return "busy"
+                self._conn.execute("DELETE FROM claims WHERE trial_id = ?", (tid,))
+            self._conn.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?)",
+                                   [(t, owner, now) for t in trial_ids])
+        return "mine"
+
+    def release(self, owner: str) -> None:
+        try:
+            with self._conn:
+                self._conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
+        except sqlite3.Error:
+            pass
 
     def __enter__(self):
         return self
@@ -62,8 +196,14 @@ class Store:
         self.close()
 
     def save_config(self, experiment: str, config_id: str, config: dict) -> None:
+        """Record a config as run now. The id ignores the trial count and scale (more trials extend a
+        sweep), so a row already there keeps the larger trial count and takes the new time."""
         with self._conn:
-            self._conn.execute("INSERT OR IGNORE INTO configs VALUES (?, ?, ?, ?)",
+            row = self._conn.execute("SELECT config FROM configs WHERE config_id = ?", (config_id,)).fetchone()
+            if row is not None and json.loads(row[0]).get("trials", 0) > config.get("trials", 0):
+                self._conn.execute("UPDATE configs SET created = ? WHERE config_id = ?", (time.time(), config_id))
+                return
+            self._conn.execute("INSERT OR REPLACE INTO configs VALUES (?, ?, ?, ?)",
                                (config_id, experiment, json.dumps(config, sort_keys=True), time.time()))
 
     def existing(self, trial_ids: list[str]) -> set[str]:
@@ -77,13 +217,19 @@ class Store:
     def write(self, rows: list[dict]) -> int:
         """Write one chunk atomically; rows already present are ignored. Returns rows inserted."""
         before = self._conn.total_changes
+        try:
+            self._write(rows)
+        except sqlite3.Error as err:
+            raise store_error(self.path, err) from None
+        return self._conn.total_changes - before
+
+    def _write(self, rows: list[dict]) -> None:
         with self._conn:
             self._conn.executemany(
                 "INSERT OR IGNORE INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(r["trial_id"], r["experiment"], r["config_id"], r["cell_id"], json.dumps(r["cell"], sort_keys=True),
                   r["trial"], r["seed"], json.dumps(r["result"], allow_nan=False), json.dumps(r["provenance"]),
                   time.time()) for r in rows])
-        return self._conn.total_changes - before
 
     def count(self, experiment: str | None = None) -> int:
         if experiment is None:
@@ -91,9 +237,15 @@ class Store:
         return self._conn.execute("SELECT COUNT(*) FROM trials WHERE experiment = ?", (experiment,)).fetchone()[0]
 
     def configs(self, experiment: str) -> list[dict]:
+        """The configs recorded for an experiment, oldest first, each with its ``config_id``."""
         rows = self._conn.execute("SELECT config_id, config FROM configs WHERE experiment = ? ORDER BY created",
                                   (experiment,)).fetchall()
         return [{"config_id": cid, **json.loads(cfg)} for cid, cfg in rows]
+
+    def config_records(self) -> list[dict]:
+        """Every recorded config: {experiment, config_id, config, created (unix time)}, oldest first."""
+        rows = self._conn.execute("SELECT experiment, config_id, config, created FROM configs ORDER BY created")
+        return [{"experiment": e, "config_id": c, "config": json.loads(j), "created": t} for e, c, j, t in rows]
 
     def experiments(self) -> list[str]:
         return [r[0] for r in self._conn.execute("SELECT DISTINCT experiment FROM trials ORDER BY experiment")]
@@ -111,38 +263,100 @@ class Store:
             args.append(config_id)
         if where:
             q += " WHERE " + " AND ".join(where)
-        records = []
-        for tid, exp, cid, cell_id, cell, trial, seed, result, prov in self._conn.execute(q + " ORDER BY rowid", args):
+        records, bad = [], 0
+        try:
+            stored = self._conn.execute(q + " ORDER BY rowid", args).fetchall()
+        except sqlite3.Error as err:
+            raise store_error(self.path, err) from None
+        for tid, exp, cid, cell_id, cell, trial, seed, result, prov in stored:
             rec = {"trial_id": tid, "experiment": exp, "config_id": cid, "cell_id": cell_id, "trial": trial,
                    "seed": seed}
-            rec.update({f"cell.{k}" if k in ("seed",) else k: v for k, v in json.loads(cell).items()})
-            res = json.loads(result)
+            try:  # a row that cannot be read is skipped (counted, warned), never the end of the analysis
+                cell_d, res, p = json.loads(cell), json.loads(result), json.loads(prov)
+                if not (isinstance(cell_d, dict) and isinstance(res, dict) and isinstance(p, dict)):
+                    raise ValueError("not an object")
+                if any(isinstance(v, float) and not math.isfinite(v) for v in res.values()):
+                    raise ValueError("a non-finite number")
+            except (ValueError, TypeError):
+                bad += 1
+                continue
+            rec.update({f"cell.{k}" if k in ("seed",) else k: v for k, v in cell_d.items()})
             res.pop("seed", None)
             rec.update(res)
-            p = json.loads(prov)
             rec.update({"device": p.get("device"), "dtype": p.get("dtype"), "git_commit": p.get("git_commit"),
                         "ticketlab_version": p.get("ticketlab_version")})
             records.append(rec)
+        if bad:
+            warnings.warn(f"{self.path}: {bad} stored trial row(s) could not be read (bad JSON or non-finite "
+                          "numbers) and were left out of the analysis", RuntimeWarning, stacklevel=2)
         return pd.DataFrame.from_records(records)
 
 
-def load(path: str | Path = DEFAULT_STORE, experiment: str | None = None) -> pd.DataFrame:
-    """All trials of a store (or of one experiment) as a DataFrame: cell fields, results, provenance."""
-    with Store(path) as s:
-        return s.frame(experiment)
+def flatten_config(config: dict, prefix: str = "config.") -> dict:
+    """A stored config as flat columns: {'config.d': 100, 'config.solver.eta': 0.5, ...}; grids (lists)
+    stay lists."""
+    out = {}
+    for k, v in config.items():
+        if isinstance(v, dict):
+            out.update(flatten_config(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
-def export(path: str | Path, out: str | Path, experiment: str | None = None) -> Path:
-    """Write the trials to CSV or Parquet (by the extension of ``out``); list-valued columns become JSON."""
-    df = load(path, experiment)
-    for col in df.columns:
-        if df[col].map(lambda v: isinstance(v, (list, dict))).any():
-            df[col] = df[col].map(json.dumps)
+def load(path: str | Path = DEFAULT_STORE, experiment: str | None = None, *,
+         with_config: bool = False) -> pd.DataFrame:
+    """All trials of a store (or of one experiment) as a DataFrame: cell fields, results, provenance.
+
+    ``with_config=True`` adds the fields of each row's config as columns named ``config.FIELD``
+    (nested ones dotted: ``config.solver.eta``). A missing file raises FileNotFoundError (nothing
+    is created)."""
+    with Store(path, create=False) as s:
+        df = s.frame(experiment)
+        if with_config and not df.empty:
+            import pandas as pd
+
+            configs = {r["config_id"]: flatten_config(r["config"]) for r in s.config_records()}
+            extra = pd.DataFrame.from_records([configs.get(cid, {}) for cid in df["config_id"]], index=df.index)
+            df = pd.concat([df, extra], axis=1)
+        return df
+
+
+def _cell_to_text(v):
+    """An export cell: lists and dicts as JSON text, missing values as real nulls (never 'NaN')."""
+    if isinstance(v, (list, dict, tuple)):
+        return json.dumps(v)
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    return v
+
+
+def export(path: str | Path, out: str | Path, experiment: str | None = None, force: bool = False, *,
+           with_config: bool = False) -> Path:
+    """Write the trials to CSV or Parquet (by the extension of ``out``); list-valued columns become JSON,
+    missing values are nulls.
+    An existing ``out`` is kept unless ``force``; the file is written beside it and renamed into place."""
     out = Path(out)
-    if out.suffix == ".parquet":
-        df.to_parquet(out, index=False)
-    elif out.suffix == ".csv":
-        df.to_csv(out, index=False)
-    else:
-        raise ValueError(f"export path must end in .csv or .parquet (got {out.name!r})")
+    if out.is_dir():
+        raise ConfigError(f"OUT {str(out)!r}: is a directory; give a file name ending in .csv or .parquet")
+    if out.exists() and not force:
+        raise ConfigError(f"OUT {str(out)!r}: exists; pass --force to overwrite it")
+    df = load(path, experiment, with_config=with_config)
+    for col in df.columns:
+        if df[col].map(lambda v: isinstance(v, (list, dict, tuple))).any():
+            df[col] = df[col].map(_cell_to_text).astype(object)
+    if out.suffix not in (".parquet", ".csv"):
+        raise ConfigError(f"OUT {str(out)!r}: must end in .csv or .parquet")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        if out.suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
+        os.replace(tmp, out)
+    except OSError as err:
+        raise ConfigError(f"OUT {str(out)!r}: cannot be written ({err.strerror or err})") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return out

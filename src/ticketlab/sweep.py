@@ -13,6 +13,9 @@ from .experiments import get_experiment
 from .provenance import provenance
 from .store import Store
 
+__all__ = ["DEFAULT_CHUNK", "PROGRESS_SPLIT", "Task", "estimate_seconds", "fmt_duration", "plan", "remaining_per_cell",
+           "run_sweep", "run_task", "trials_per_chunk"]
+
 DEFAULT_CHUNK = 32
 DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes of trial data held at once by one chunk
 
@@ -28,6 +31,7 @@ class Task:
     seeds: tuple[int, ...]
     trial_ids: tuple[str, ...]
     device: str
+    engine: str = "auto"  # the Algorithm 1 engine chosen for the sweep (engine.choose), same on every worker
     # design='common': further cells of the same group solved with this chunk on the same seeds,
     # as (cell index, their trial ids)
     group: tuple[tuple[int, tuple[str, ...]], ...] = ()
@@ -36,19 +40,32 @@ class Task:
         """Every (cell index, trial ids) this chunk runs."""
         return [(self.cell_index, self.trial_ids), *self.group]
 
+    def all_trial_ids(self) -> list[str]:
+        return [tid for _, ids in self.cells() for tid in ids]
+
 
 def run_task(task: Task) -> list[dict]:
     """Run one chunk and return the store rows (called in-process or on a Dask worker)."""
+    from . import engine
+
     exp = get_experiment(task.experiment)
     cfg = exp.Config(**task.config)
     all_cells = exp.cells(cfg)
     members = task.cells()
     cells = [all_cells[ci] for ci, _ in members]
-    if len(cells) == 1:
-        results = [exp.run_cell(cfg, cells[0], list(task.seeds), task.device)]
-    else:
-        results = exp.run_cells(cfg, cells, list(task.seeds), task.device)
+    previous = engine.choose(task.engine)
+    engine.used(reset=True)
+    try:
+        if len(cells) == 1:
+            results = [exp.run_cell(cfg, cells[0], list(task.seeds), task.device)]
+        else:
+            results = exp.run_cells(cfg, cells, list(task.seeds), task.device)
+    finally:
+        engine.choose(previous)
     prov = provenance(task.device, cfg.dtype)
+    # the engines that actually ran this chunk ('none': the experiment does not run Algorithm 1)
+    prov["engine"] = ",".join(sorted(engine.used(reset=True))) or "none"
+    prov["engine_choice"] = task.engine
     rows = []
     for cell, (_, ids), res_cell in zip(cells, members, results):
         key = cell.key(exp.name)
@@ -65,15 +82,96 @@ def bytes_per_trial(spec) -> int:
     return 2 * engine_bytes(spec.N, spec.oracle.d, spec.oracle.K, spec.dtype)
 
 
+def check_batching(chunk_size=None, memory_budget=None) -> None:
+    """--chunk-size and --memory-budget: None or a positive integer (ConfigError naming the flag)."""
+    from .config import ConfigError
+
+    for flag, value in (("--chunk-size", chunk_size), ("--memory-budget", memory_budget)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{flag}: must be a positive integer{' of bytes' if 'memory' in flag else ''} "
+                              f"(got {value!r})")
+
+
 def trials_per_chunk(spec, chunk_size: int | None = None, memory_budget: int | None = None) -> int:
-    """How many trials of one cell a chunk holds: --chunk-size, within --memory-budget."""
+    """How many trials of one cell a chunk holds: --chunk-size, within --memory-budget. The numbers of a
+    trial never depend on this (every engine and metric works trial by trial; tests/test_faults.py)."""
     budget = memory_budget or DEFAULT_MEMORY_BUDGET
     return max(1, min(chunk_size or DEFAULT_CHUNK, budget // max(1, bytes_per_trial(spec))))
 
 
+PROGRESS_SPLIT = 4  # with a progress bar and no --chunk-size, a cell runs in at least this many chunks
+
+
+MAX_TRIALS = 10_000_000  # trials in one sweep: beyond this the plan alone (ids, seeds) fills gigabytes
+
+
+def available_memory(device: str = "cpu") -> int | None:
+    """Bytes this machine (or the CUDA device) can give a sweep now; None if unknown."""
+    if str(device).startswith("cuda"):
+        try:
+            import torch
+
+            return int(torch.cuda.mem_get_info(torch.device(device))[0])
+        except Exception:  # no CUDA here: the workers check their own
+            return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"
+
+
+def preflight(exp, cfg, device: str = "cpu", memory_budget: int | None = None) -> None:
+    """Refuse, before anything is written or allocated, a sweep that cannot fit: one trial must fit in
+    the --memory-budget (when given) and in the machine's available memory (ConfigError with the
+    estimate, the limit and the way out). Cheap: a few multiplications per cell."""
+    from .config import ConfigError
+
+    check_batching(None, memory_budget)
+    cells = exp.cells(cfg)
+    total = len(cells) * cfg.trials
+    if total > MAX_TRIALS:
+        raise ConfigError(f"{exp.name} trials: must give at most {MAX_TRIALS:,} trials in one sweep (got "
+                          f"{len(cells)} cells x {cfg.trials} = {total:,}); lower --trials or the grids")
+    if not exp.sweeps or not cells or not all(hasattr(c.spec, "oracle") for c in cells):
+        return
+    worst = max(cells, key=lambda c: bytes_per_trial(c.spec))
+    need = bytes_per_trial(worst.spec)
+    where = "the GPU's free memory" if str(device).startswith("cuda") else "this machine's available memory"
+    have = available_memory(device)
+    cell = ", ".join(f"{k}={v}" for k, v in worst.params.items())
+    if memory_budget is not None and need > memory_budget:
+        raise ConfigError(f"--memory-budget: must hold one trial; {exp.name} cell {cell} needs about "
+                          f"{fmt_bytes(need)} (got {fmt_bytes(memory_budget)}); raise --memory-budget or lower N or d")
+    if have is not None and need > have:
+        raise ConfigError(f"{exp.name}: one trial of cell {cell} needs about {fmt_bytes(need)}, more than "
+                          f"{where} ({fmt_bytes(have)}); lower N or d, or run on a bigger machine")
+
+
 def plan(exp, cfg, store: Store, device: str = "cpu", chunk_size: int | None = None,
-         memory_budget: int | None = None) -> tuple[list[Task], int]:
-    """The chunks still to run, and how many trials the config has in all."""
+         memory_budget: int | None = None, engine: str = "auto", split: int = 1) -> tuple[list[Task], int]:
+    """The chunks still to run, and how many trials the config has in all. ``split`` > 1 cuts each
+    cell's remaining trials into at least that many chunks (so that a progress bar moves within a
+    cell; each trial's numbers do not depend on its batch)."""
+    check_batching(chunk_size, memory_budget)
     refs = exp.trials(cfg)
     done = store.existing([r.trial_id for r in refs])
     cells = exp.cells(cfg)
@@ -91,24 +189,59 @@ def plan(exp, cfg, store: Store, device: str = "cpu", chunk_size: int | None = N
         ci = members[0]
         todo = by_cell[ci]
         per = trials_per_chunk(cells[ci].spec, chunk_size, memory_budget)
+        if split > 1:
+            per = max(1, min(per, math.ceil(len(todo) / split)))
         for i in range(0, len(todo), per):
             part = todo[i:i + per]
             group = tuple((cj, tuple(r.trial_id for r in by_cell[cj][i:i + per])) for cj in members[1:])
             tasks.append(Task(exp.name, cfg.model_dump(mode="json"), ci, tuple(r.trial for r in part),
-                              tuple(r.seed for r in part), tuple(r.trial_id for r in part), device, group))
+                              tuple(r.seed for r in part), tuple(r.trial_id for r in part), device, engine,
+                              group))
     return tasks, len(refs)
 
 
+def _claimed(tasks, store: Store, by_others: list, poll: float = 0.5):
+    """The tasks this process claims in the store, in order; a task another live sweep holds is put off
+    and taken up again once that sweep wrote it (skipped) or died (its claim lapses)."""
+    import time
+
+    owner = store.owner
+    waiting = list(tasks)
+    try:
+        while waiting:
+            later = []
+            for task in waiting:
+                state = store.claim(task.all_trial_ids(), owner)
+                if state == "mine":
+                    yield task
+                elif state == "done":
+                    by_others[0] += len(task.all_trial_ids())
+                else:
+                    later.append(task)
+            if later:
+                time.sleep(poll)
+            waiting = later
+    finally:
+        store.release(owner)
+
+
 def run_sweep(exp_name: str, cfg, store: Store, *, device: str = "cpu", executor=None, progress: bool = True,
-              chunk_size: int | None = None, memory_budget: int | None = None) -> dict:
+              chunk_size: int | None = None, memory_budget: int | None = None, engine: str | None = None) -> dict:
     """Run every missing trial of ``cfg`` and return counts {total, skipped, ran, written}.
 
     ``executor``: an executor, or a zero-argument factory called only if some trials remain."""
+    from . import engine as engines
     from .executors import LocalExecutor
 
     exp = get_experiment(exp_name)
+    check_batching(chunk_size, memory_budget)
+    preflight(exp, cfg, device, memory_budget)
+    choice = engines.check_engine(engine or engines.chosen())
     store.save_config(exp.name, cfg.config_id(), cfg.model_dump(mode="json"))
-    tasks, total = plan(exp, cfg, store, device, chunk_size, memory_budget)
+    # a local run with a bar: split cells so the bar moves within each (a cluster balances chunks itself)
+    split = PROGRESS_SPLIT if progress and chunk_size is None and (executor is None or getattr(
+        executor, "name", "local") == "local") else 1
+    tasks, total = plan(exp, cfg, store, device, chunk_size, memory_budget, choice, split=split)
     todo = sum(len(t.trials) * len(t.cells()) for t in tasks)
     if not tasks:  # fully resumed: start no executor (a cluster takes seconds to come up)
         return {"total": total, "skipped": total, "ran": 0, "written": 0}
@@ -124,28 +257,54 @@ def run_sweep(exp_name: str, cfg, store: Store, *, device: str = "cpu", executor
         for ci, _ in t.cells():
             cells_left[ci] = cells_left.get(ci, 0) + len(t.trials)
     cells_done = 0
+    by_others = [0]
+    if isinstance(executor, LocalExecutor):  # one chunk at a time: claim it, so racing sweeps share the work
+        tasks = _claimed(tasks, store, by_others)
     try:
         for task, rows in executor.run(run_task, tasks):
             written += store.write(rows)
             for ci, _ in task.cells():
-                cells_left[ci] -= len(task.trials)
+                cells_left[ci] = cells_left.get(ci, len(task.trials)) - len(task.trials)
                 cells_done += cells_left[ci] == 0
             bar.set_postfix_str(f"cells {cells_done}/{n_cells}")
             bar.update(len(task.trials) * len(task.cells()))
     finally:
         bar.close()
-    return {"total": total, "skipped": total - todo, "ran": todo, "written": written}
+    if by_others[0]:
+        import sys
+
+        print(f"{exp.name}: {by_others[0]} trials were written meanwhile by another sweep on this store; "
+              "they were not run twice", file=sys.stderr)
+    ran = todo - by_others[0]
+    return {"total": total, "skipped": total - ran, "ran": ran, "written": written}
 
 
 TYPICAL_ITERATIONS = 2500  # iterations per trial to plan with, where an experiment gives none
 
 
+def remaining_per_cell(exp, cfg, store_path) -> dict[int, int]:
+    """Trials of each cell (by index) that ``store_path`` does not hold yet (all, if no such file)."""
+    from pathlib import Path
+
+    refs = exp.trials(cfg)
+    done: set[str] = set()
+    if Path(store_path).is_file():
+        with Store(store_path, create=False) as st:
+            done = st.existing([r.trial_id for r in refs])
+    out: dict[int, int] = {}
+    for r in refs:
+        if r.trial_id not in done:
+            out[r.cell_index] = out.get(r.cell_index, 0) + 1
+    return out
+
+
 def estimate_seconds(exp, cfg, device="cpu", chunk_size: int | None = None,
-                     memory_budget: int | None = None) -> float:
+                     memory_budget: int | None = None, remaining: dict[int, int] | None = None) -> float:
     """A planning estimate of a sweep's wall time on this machine (or one GPU, for a CUDA device),
     from the engine's cost model (good to about 2x). Iterations per trial: the experiment's
     ``typical_iterations`` (measured where given) or 2500, at most max_iter; on a GPU the batches
-    are sized as ``plan`` sizes them."""
+    are sized as ``plan`` sizes them. ``remaining`` (cell index -> trials still to run, from
+    ``remaining_per_cell``) estimates a resume: only those trials count."""
     import os
 
     from .engine.cost import estimate
@@ -157,15 +316,18 @@ def estimate_seconds(exp, cfg, device="cpu", chunk_size: int | None = None,
     for cell in cells:
         members[cell.group] = members.get(cell.group, 0) + 1
     together = exp.solved_together(cfg)
-    for cell in cells:
+    for ci, cell in enumerate(cells):
+        n = cfg.trials if remaining is None else remaining.get(ci, 0)
+        if n == 0:
+            continue
         s = cell.spec
         r_sum = sum(s.oracle.r_values()) + s.oracle.K * s.oracle.extra
         its = min(s.solver.max_iter, getattr(exp, "typical_iterations", TYPICAL_ITERATIONS))
         if str(device or "cpu").startswith("cuda"):
-            total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, cfg.trials, "cuda", dtype=s.dtype,
+            total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, n, "cuda", dtype=s.dtype,
                               batch=trials_per_chunk(s, chunk_size, memory_budget), max_iter=s.solver.max_iter)
         else:
-            total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, cfg.trials, cores=cores, dtype=s.dtype,
+            total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, n, cores=cores, dtype=s.dtype,
                               members=members[cell.group] if cell.group is not None and together else 1)
     return total * exp.solved_fraction(cfg)
 

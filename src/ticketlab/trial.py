@@ -18,11 +18,35 @@ from .init import make_start
 from .metrics import SUCCESS_THRESHOLD, aligned_relative_error, test_rmse_exact, test_rmse_sampled
 from .oracle import Problem, make_problem, mask_accuracy, pruning_ratio, r_tilde
 
+__all__ = ["check_problem", "edge", "next_start", "run_bisect", "run_common", "run_trials"]
 
 
 def _num(x) -> float | None:
     x = float(x)
     return x if math.isfinite(x) else None
+
+
+def check_problem(spec: TrialSpec, seeds: list[int], problem: Problem) -> None:
+    """Refuse a prepared problem that contradicts ``spec`` (its d, K, N, noise) or the seeds: the
+    stored result would carry a spec that did not produce it."""
+    B, N, d = problem.X.shape
+    K = problem.W_star.shape[-1]
+    wrong = [f"{name} = {got} (spec: {want})" for name, got, want in
+             (("d", d, spec.oracle.d), ("K", K, spec.oracle.K), ("N", N, spec.N), ("trials", B, len(seeds)))
+             if got != want]
+    if bool((problem.sigma > 0).any()) != (spec.oracle.noise > 0):
+        wrong.append(f"noise {'present' if bool((problem.sigma > 0).any()) else 'absent'} "
+                     f"(spec: noise = {spec.oracle.noise:g})")
+    if list(problem.seeds) != list(seeds):
+        wrong.append("seeds differ from the problem's")
+    if wrong:
+        raise ValueError("run_trials: the problem contradicts the spec: " + "; ".join(wrong))
+def _per_trial(metric, W: torch.Tensor, W_star: torch.Tensor) -> torch.Tensor:
+    """``metric`` over a batch, one trial at a time. A batched reduction may split its sums differently
+    for another batch size, and the test RMSE near a recovered W* cancels large terms (it magnified
+    1e-16 reorderings into 3e-4 relative differences between chunk sizes); per trial, a trial's
+    numbers never depend on its batch (docs/reliability.md)."""
+    return torch.cat([metric(W[b:b + 1], W_star[b:b + 1]).reshape(1) for b in range(len(W))])
 
 
 def run_trials(spec: TrialSpec, seeds: list[int], *, device: str = "cpu", backend: str = "auto",
@@ -36,6 +60,8 @@ def run_trials(spec: TrialSpec, seeds: list[int], *, device: str = "cpu", backen
     dtype = DTYPES[spec.dtype]
     if problem is None:
         problem = make_problem(spec.oracle, spec.N, seeds, device=device, dtype=dtype)
+    else:
+        check_problem(spec, seeds, problem)
     if W0 is None:
         W0 = make_start(problem, spec.init)
     res = engine.solve(problem.X, problem.y, problem.mask, W0, spec.solver, W_target=problem.W_star,
@@ -45,11 +71,12 @@ def run_trials(spec: TrialSpec, seeds: list[int], *, device: str = "cpu", backen
 
 def _measure(spec: TrialSpec, problem: Problem, W0: torch.Tensor, res, wall: float) -> list[dict]:
     """One result dict per trial of a solved batch (W* is the aligned target of local starts)."""
-    init_err, _ = aligned_relative_error(W0, problem.W_star)
+    init_err = _per_trial(lambda a, b: aligned_relative_error(a, b)[0], W0, problem.W_star)
     W = res.W.double()
-    rel, perm = aligned_relative_error(W, problem.W_star)
+    rel = _per_trial(lambda a, b: aligned_relative_error(a, b)[0], W, problem.W_star)
+    perm = torch.cat([aligned_relative_error(W[b:b + 1], problem.W_star[b:b + 1])[1] for b in range(len(W))])
     if spec.test_error == "exact":
-        test = test_rmse_exact(W, problem.W_star)
+        test = _per_trial(test_rmse_exact, W, problem.W_star)
     else:
         test = test_rmse_sampled(W, problem.W_star, problem.seeds, spec.n_test)
     rt = r_tilde(problem.mask)
@@ -97,7 +124,7 @@ def run_common(specs: list[TrialSpec], seeds: list[int], *, device: str = "cpu",
     the momentum) and are solved together, X read once an iteration for all of them
     (``engine.shared``). Returns one list of result dicts per spec, each equal (to rounding) to
     ``run_trials(spec, seeds)``. Falls back to solving each spec alone where the shared engine does
-    not apply (another device, ``backend='reference'``, numba missing, a non-0/1 mask)."""
+    not apply (where ``engine.resolve`` picks the reference engine, or a non-0/1 mask)."""
     t0 = time.perf_counter()
     first = specs[0]
     for s in specs[1:]:
@@ -118,15 +145,15 @@ def run_common(specs: list[TrialSpec], seeds: list[int], *, device: str = "cpu",
             raise ValueError("the members' problems differ: they do not share X, W* and the mask")
     starts = [make_start(problems[s.oracle.noise], s.init) for s in specs]
     W0 = torch.stack(starts, 1)  # (B, M, d, K)
-    shared = _shared_module() if backend in ("auto", "shared") and device == "cpu" else None
+    # the shared engine is the fast engine's sibling: it runs where the fast engine would (engine.resolve)
+    shared = _shared_module() if engine.resolve(torch.device(device).type, backend) == "fast" else None
     if shared is None or not all(shared.supports(base.mask[b], W0[b]) for b in range(len(seeds))):
-        if backend == "shared":
-            raise ValueError("backend 'shared' needs the CPU, numba, a 0/1 mask and starts on it")
         return [run_trials(s, seeds, device=device, backend=backend, problem=problems[s.oracle.noise], W0=w0)
                 for s, w0 in zip(specs, starts)]
     Y = torch.stack([problems[s.oracle.noise].y for s in specs], 1)  # (B, M, N)
     results = shared.solve(base.X, Y, base.mask, W0, first.solver, [s.solver.beta for s in specs],
                            W_target=base.W_star, record_every=first.record_every)
+    engine.mark_used("shared")
     wall = (time.perf_counter() - t0) / (len(seeds) * len(specs))
     out = []
     for m, s in enumerate(specs):

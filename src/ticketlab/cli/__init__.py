@@ -19,8 +19,17 @@ app = typer.Typer(
 
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"ticketlab {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                       help="print the version and exit")) -> None:
     """ticketlab: run, sweep, plot and report the experiments of 'Why Lottery Ticket Wins?' (NeurIPS 2021)."""
 
 
@@ -42,29 +51,75 @@ def _register_all() -> None:
 _register_all()
 
 
+from .._interrupt import MESSAGE as INTERRUPTED
+from .._interrupt import hit as _interrupt_hit
+
+
+def _one_line(text) -> str:
+    return "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def _error(text) -> int:
+    typer.echo(f"error: {_one_line(text)}", err=True)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: user errors become one clear message and exit status 2."""
+    """Console entry point: every user error is one line on stderr and exit status 2; Ctrl-C is one line
+    and exit status 130 (wherever it lands: in an import, a solve, a store write)."""
     try:
         rv = app(args=argv, standalone_mode=False)
+    except Exception as err:
+        if _interrupt_hit():  # a Ctrl-C that a library turned into another error: still the interrupt
+            typer.echo(INTERRUPTED, err=True)
+            return 130
+        return _handle(err)
+    except (KeyboardInterrupt, BaseException) as err:
+        if isinstance(err, KeyboardInterrupt) or _interrupt_hit():
+            typer.echo(INTERRUPTED, err=True)
+            return 130
+        raise
+    if rv == 130:  # typer turns Ctrl-C into exit status 130 and returns it
+        typer.echo(INTERRUPTED, err=True)
+    return rv if isinstance(rv, int) else 0
+
+
+def _handle(err: Exception) -> int:
+    import sqlite3
+
+    try:
+        raise err
     except ConfigError as err:
-        typer.echo(f"error: {err}", err=True)
-        return 2
+        return _error(err)
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo("interrupted: finished trials are saved; rerun the same command to resume", err=True)
+        typer.echo(INTERRUPTED, err=True)
         return 130
+    except MemoryError:
+        return _error("out of memory: lower --chunk-size or --memory-budget, or the grid's N, d or trials")
+    except sqlite3.Error as err:
+        return _error(f"the result store failed: {err}")
+    except OSError as err:
+        where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+        return _error(f"{where}{err.strerror or err}")
+    except ImportError as err:
+        if "partially initialized" in str(err):  # an import cut short by Ctrl-C
+            typer.echo(INTERRUPTED, err=True)
+            return 130
+        raise
     except Exception as err:  # click's usage errors (typer vendors click) carry their own exit code
         if type(err).__name__ == "Abort":  # click turns Ctrl-C into Abort
-            typer.echo("interrupted: finished trials are saved; rerun the same command to resume", err=True)
+            typer.echo(INTERRUPTED, err=True)
             return 130
-        if hasattr(err, "show") and hasattr(err, "exit_code"):
+        if type(err).__name__ == "NoArgsIsHelpError" and hasattr(err, "show"):
             err.show()
+            return err.exit_code
+        if hasattr(err, "format_message") and hasattr(err, "exit_code"):
+            name = getattr(getattr(err, "ctx", None), "command_path", "ticketlab")
+            typer.echo(f"error: {_one_line(err.format_message())} (see `{name} --help`)", err=True)
             return err.exit_code
         if type(err).__name__ == "Exit" and hasattr(err, "exit_code"):
             return err.exit_code
         raise
-    if rv == 130:  # typer turns Ctrl-C into exit status 130 and returns it
-        typer.echo("interrupted: finished trials are saved; rerun the same command to resume", err=True)
-    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

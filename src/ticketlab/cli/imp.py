@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..config import ConfigError, build
-from .options import int_list
+from .options import int_list, json_text
 
 
 def _rewind(text: str) -> tuple[int, str]:
@@ -78,6 +78,9 @@ def imp(
     from ..deep.imp import IMPSpec, resolve_device
     from ..deep.train import TrainSpec
 
+    if widths and model != "mlp":
+        raise ConfigError(f"--widths: must be given only with --model mlp (got --model {model} --widths {widths}); "
+                          "drop --widths or use --model mlp")
     sizes = int_list(n_train, "--n-train", allow_all=True)
     seed_list = int_list(seeds, "--seeds")
     controls = [c.strip() for c in control.split(",") if c.strip()]
@@ -106,7 +109,7 @@ def imp(
     summary = summarize_fig11(store)
     paths = plot_fig11(store, plot) if plot else []
     if as_json:
-        typer.echo(json.dumps({"runs": runs, "summary": summary, "plots": paths}))
+        typer.echo(json_text({"runs": runs, "summary": summary, "plots": paths}))
         return
     for fam in summary["families"]:
         typer.echo(f"family {fam['label']}  (test error at the early-stopping iteration, {fam['error_unit']}, "

@@ -8,7 +8,7 @@ import os
 import typer
 
 from ..config import ConfigError
-from .options import int_list
+from .options import check_seed, int_list, json_text
 
 
 def register(app: typer.Typer) -> None:
@@ -34,8 +34,10 @@ def register(app: typer.Typer) -> None:
         """Initialization error vs N for several r and d: the table, a plot, and the dense/masked samples ratio."""
         from ..experiments.init import format_table, init_study, plot_study
 
-        if seed < 0:
-            raise ConfigError(f"invalid --seed (got {seed}): must be >= 0")
+        from ..device import resolve_device
+
+        check_seed(seed)
+        device = resolve_device(device)
         kind_list = [k.strip() for k in kinds.split(",") if k.strip()]
         result = init_study(int_list(N_grid, "--N-grid"), int_list(r_grid, "--r-grid"), int_list(d_grid, "--d-grid"),
                             K=K, trials=trials, kinds=kind_list, seed=seed, layout=layout, noise=noise,
@@ -47,7 +49,7 @@ def register(app: typer.Typer) -> None:
             result["files"] = [os.path.join(out, "init_study.json"),
                                *plot_study(result, os.path.join(out, "init_study"))]
         if as_json:
-            typer.echo(json.dumps(result))
+            typer.echo(json_text(result))
         else:
             typer.echo(format_table(result))
             for path in result.get("files", []):

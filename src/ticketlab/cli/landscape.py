@@ -7,7 +7,7 @@ import json
 import typer
 
 from ..config import ConfigError
-from .options import Dim, Extra, Kept, Layout, Neurons, Noise, RSpread, oracle_from_options
+from .options import Dim, Extra, Kept, Layout, Neurons, Noise, RSpread, check_seed, json_text, oracle_from_options
 
 RADIUS_GRID = "0.02,0.05,0.1,0.2,0.3,0.5"
 
@@ -93,7 +93,8 @@ def register(app: typer.Typer) -> None:
         from ..landscape import analyze_trials
 
         if trials < 1:
-            raise ConfigError(f"invalid --trials {trials!r}: must be >= 1")
+            raise ConfigError(f"--trials: must be >= 1 (got {trials})")
+        check_seed(seed)
         oracle = oracle_from_options(d, K, r, layout, r_spread, noise, extra)
         rows = analyze_trials(oracle, N, [seed + i for i in range(trials)], parse_grid(radius_grid), points,
                               hessian=hessian, bandwidth=bandwidth, dense_max=dense_max, population=population,
@@ -104,7 +105,7 @@ def register(app: typer.Typer) -> None:
             if trials > 1:
                 for key in ("lambda_min_at_star", "lambda_max_at_star", "convex_radius"):
                     out[key] = sum(row[key] for row in rows) / trials
-            typer.echo(json.dumps(out))
+            typer.echo(json_text(out))
             return
         for row in rows:
             _print_table(row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -46,3 +47,41 @@ Extra = Annotated[int, typer.Option(help="learner mask = oracle mask plus this m
 def oracle_from_options(d, K, r, layout, r_spread, noise, extra) -> OracleSpec:
     return build(OracleSpec, True, d=d, K=K, r=parse_r(r), layout=layout, r_spread=r_spread, noise=noise,
                  extra=extra)
+
+
+def json_text(obj) -> str:
+    """One JSON object, valid JSON always: inf and NaN become null (json.dumps would write Infinity)."""
+    import math
+
+    def clean(v):
+        if isinstance(v, float):
+            return v if math.isfinite(v) else None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if hasattr(v, "item") and callable(v.item) and getattr(v, "ndim", 1) == 0:  # numpy scalars
+            return clean(v.item())
+        return v
+
+    return json.dumps(clean(obj), default=lambda v: clean(float(v)) if hasattr(v, "__float__") else str(v),
+                      allow_nan=False)
+
+
+EXECUTORS = ("local", "dask")
+
+
+def check_choice(flag: str, value: str, choices) -> str:
+    if value not in choices:
+        import difflib
+
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ConfigError(f"{flag}: must be one of {', '.join(choices)} (got {value!r}){hint}")
+    return value
+
+
+def check_seed(seed: int, flag: str = "--seed") -> int:
+    if seed < 0:
+        raise ConfigError(f"{flag}: must be >= 0 (got {seed})")
+    return seed

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import typer
 
-from ..app import (DEFAULT_STORE, build_report, paper, plot_experiment, reproduce_estimates, reproduce_names,
-                   run_experiment, verdict_word)
+from ..app import (DEFAULT_STORE, build_report, list_store, paper, plot_experiment, reproduce_estimates,
+                   reproduce_names, run_experiment, verdict_word)
 from ..config import ConfigError
+from .options import EXECUTORS, check_choice, json_text
 
 
 def _json_summary(exp, cfg, summary, counts) -> dict:
@@ -21,16 +22,24 @@ def _json_summary(exp, cfg, summary, counts) -> dict:
 
 
 def parse_bytes(text: str | None) -> int | None:
+    """--memory-budget: bytes, or a size like 300K, 512M, 4G (a positive, finite amount)."""
+    import math
+
     if text is None:
         return None
-    units = {"k": 2**10, "m": 2**20, "g": 2**30}
+    units = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
     t = text.strip().lower().removesuffix("b").removesuffix("i")
+    bad = ConfigError(f"--memory-budget: must be a positive size in bytes, e.g. 300K, 512M, 4G (got {text!r})")
     try:
-        if t and t[-1] in units:
-            return int(float(t[:-1]) * units[t[-1]])
-        return int(float(t))
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
     except ValueError:
-        raise ConfigError(f"invalid --memory-budget {text!r}: give bytes or a size like 512M, 4G") from None
+        raise bad from None
+    if not math.isfinite(value) or value < 1:
+        raise bad
+    return int(value)
+
+
+CONFIRM_SECONDS = 600  # a run estimated longer than this asks first (or needs --yes)
 
 
 def _where(device: str) -> str:
@@ -50,37 +59,72 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", help="cpu, cuda or cuda:N"),
         set_: list[str] = typer.Option([], "--set", help="override a config field: FIELD=VALUE (lists as "
                                                          "1,2,3 or [1,2,3]); repeatable"),
-        seed: int = typer.Option(None, help="base seed (default 0)"),
+        seed: int = typer.Option(None, help="base seed (default 0); trial seeds derive from it, the cell and the "
+                                            "trial index"),
         dtype: str = typer.Option(None, help="float64 (default) or float32"),
+        config_file: Path = typer.Option(None, "--config", help="a config file of fields (JSON, TOML or YAML), "
+                                                                 "applied before --set"),
+        show_config: bool = typer.Option(False, "--show-config", help="print the validated config as JSON and "
+                                                                      "exit (nothing runs)"),
         executor: str = typer.Option("local", help="local (this process) or dask (a LocalCluster of --workers)"),
+        engine: str = typer.Option("auto", help="Algorithm 1 engine: auto (fast on the CPU if numba is installed), "
+                                                "fast (numba, CPU) or reference (batched torch); stored with each row"),
         scheduler: str = typer.Option(None, help="address of an existing Dask scheduler, e.g. tcp://host:8786"),
         workers: int = typer.Option(2, help="worker processes for --executor dask"),
         connect_timeout: float = typer.Option(5.0, "--connect-timeout",
                                               help="seconds to wait for --scheduler before giving up"),
         chunk_size: int = typer.Option(None, "--chunk-size", help="max trials per batch (default 32)"),
         memory_budget: str = typer.Option(None, "--memory-budget", help="max trial data per batch, e.g. 2G"),
-        yes: bool = typer.Option(False, "--yes", "-y", help="do not ask before a long (paper-scale) run"),
+        yes: bool = typer.Option(False, "--yes", "-y", help=f"run without asking when the estimate exceeds "
+                                                            f"{CONFIRM_SECONDS // 60} min (required without a "
+                                                            "terminal)"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
         as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     ) -> int:
-        def confirm(exp, cfg, seconds, fmt, dev="cpu"):
+        if show_config:
+            from ..app import load_config_file, make_config
+            from ..experiments import get_experiment
+
+            exp = get_experiment(experiment)
+            cfg = make_config(exp, scale, trials, list(set_), seed, dtype,
+                              file_values=load_config_file(config_file) if config_file else None)
+            typer.echo(json.dumps({"experiment": exp.name, "config_id": cfg.config_id(),
+                                   "config": cfg.model_dump(mode="json")}, indent=1))
+            return 0
+
+        def confirm(exp, cfg, seconds, fmt, dev="cpu", todo=None):
             where = _where(dev)
-            msg = (f"{exp.name} ({cfg.scale}): {len(exp.cells(cfg))} cells x {cfg.trials} trials, estimated "
+            asked = len(exp.cells(cfg)) * cfg.trials
+            left = "" if todo is None or todo >= asked else f", {todo} of {asked} trials left to run"
+            msg = (f"{exp.name} ({cfg.scale}): {len(exp.cells(cfg))} cells x {cfg.trials} trials{left}, estimated "
                    f"{fmt(seconds)} {where} (rough: the cost model is good to about 2x)")
             typer.echo(msg, err=True)
-            if seconds > 600 and not yes and sys.stdin.isatty():
+            if seconds > CONFIRM_SECONDS and not yes:
+                if not sys.stdin.isatty():
+                    raise ConfigError(f"not started: estimated {fmt(seconds)}, over {CONFIRM_SECONDS // 60} min, and "
+                                      "there is no terminal to ask: pass --yes to run it")
                 if not typer.confirm("This is a long run. Continue?", default=False, err=True):
                     raise typer.Abort()
 
+        from .. import engine as engines
+
+        check_choice("--executor", executor, EXECUTORS)
+        engines.choose(engines.check_engine(engine))
+        if workers < 1:
+            raise ConfigError(f"--workers: must be >= 1 (got {workers})")
+        if not (connect_timeout > 0 and connect_timeout < float("inf")):
+            raise ConfigError(f"--connect-timeout: must be a positive, finite number of seconds (got {connect_timeout})")
+        if chunk_size is not None and chunk_size < 1:
+            raise ConfigError(f"--chunk-size: must be a positive integer (got {chunk_size})")
         t0 = time.perf_counter()
         exp, cfg, summary, counts = run_experiment(
             experiment, scale=scale, trials=trials, sets=set_, store=store, device=device, executor=executor,
             scheduler=scheduler, workers=workers, chunk_size=chunk_size, memory_budget=parse_bytes(memory_budget),
             progress=progress and not as_json, seed=seed, dtype=dtype, confirm=confirm,
-            connect_timeout=connect_timeout)
+            connect_timeout=connect_timeout, config_file=config_file)
         counts["wall_time"] = time.perf_counter() - t0
         if as_json:
-            typer.echo(json.dumps(_json_summary(exp, cfg, summary, counts), default=float))
+            typer.echo(json_text(_json_summary(exp, cfg, summary, counts)))
             return 0
         typer.echo(f"{exp.title}: {counts['ran']} trials run, {counts['skipped']} already stored, "
                    f"{counts['wall_time']:.1f} s -> {store}")
@@ -94,14 +138,38 @@ def register(app: typer.Typer) -> None:
         store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store (for fig11: the folder given "
                                                              "to `ticketlab imp --store`, or the store beside it)"),
         out: Path = typer.Option(Path("figures"), help="output folder"),
+        config: str = typer.Option(None, "--config", help="the config id (or its first characters) to draw, as "
+                                                          "`ticketlab ls` lists them (default: the largest complete)"),
+        scale: str = typer.Option(None, help="draw the largest complete config at this scale (quick, paper, custom)"),
         as_json: bool = typer.Option(False, "--json", help="print the written paths as JSON"),
     ) -> int:
-        paths = plot_experiment(experiment, store, out)
+        paths = plot_experiment(experiment, store, out, config_id=config, scale=scale)
         if as_json:
             typer.echo(json.dumps({"experiment": experiment, "files": [str(p) for p in paths]}))
         else:
             for p in paths:
                 typer.echo(str(p))
+        return 0
+
+    @app.command("ls", help="List what a store holds: experiment, config id, scale, trials done of asked, "
+                            "complete or not, when it last ran.")
+    def ls(
+        store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store"),
+        as_json: bool = typer.Option(False, "--json", help="print the rows as JSON"),
+    ) -> int:
+        rows = list_store(store)
+        if as_json:
+            typer.echo(json.dumps([{k: v for k, v in r.items() if k != "config"} for r in rows]))
+            return 0
+        if not rows:
+            typer.echo(f"{store}: no experiment recorded")
+            return 0
+        typer.echo(f"{'experiment':<10} {'config':<12} {'scale':<7} {'trials':>13}  {'status':<10} last run")
+        for r in rows:
+            done = "-" if r["done"] is None else f"{r['done']}/{r['asked']}"
+            status = "complete" if r["complete"] else "INCOMPLETE"
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"]))
+            typer.echo(f"{r['experiment']:<10} {r['config_id'][:12]:<12} {r['scale']:<7} {done:>13}  {status:<10} {when}")
         return 0
 
     @app.command(help="Write the HTML + Markdown report (every figure in the store, the paper's numbers "
@@ -113,9 +181,9 @@ def register(app: typer.Typer) -> None:
     ) -> int:
         res = build_report(store, out)
         if as_json:
-            typer.echo(json.dumps({"html": res["html"], "markdown": res["markdown"],
-                                   "claims": [{**c, "experiment": s["name"]} for s in res["sections"]
-                                              for c in s.get("claims", [])]}, default=float))
+            typer.echo(json_text({"html": res["html"], "markdown": res["markdown"],
+                                  "claims": [{**c, "experiment": s["name"]} for s in res["sections"]
+                                             for c in s.get("claims", [])]}))
         else:
             typer.echo(res["html"])
         return 0
@@ -152,7 +220,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"{name}: {timings[name]:.1f} s", err=True)
         res = build_report(store, out)
         if as_json:
-            typer.echo(json.dumps({"report": res["html"], "markdown": res["markdown"], "timings": timings}))
+            typer.echo(json_text({"report": res["html"], "markdown": res["markdown"], "timings": timings}))
         else:
             typer.echo(f"report: {res['html']}")
         return 0
@@ -162,13 +230,23 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Argument(..., help="output file, .csv or .parquet"),
         store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store"),
         experiment: str = typer.Option(None, help="only this experiment"),
+        force: bool = typer.Option(False, "--force", help="overwrite OUT if it exists"),
     ) -> int:
+        from ..experiments import available
+        from ..store import Store
         from ..store import export as do_export
 
         if out.suffix not in (".csv", ".parquet"):
-            raise ConfigError(f"invalid OUT {str(out)!r}: must end in .csv or .parquet")
-        if not store.exists():
-            raise ConfigError(f"invalid --store {str(store)!r}: no such file")
-        typer.echo(str(do_export(store, out, experiment)))
+            raise ConfigError(f"OUT: must end in .csv or .parquet (got {str(out)!r})")
+        if experiment is not None:
+            check_choice("--experiment", experiment, available())
+        if not store.is_file():
+            raise ConfigError(f"--store: must be an existing store file (got {str(store)!r})")
+        with Store(store) as st:
+            n = st.count(experiment)
+        if n == 0:
+            raise ConfigError(f"--store {str(store)!r}: holds no trials{' of ' + experiment if experiment else ''}; "
+                              "nothing to export")
+        typer.echo(str(do_export(store, out, experiment, force=force)))
         return 0
 

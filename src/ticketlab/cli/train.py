@@ -10,7 +10,8 @@ import typer
 
 from ..config import ConfigError, InitSpec, SolverSpec, TrialSpec, build, parse_init
 from ..provenance import provenance
-from .options import Dim, Extra, Kept, Layout, Neurons, Noise, RSpread, oracle_from_options
+from .options import (Dim, Extra, Kept, Layout, Neurons, Noise, RSpread, check_choice, check_seed, json_text,
+                      oracle_from_options)
 
 SUMMARY_KEYS = ["relative_error", "iterations", "converged", "rate", "test_rmse", "r_tilde",
                 "init_relative_error", "mask_accuracy", "pruning_ratio"]
@@ -70,16 +71,22 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the summary"),
     ) -> int:
         if trials < 1:
-            raise ConfigError(f"invalid --trials (got {trials}): must be >= 1")
-        if seed < 0:
-            raise ConfigError(f"invalid --seed (got {seed}): must be >= 0")
-        if backend not in ("auto", "reference", "fast"):
-            raise ConfigError(f"invalid --backend (got {backend!r}): must be auto, reference or fast")
+            raise ConfigError(f"--trials: must be >= 1 (got {trials})")
+        check_seed(seed)
+        check_choice("--backend", backend, ("auto", "reference", "fast"))
         spec = trial_spec_from_options(d, K, r, N, layout, r_spread, noise, extra, init, eta, beta, step_convention,
                                        max_iter, tol, sampling, num_batches, test_error, n_test, record_every, dtype)
         from ..device import resolve_device
+        from ..sweep import available_memory, bytes_per_trial, fmt_bytes
 
         dev = resolve_device(device)
+        need, have = bytes_per_trial(spec) * trials, available_memory(dev)
+        if have is not None and need > have:
+            raise ConfigError(f"--trials/--N/--d: {trials} trial(s) need about {fmt_bytes(need)}, more than the "
+                              f"available memory ({fmt_bytes(have)}); lower --trials, --N or --d")
+        from .. import engine
+
+        engine.resolve("cpu" if dev == "cpu" else "cuda", backend)  # a missing engine is an error here
         from ..trial import run_trials
 
         t0 = time.perf_counter()
@@ -95,8 +102,8 @@ def register(app: typer.Typer) -> None:
             out = {**summary, "trials": rows, "config": spec.model_dump(mode="json"),
                    "seeds": [r["seed"] for r in rows],
                    "provenance": {**provenance(dev, spec.dtype),
-                                  **({"engine": backend} if backend != "auto" else {})}}
-            typer.echo(json.dumps(out, allow_nan=False))
+                                  "engine": ",".join(sorted(engine.used())) or "none"}}
+            typer.echo(json_text(out))
             return 0
 
         def fmt(v, f="{:.3e}"):

@@ -267,13 +267,20 @@ def fig11_notes(summary: dict, scale: str) -> list[str]:
     return notes
 
 
-def plot_fig11(store: str, out_dir: str, metric: str = "early_stop_test_error", summary: dict | None = None) -> list[str]:
+def plot_fig11(store: str, out_dir: str, metric: str = "early_stop_test_error", summary: dict | None = None,
+               paper: dict | None = None) -> list[str]:
     """One figure per setting (a family without its control): test error and early-stopping step
-    against pruning ratio, a colour per N, the ticket solid, the reinit control dashed and the
-    random-mask control dotted, each labelled. Mean +- std over seeds. PNG and PDF; returns paths."""
-    import matplotlib.pyplot as plt
+    against the weights remaining (%, log axis, dense on the left, as the field draws it), a colour
+    per N, the ticket solid, the reinit control dashed and the random-mask control dotted, each
+    labelled; error bars: ±1 std over seeds. For LeNet-5 on MNIST the paper's curves (its Figure 11)
+    are drawn as stars in the same colours. PNG and PDF; returns paths."""
+    import matplotlib
+
+    from .. import plotting
 
     summary = summary if summary is not None else summarize_fig11(store, metric)
+    paper = paper if paper is not None else plotting.paper_values()
+    ref = paper.get("fig11_lenet5_mnist_test_error_percent", {})
     os.makedirs(out_dir, exist_ok=True)
     groups: dict[str, list] = {}
     for fam in summary["families"]:
@@ -281,34 +288,49 @@ def plot_fig11(store: str, out_dir: str, metric: str = "early_stop_test_error", 
     styles = {"none": "-", "reinit": "--", "random_mask": ":"}
     markers = {"none": "o", "reinit": "s", "random_mask": "^"}
     paths, used = [], set()
-    with plt.style.context("default"):
+    with plotting.style():
         for fams in groups.values():
             fams = sorted(fams, key=lambda f: list(styles).index(f["control"]) if f["control"] in styles else 9)
             sizes = sorted({int(n) for f in fams for n in f["curves"]})
-            colors = {n: plt.get_cmap("viridis")(i / max(1, len(sizes) - 1) * 0.85) for i, n in enumerate(sizes)}
-            fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+            cmap = matplotlib.colormaps["viridis"]
+            colors = {n: cmap(i / max(1, len(sizes) - 1) * 0.85) for i, n in enumerate(sizes)}
+            fig, (ax, ax2) = plotting.new_figure(10, 4.2, ncols=2)
             for fam in fams:
                 for n, pts in sorted(fam["curves"].items(), key=lambda kv: int(kv[0])):
-                    x = [p["pruning_ratio_percent"] for p in pts]
+                    x = [100 - p["pruning_ratio_percent"] for p in pts]
                     kw = dict(color=colors[int(n)], ls=styles.get(fam["control"], "-"),
                               marker=markers.get(fam["control"], "o"), ms=4,
                               label=f"N = {n}, {CONTROL_LABELS.get(fam['control'], fam['control'])}")
-                    ax.errorbar(x, [p["mean"] for p in pts], yerr=[p["std"] for p in pts], capsize=3, **kw)
+                    ax.errorbar(x, [p["mean"] for p in pts], yerr=[p["std"] or 0 for p in pts], capsize=3, **kw)
                     ax2.plot(x, [p["early_stop_step_mean"] for p in pts], **kw)
+            fam0 = fams[0]["family"]
+            if ref and fam0.get("model") == "lenet5" and str(fam0.get("data", "")).startswith("mnist") \
+                    and fams[0]["error_unit"] == "percent":
+                remaining = [100 - p for p in ref["pruning_ratio_percent"]]
+                keys = [k for k in ref if k.startswith("N=")]
+                for i, k in enumerate(keys):
+                    pts = [(r, v) for r, v in zip(remaining, ref[k]) if v is not None]
+                    plotting.paper_points(ax, [p[0] for p in pts], [p[1] for p in pts], ls=":", lw=0.8, ms=7,
+                                          mfc=colors.get(int(k[2:]), "gold"),
+                                          label=f"paper: {k.replace('N=', 'N = ')}")
             unit = "%" if fams[0]["error_unit"] == "percent" else "relative RMSE"
             what = "at early stop" if metric == "early_stop_test_error" else "after the last step"
-            ax.set_xlabel("pruning ratio (%)")
+            for a in (ax, ax2):
+                a.set_xscale("log")
+                a.set_xlabel("weights remaining (%)")
+                a.invert_xaxis()  # dense (100%) on the left, pruning proceeds to the right
+                ticks = sorted({round(100 - p["pruning_ratio_percent"], 1) for f in fams
+                                for pts in f["curves"].values() for p in pts}, reverse=True)
+                shown = ticks[::max(1, len(ticks) // 8)]
+                a.set_xticks(shown, [f"{t:g}" for t in shown])
+                a.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_ylabel(f"test error {what} ({unit})")
-            ax2.set_xlabel("pruning ratio (%)")
             ax2.set_ylabel("early-stopping iteration (least validation loss)")
             n_seeds = max(p["n_seeds"] for f in fams for pts in f["curves"].values() for p in pts)
             title = family_label(fams[0]["family"]).rsplit("-", 1)[0]
-            ax.set_title(f"IMP: {title}  (mean ± std over {n_seeds} seed{'s' if n_seeds > 1 else ''})", fontsize=9)
-            ax2.set_title("early-stopping iteration", fontsize=9)
-            for a in (ax, ax2):
-                a.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-            fig.tight_layout()
+            ax.set_title(f"IMP: {title}  (mean, bars ±1 std over {n_seeds} seed{'s' if n_seeds > 1 else ''})")
+            ax2.set_title("early-stopping iteration")
+            ax.legend(fontsize=6.5)
             base = "fig11-" + title
             stem, k = base, 1
             while stem in used:
@@ -319,7 +341,6 @@ def plot_fig11(store: str, out_dir: str, metric: str = "early_stop_test_error", 
                 p = os.path.join(out_dir, f"{stem}.{ext}")
                 fig.savefig(p, dpi=150)
                 paths.append(p)
-            plt.close(fig)
     return paths
 
 

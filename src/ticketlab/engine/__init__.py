@@ -1,31 +1,116 @@
-"""Algorithm 1 engines. ``solve`` picks the implementation; all share one interface and one result."""
+"""Algorithm 1 engines. ``solve`` runs the chosen implementation; all share one interface and one result.
 
+The engine is an explicit choice, never a silent fallback: ``choose('auto' | 'fast' | 'reference')``
+sets it for this process (the CLI's ``--engine``; a sweep passes it to its workers). 'auto' is the fast
+engine on the CPU when numba is installed, else the reference (with a warning). If numba is installed
+but fails to load (a broken install, or a Ctrl-C landing in its import), that is an error, not a
+quiet switch to other numbers. ``used()`` tells which engines actually ran, for the provenance of
+each stored row.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+
+from ..config import ConfigError
 from .reference import SolveResult, gradient, risk, step_scale
 from .reference import solve as solve_reference
 
-__all__ = ["SolveResult", "gradient", "risk", "solve", "solve_reference", "step_scale"]
+__all__ = ["ENGINES", "SolveResult", "choose", "chosen", "gradient", "mark_used", "resolve", "risk", "solve",
+           "solve_reference", "step_scale", "used"]
+
+ENGINES = ("auto", "fast", "reference")
+_choice = "auto"
+_used: set[str] = set()
+_warned = False
+
+
+def check_engine(name) -> str:
+    if name not in ENGINES:
+        raise ConfigError(f"--engine: must be one of {', '.join(ENGINES)} (got {name!r})")
+    return name
+
+
+def choose(name: str) -> str:
+    """Set this process's engine ('auto', 'fast' or 'reference'); returns the previous choice."""
+    global _choice
+    previous, _choice = _choice, check_engine(name)
+    return previous
+
+
+def chosen() -> str:
+    return _choice
+
+
+def used(reset: bool = False) -> set[str]:
+    """The engines ``solve`` ran since the last reset (``reset=True`` returns them and starts afresh)."""
+    out = set(_used)
+    if reset:
+        _used.clear()
+    return out
+
+
+def mark_used(name: str) -> None:
+    """Record an engine that ran outside ``solve`` (the shared-problem engine of design='common')."""
+    _used.add(name)
+
+
+def _numba_installed() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
+def resolve(device_type: str = "cpu", backend: str = "auto") -> str:
+    """The engine a solve on ``device_type`` runs: 'fast' or 'reference' (ConfigError if impossible)."""
+    global _warned
+    name = check_engine(_choice if backend == "auto" else backend)
+    if name == "auto":
+        if device_type != "cpu":
+            return "reference"
+        if not _numba_installed():
+            if not _warned:
+                warnings.warn("numba is not installed: running the reference engine (slower; results agree to "
+                              "~1e-12); install numba or pass --engine reference to silence this", stacklevel=3)
+                _warned = True
+            return "reference"
+        name = "fast"
+    if name == "fast":
+        if device_type != "cpu":
+            raise ConfigError(f"--engine fast: must run on the CPU (got device {device_type!r}); use --engine "
+                              "reference or auto on a GPU")
+        _load_fast()
+    return name
+
+
+def _load_fast():
+    try:
+        from . import fast
+    except ImportError as err:  # installed but broken, or an import cut short: never fall back silently
+        raise ConfigError(f"--engine: the fast engine could not be loaded ({err}); fix the numba install or "
+                          "pass --engine reference") from None
+    return fast
 
 
 def solve(X, y, mask, W0, solver, *, W_target=None, record_every=0, backend="auto"):
     """Run Algorithm 1 on a batch of trials.
 
-    backend: 'reference' (batched torch, any device), 'fast' (compiled per-trial loops on the CPU,
-    when available) or 'auto' (fast on the CPU where it is installed, reference otherwise).
+    backend: 'reference' (batched torch, any device), 'fast' (compiled per-trial loops on the CPU) or
+    'auto' (this process's ``choose``-n engine). The result's ``engine`` says which ran.
     """
-    if backend == "auto":
-        backend = "fast" if X.device.type == "cpu" and _fast_available() else "reference"
-    if backend == "fast":
-        from .fast import solve as solve_fast
-
-        return solve_fast(X, y, mask, W0, solver, W_target=W_target, record_every=record_every)
-    if backend != "reference":
-        raise ValueError(f"backend must be 'auto', 'reference' or 'fast' (got {backend!r})")
-    return solve_reference(X, y, mask, W0, solver, W_target=W_target, record_every=record_every)
+    name = resolve(X.device.type, backend)
+    if name == "fast":
+        res = _load_fast().solve(X, y, mask, W0, solver, W_target=W_target, record_every=record_every)
+    else:
+        res = solve_reference(X, y, mask, W0, solver, W_target=W_target, record_every=record_every)
+    res.engine = name
+    _used.add(name)
+    return res
 
 
 def _fast_available() -> bool:
+    """Whether the fast engine loads here (benchmarks and tests; ``solve`` never falls back on this)."""
     try:
-        from . import fast  # noqa: F401
-    except ImportError:
+        _load_fast()
+    except ConfigError:
         return False
     return True

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 import pandas as pd
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .. import __version__
 from ..config import Model, SolverSpec, TrialSpec, stable_hash
@@ -22,6 +22,22 @@ class ExperimentConfig(Model):
     seed: Annotated[int, Field(ge=0, description="base seed; each trial's seed derives from it, its cell and index")] = 0
     scale: Annotated[str, Field(description="quick, paper, or custom (any --set override makes it custom)")] = "quick"
     dtype: Literal["float64", "float32"] = "float64"
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _grid_unique_and_sorted(cls, value, info):
+        """A grid (a tuple field) names each point once; a numeric grid is in increasing order, so that
+        `--set N=100,100` never counts one cell twice and every grid has one spelling (one config id)."""
+        if not isinstance(value, tuple) or not value:
+            return value
+        repeated = sorted({v for v in value if value.count(v) > 1}, key=str)
+        if repeated:
+            raise ValueError(f"must not repeat a grid point (got {list(value)}, repeated: "
+                             f"{', '.join(map(str, repeated))})")
+        numeric = all(isinstance(v, (int, float)) for v in value)
+        if numeric and list(value) not in (sorted(value), sorted(value, reverse=True)):
+            raise ValueError(f"must be in increasing (or decreasing) order (got {list(value)}; e.g. {sorted(value)})")
+        return value
 
     def config_id(self) -> str:
         """Stable id of what the numbers depend on (the trial count only extends a sweep; the default
@@ -57,6 +73,18 @@ class AGDConfig(ExperimentConfig):
     @property
     def step_convention(self) -> str:
         return self.solver.step_convention
+
+
+def check_r_within_d(d: int, r_values, field: str) -> None:
+    """Every kept-weight count of a grid is 1..d: a grid point above d is refused, never clamped (a clamped
+    cell would be stored under the label of the r~ it did not run)."""
+    over = [v for v in r_values if v > d]
+    if over:
+        raise ValueError(f"{field}: must give r~ <= d = {d} (got r~ = {', '.join(map(str, over))}); "
+                         f"lower {field} or raise d")
+    under = [v for v in r_values if v < 1]
+    if under:
+        raise ValueError(f"{field}: must give r~ >= 1 (got r~ = {', '.join(map(str, under))})")
 
 
 Design = Annotated[Literal["independent", "common"], Field(description=(
@@ -174,7 +202,8 @@ class Experiment:
         raise NotImplementedError
 
     def claims(self, cfg, summary: dict, paper: dict) -> list[dict]:
-        """Each claim of the paper this experiment tests: {claim, paper, ours, verdict (bool|None)}."""
+        """Each claim of the paper this experiment tests: {claim, paper, ours, verdict, check, reason, needed},
+        the verdict one of ``ticketlab.verdicts.CATEGORIES`` (built with ``Verdict.claim``)."""
         return []
 
     def notes(self, cfg) -> list[str]:
@@ -204,17 +233,12 @@ class Experiment:
         """Whether ``store`` can hold results of this experiment at all (the file exists)."""
         return Path(store).is_file()
 
-    def stored_config(self, store):
-        """The config of the latest run stored, or None."""
-        from ..store import Store
+    def stored_config(self, store, config_id: str | None = None, scale: str | None = None):
+        """The config to show from ``store``: the largest complete one, or the one named by
+        ``config_id`` / at ``scale`` (``ticketlab.catalog.select_config``); None if none is recorded."""
+        from ..catalog import select_config
 
-        with Store(store) as st:
-            configs = st.configs(self.name)
-        if not configs:
-            return None
-        raw = dict(configs[-1])
-        raw.pop("config_id", None)
-        return self.Config(**raw)
+        return select_config(self, store, config_id, scale)
 
     def load(self, cfg, store) -> pd.DataFrame:
         """This config's results, one row per trial."""

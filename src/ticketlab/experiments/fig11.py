@@ -95,9 +95,9 @@ class Fig11(Experiment):
     def has_results(self, store) -> bool:
         return (imp_dir(store) / "imp").is_dir()
 
-    def stored_config(self, store):
+    def stored_config(self, store, config_id=None, scale=None):
         if Path(store).is_file():
-            cfg = super().stored_config(store)
+            cfg = super().stored_config(store, config_id, scale)
             if cfg is not None:
                 return cfg
         return self.default_config("quick")
@@ -122,7 +122,12 @@ class Fig11(Experiment):
         return [Path(p) for p in plot_fig11(summary["store"], str(out_dir))]
 
     def claims(self, cfg, summary, paper):
-        return fig11_claims(summary, paper)
+        from .. import verdicts as vd
+
+        # fig11_claims decides a direction on the paired gain's 2-SE interval over seeds (no paper number
+        # enters: the paper's table is about a different N range); mapped onto the four categories
+        return [vd.from_direction(c, "paired gain over seeds, 2-SE interval excludes 0")
+                for c in fig11_claims(summary, paper)]
 
     def summary_notes(self, cfg, summary) -> list[str]:
         return fig11_notes(summary, cfg.scale)

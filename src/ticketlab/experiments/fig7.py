@@ -14,6 +14,7 @@ import torch
 from pydantic import Field, model_validator
 
 from .. import plotting
+from .. import verdicts as vd
 from ..analysis import spearman
 from ..config import InitSpec, OracleSpec, SolverSpec, TrialSpec
 from ..device import DTYPES
@@ -111,8 +112,15 @@ def log_fit(df: pd.DataFrame) -> dict:
     if len(sub) < 4 or sub["pruning"].nunique() < 2:
         return {"c_acc": None, "c_prune": None, "n": int(len(sub))}
     A = np.stack([np.ones(len(sub)), sub["mask_accuracy"].astype(float), sub["pruning"].astype(float)], 1)
-    c, *_ = np.linalg.lstsq(A, np.log10(sub["test_rmse"].astype(float)), rcond=None)
-    return {"c0": float(c[0]), "c_acc": float(c[1]), "c_prune": float(c[2]), "n": int(len(sub))}
+    y = np.log10(sub["test_rmse"].astype(float).to_numpy())
+    c, *_ = np.linalg.lstsq(A, y, rcond=None)
+    se = [None, None, None]
+    if len(sub) > 3:  # ordinary least-squares standard errors of the coefficients
+        s2 = float(((y - A @ c) ** 2).sum()) / (len(sub) - 3)
+        cov = s2 * np.linalg.pinv(A.T @ A)
+        se = [float(np.sqrt(max(v, 0.0))) for v in np.diag(cov)]
+    return {"c0": float(c[0]), "c_acc": float(c[1]), "c_prune": float(c[2]), "n": int(len(sub)),
+            "c_acc_se": se[1], "c_prune_se": se[2]}
 
 
 class Fig7(Experiment):
@@ -151,35 +159,44 @@ class Fig7(Experiment):
                         "spearman_acc_test": spearman(sub["mask_accuracy"], np.log(sub["test_rmse"].astype(float)))})
         return {"bins": bins, "per_ratio": per, "fit": log_fit(df), "trials": int(len(df))}
 
+    @plotting.styled
     def plot(self, cfg, df, summary, out_dir: Path):
-        fig, ax = plotting.new_figure()
+        fig, ax = plotting.new_figure(5.0, 3.6)
         for p in sorted({b["pruning"] for b in summary["bins"]}):
             pts = sorted((b for b in summary["bins"] if b["pruning"] == p), key=lambda b: b["accuracy"])
-            x = [b["accuracy"] for b in pts]
-            ax.plot(x, [b["median"] for b in pts], "o-", ms=3, label=f"{p:.0%} pruned")
-            ax.fill_between(x, [b["q25"] for b in pts], [b["q75"] for b in pts], alpha=0.15)
-        ax.set_yscale("log")
+            plotting.band(ax, [b["accuracy"] for b in pts], [b["median"] for b in pts], [b["q75"] for b in pts],
+                          lower=[b["q25"] for b in pts], band_label="interquartile range", label=f"{p:.0%} pruned")
+        plotting.log_axis(ax, "y")
         ax.set_xlabel("mask accuracy")
         ax.set_ylabel("test RMSE (median per bin)")
-        ax.set_title(f"GraSP masks, N={cfg.N} (bins with >= {cfg.min_bin_trials} trials)")
+        plotting.trials_title(ax, f"{cfg.method} masks, N={cfg.N} (bins with >= {cfg.min_bin_trials} trials)",
+                              summary["trials"], len(self.cells(cfg)) * cfg.trials)
         return plotting.save(fig, out_dir, "fig7")
 
     def claims(self, cfg, summary, paper):
+        """Both of the paper's directions, each on its coefficient of log10 test RMSE = c0 + c_acc accuracy
+        + c_prune pruning with a 95% interval (the paper gives no numbers to compare)."""
         fit = summary["fit"]
-        rho = [x["spearman_acc_test"] for x in summary["per_ratio"] if x["spearman_acc_test"] is not None]
-        return [
-            {"claim": "Test error falls as the mask accuracy rises",
-             "paper": "test RMSE falls steadily from accuracy 0.7 to 1.0 at every pruning ratio",
-             "ours": (f"log10 RMSE slope per unit accuracy {fit['c_acc']:.2f}; Spearman(acc, log RMSE) per ratio "
-                      + ", ".join(f"{x['pruning']:.0%}: {x['spearman_acc_test']:.2f}" for x in summary["per_ratio"]
-                                  if x["spearman_acc_test"] is not None)) if fit["c_acc"] is not None else "n/a",
-             "verdict": None if fit["c_acc"] is None else bool(fit["c_acc"] < 0 and all(r < 0 for r in rho))},
-            {"claim": "At equal mask accuracy, test error falls as the pruning ratio rises",
-             "paper": "curves ordered 40% > 50% > 60% > 70% at every accuracy",
-             "ours": f"log10 RMSE slope per unit pruning ratio at fixed accuracy {fit['c_prune']:.2f}"
-             if fit["c_prune"] is not None else "n/a",
-             "verdict": None if fit["c_prune"] is None else bool(fit["c_prune"] < 0)},
-        ]
+        n = max((x["trials"] for x in summary["per_ratio"]), default=None)
+        rho = ", ".join(f"{x['pruning']:.0%}: {x['spearman_acc_test']:.2f}" for x in summary["per_ratio"]
+                        if x["spearman_acc_test"] is not None)
+        out = []
+        for key, claim, paper_text, what in (
+                ("c_acc", "Test error falls as the mask accuracy rises",
+                 "test RMSE falls steadily from accuracy 0.7 to 1.0 at every pruning ratio",
+                 "log10 RMSE slope per unit accuracy"),
+                ("c_prune", "At equal mask accuracy, test error falls as the pruning ratio rises",
+                 "curves ordered 40% > 50% > 60% > 70% at every accuracy",
+                 "log10 RMSE slope per unit pruning ratio at fixed accuracy")):
+            if fit.get(key) is None:
+                out.append(vd.undecided("no fit", "fewer than 4 trials or a single pruning ratio").claim(
+                    claim, paper_text, "n/a"))
+                continue
+            est = vd.Estimate.from_se(fit[key], fit.get(key + "_se"), n, fmt=".2f")
+            v = vd.judge(est, None, None, vd.trend_of(est, -1, None), what=what)
+            out.append(v.claim(claim, paper_text, f"{what} {est.text()}"
+                               + (f"; Spearman(acc, log RMSE) per ratio {rho}" if key == "c_acc" and rho else "")))
+        return out
 
     def notes(self, cfg):
         out = notes_common(cfg)

@@ -12,6 +12,7 @@ weight distance, so both give the same rate and iteration counts that differ by 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,8 @@ import numpy as np
 from pydantic import Field
 
 from .. import engine, plotting
+from .. import verdicts as vd
+from ..analysis import median_ci
 from ..config import SolverSpec
 from ..device import DTYPES
 from ..metrics import aligned_relative_error, test_rmse_exact, test_rmse_sampled
@@ -94,42 +97,91 @@ class Fig8(Experiment):
             for i, lv in enumerate(cfg.levels):
                 col = np.where(np.isfinite(its[:, i]), its[:, i], np.inf)  # not reached: censored at +inf
                 med = float(np.quantile(col, 0.5, method="inverted_cdf")) if len(col) else np.inf
+                _, lo, hi = median_ci(col)
                 per_level.append({"level": lv, "reached": int(np.isfinite(col).sum()),
-                                  "median": med if np.isfinite(med) else None})
+                                  "median": med if np.isfinite(med) else None, "ci_low": lo, "ci_high": hi})
             out.append({"pruning": float(p), "trials": int(len(sub)), "rate_median": float(sub["rate"].median()),
                         "levels": per_level})
         return {"ratios": out, "kept": int(len(sel)), "trials": int(len(df))}
 
+    @plotting.styled
     def plot(self, cfg, df, summary, out_dir: Path):
-        fig, ax = plotting.new_figure()
+        fig, ax = plotting.new_figure(5.0, 3.6)
+        colors = {}
         for r in summary["ratios"]:
             pts = [(lv["level"], lv["median"]) for lv in r["levels"] if lv["median"] is not None]
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3,
-                        label=f"{r['pruning']:.0%} pruned ({r['trials']} trials)")
-        ax.set_xscale("log")
-        ax.invert_xaxis()
-        ax.set_xlabel("relative distance to the limit W_hat")
-        ax.set_ylabel("iterations (median)")
-        ax.set_title(f"Mask accuracy in [{cfg.acc_low}, {cfg.acc_high}]")
+                line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3,
+                                label=f"{r['pruning']:.0%} pruned ({r['trials']} trials)")
+                colors[round(100 * r["pruning"])] = line.get_color()
+        ref = plotting.paper_values().get("fig8_iterations_to_test_error_1e-6", {})
+        for i, (k, v) in enumerate(ref.items()):
+            plotting.paper_points(ax, [1e-6], [v], mfc=colors.get(int(k.rstrip("%")), "gold"),
+                                  label="paper: iterations to $10^{-6}$ (colour = pruning)" if i == 0 else "_nolegend_")
+        if not colors:
+            ax.text(0.5, 0.97, f"no kept trial reached any of the levels {', '.join(f'{v:g}' for v in cfg.levels)}\n"
+                    f"({summary['kept']} of {summary['trials']} trials kept: mask accuracy in range)",
+                    transform=ax.transAxes, ha="center", va="top", fontsize=8, color="tab:red")
+        plotting.log_axis(ax, "x")
+        ax.set_xlim(2 * max(cfg.levels), 0.5 * min(min(cfg.levels), 1e-6))  # our levels and the paper's 1e-6,
+        ax.legend(loc="lower left")                                         # decreasing to the right
+        ax.set_xlabel(r"error level reached (relative distance to the limit $\hat W$)")
+        ax.set_ylabel("iterations (median over trials)")
+        plotting.trials_title(ax, f"Mask accuracy in [{cfg.acc_low}, {cfg.acc_high}]", summary["trials"],
+                              len(self.cells(cfg)) * cfg.trials)
         return plotting.save(fig, out_dir, "fig8")
 
     def claims(self, cfg, summary, paper):
+        """More pruning, fewer iterations to the deepest level (the extremes' median intervals disjoint),
+        and the iterations to 1e-6 at each pruning ratio against the paper's; withheld where >= 5% of the
+        kept trials never reached the level within max_iter (capped)."""
         ref = paper.get("fig8_iterations_to_test_error_1e-6", {})
+        tol = paper.get("tolerances", {}).get("fig8_iterations_to_test_error_1e-6", {"relative": 0.1})
         deepest = min(cfg.levels)
-        ours = {}
+        ests, capped = {}, {}
         for r in summary["ratios"]:
             lv = [x for x in r["levels"] if x["level"] == deepest][0]
-            ours[r["pruning"]] = lv["median"]
-        known = {p: v for p, v in ours.items() if v is not None}
-        text = ", ".join(f"{p:.0%}: {'not reached by half' if v is None else f'{v:.0f}'}" for p, v in ours.items())
-        xs = sorted(known)
-        verdict = None if len(known) < 2 or len(known) < len(ours) else \
-            bool(all(known[a] >= known[b] for a, b in zip(xs, xs[1:])) and known[xs[0]] > known[xs[-1]])
-        return [{"claim": f"More pruning needs fewer iterations (to reach {deepest:g})",
-                 "paper": "to 1e-6: " + ", ".join(f"{k}: {v}" for k, v in ref.items()),
-                 "ours": f"median iterations to {deepest:g} (distance to the limit): {text or 'no trials in window'}",
-                 "verdict": verdict}]
+            hi = lv.get("ci_high")
+            ests[r["pruning"]] = vd.Estimate(lv["median"], lv.get("ci_low"), math.inf if hi == math.inf else hi,
+                                             r["trials"], fmt=".0f")
+            capped[r["pruning"]] = vd.capped_reason(r["trials"] - lv["reached"], r["trials"],
+                                                    f"at {r['pruning']:.0%} pruning (never reached {deepest:g})")
+        text = ", ".join(f"{p:.0%}: {e.text()}" for p, e in ests.items()) or "no trials in the window"
+        xs = sorted(ests)
+        trend = vd.Trend(None, "fewer than 2 pruning ratios with trials")
+        if len(xs) >= 2:
+            a, b = ests[xs[0]], ests[xs[-1]]  # least and most pruned
+            if a.has_interval and b.has_interval:
+                holds = True if b.high < a.low else False if b.low > a.high else None
+                trend = vd.Trend(holds, f"median at {xs[-1]:.0%} {b.text()} vs at {xs[0]:.0%} {a.text()} (the first "
+                                 "should be smaller, intervals disjoint)")
+            else:
+                trend = vd.Trend(None, "too few trials for a median interval at an extreme ratio")
+        withheld = [next((c for c in capped.values() if c), None)]
+        out = [vd.judge(vd.Estimate(None, n=max((e.n for e in ests.values()), default=None)), None, None, trend,
+                        what="", withheld=withheld).claim(
+            f"More pruning needs fewer iterations (to reach {deepest:g})",
+            "to 1e-6: " + ", ".join(f"{k}: {v}" for k, v in ref.items()),
+            f"median iterations to {deepest:g} (distance to the limit) [95% interval]: {text}")]
+        setting = vd.setting_reason(
+            {"d": cfg.d, "K": cfg.K, "r": cfg.r, "N": cfg.N, "accuracy window": [cfg.acc_low, cfg.acc_high],
+             "deepest level": deepest},
+            {"d": 100, "K": 5, "r": 20, "N": 200, "accuracy window": [0.85, 0.9], "deepest level": 1e-6},
+            "ticketlab sweep fig8 --scale paper")
+        pt_trend = vd.Trend(trend.holds, {True: "fewer iterations with more pruning", False: "the order is reversed",
+                                          None: "the order is unresolved"}[trend.holds])
+        for key, pv in ref.items():
+            p = float(key.rstrip("%")) / 100
+            claim = f"At {key} pruning, about {pv} iterations reach 1e-6"
+            e = next((e for q, e in ests.items() if abs(q - p) < 1e-9), None)
+            if e is None:
+                out.append(vd.undecided(f"no cell at {key} pruning", "not run (run `ticketlab sweep fig8 --scale "
+                                        "paper`)").claim(claim, str(pv), "n/a"))
+                continue
+            out.append(vd.judge(e, pv, vd.tolerance_of(tol, pv), pt_trend, what=f"median iterations at {key}",
+                                withheld=[capped[next(q for q in ests if abs(q - p) < 1e-9)], setting])
+                       .claim(claim, str(pv), e.text()))
+        return out
 
     def notes(self, cfg):
         out = notes_common(cfg)

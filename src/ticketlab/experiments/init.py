@@ -176,13 +176,23 @@ def format_table(result: dict) -> str:
 
 def plot_study(result: dict, stem: str) -> list[str]:
     """Median error vs N, one panel per kind, colour = r, line style = d. Writes stem.png and stem.pdf."""
-    from ..plotting import plt
+    from .. import plotting
+
+    with plotting.style():
+        return _plot_study(result, stem)
+
+
+def _plot_study(result: dict, stem: str) -> list[str]:
+    import matplotlib
+
+    from .. import plotting
 
     st = result["settings"]
     kinds, rs, ds = st["kinds"], st["r_grid"], st["d_grid"]
     styles = ["-", "--", ":", "-."]
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.6), sharey=True, squeeze=False)
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = plotting.new_figure(4.2 * len(kinds), 3.6, ncols=len(kinds), sharey=True)
+    axes = np.atleast_1d(axes)[None, :]
     for ax, kind in zip(axes[0], kinds):
         for i, r in enumerate(rs):
             for j, d in enumerate(ds):
@@ -193,7 +203,8 @@ def plot_study(result: dict, stem: str) -> list[str]:
                 ax.plot(Ns, [s["median"] for s in cells], styles[j % len(styles)], marker="o", ms=3,
                         color=colors[i % len(colors)], label=f"r={r}, d={d}")
                 ax.fill_between(Ns, [s["q25"] for s in cells], [s["q75"] for s in cells],
-                                color=colors[i % len(colors)], alpha=0.12, lw=0)
+                                color=colors[i % len(colors)], alpha=0.12, lw=0,
+                                label="shaded: interquartile range" if (i, j) == (0, 0) else "_nolegend_")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(kind)
@@ -202,11 +213,9 @@ def plot_study(result: dict, stem: str) -> list[str]:
     axes[0][0].set_ylabel("init relative error (median, IQR)")
     axes[0][-1].legend(fontsize=7)
     fig.suptitle(f"moment initializations, K={st['K']}, {st['trials']} trials per cell", fontsize=10)
-    fig.tight_layout()
     paths = [f"{stem}.png", f"{stem}.pdf"]
     for path in paths:
         fig.savefig(path, dpi=150)
-    plt.close(fig)
     return paths
 
 
@@ -297,7 +306,9 @@ class InitStudy(Experiment):
                 "ours": f"error x{growth_mask:.2f} with the mask vs x{growth_dense:.2f} without, from d={ds[0]} to "
                         f"d={ds[-1]} at N={Ns[-1]}, r={r}",
                 "verdict": bool(growth_mask < 1.5 and growth_dense > growth_mask)})
-        return claims
+        from .. import verdicts as vd
+
+        return [vd.from_direction(c, "median ratios against a fixed 1.5, no interval") for c in claims]
 
     def notes(self, cfg):
         return ["Median aligned relative error of W(0) over trials; 'dense' ignores the mask. "

@@ -1,0 +1,92 @@
+"""What a result store holds, and which config a plot or report shows.
+
+A store can hold several configs of one experiment (a quick run, a paper run, a small `--set`
+test). Each is listed with its trials done and asked; by default the largest complete one is shown,
+so that a small side run never takes over a figure; ``config_id`` or ``scale`` choose explicitly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import ConfigError
+
+__all__ = ["config_status", "store_status", "select_config"]
+
+
+def _status(exp, raw: dict, created: float, st) -> dict:
+    cfg = exp.Config(**{k: v for k, v in raw.items() if k != "config_id"})
+    row = {"experiment": exp.name, "config_id": cfg.config_id(), "scale": cfg.scale, "config": cfg,
+           "created": created}
+    if exp.sweeps:
+        refs = exp.trials(cfg)
+        found = st.existing([r.trial_id for r in refs])
+        missing = [r.trial for r in refs if r.trial_id not in found]
+        # the trial count up to which every cell is done: a sweep extended to more trials (same id)
+        # and stopped still holds a complete sweep of that many
+        row.update(asked=len(refs), done=len(refs) - len(missing),
+                   complete_trials=min(missing) if missing else cfg.trials)
+    else:  # fig11 keeps its runs in a folder tree: one run per cell
+        row.update(asked=len(exp.cells(cfg)), done=None, complete_trials=cfg.trials)
+    row["complete"] = row["done"] is None or row["done"] >= row["asked"]
+    return row
+
+
+def config_status(exp, store) -> list[dict]:
+    """Every config of ``exp`` recorded in ``store`` (a path): {experiment, config_id, scale, config,
+    created, asked, done, complete}, oldest first. ``done`` is None where the results are not rows
+    (fig11). Configs that no longer validate (an older code version) are skipped."""
+    from pydantic import ValidationError
+
+    from .store import Store
+
+    if not Path(store).is_file():
+        return []
+    out = []
+    with Store(store, create=False) as st:
+        for rec in st.config_records():
+            if rec["experiment"] != exp.name:
+                continue
+            try:
+                out.append(_status(exp, rec["config"], rec["created"], st))
+            except (ValidationError, ConfigError, TypeError):
+                continue
+    return out
+
+
+def store_status(store) -> list[dict]:
+    """``config_status`` of every registered experiment, in registry order."""
+    from .experiments import available, get_experiment
+
+    return [row for name in available() for row in config_status(get_experiment(name), store)]
+
+
+def select_config(exp, store, config_id: str | None = None, scale: str | None = None):
+    """The config of ``exp`` to show from ``store``: the one whose id starts with ``config_id``; else,
+    among those at ``scale`` (any scale when None), the largest complete one (most trials asked, the
+    latest on a tie; a sweep extended to more trials and stopped counts with the trials every cell
+    has); if none is complete, the one with most trials done. None when the store
+    records no config of ``exp``; ConfigError when ``config_id``/``scale`` match nothing."""
+    rows = config_status(exp, store)
+    if config_id:
+        hits = [r for r in rows if r["config_id"].startswith(config_id)]
+        if not hits:
+            known = ", ".join(r["config_id"][:12] for r in rows) or "none"
+            raise ConfigError(f"invalid --config {config_id!r}: the store holds no such {exp.name} config "
+                              f"(it holds: {known}; see `ticketlab ls`)")
+        return hits[-1]["config"]
+    if scale:
+        rows = [r for r in rows if r["scale"] == scale]
+        if not rows:
+            raise ConfigError(f"invalid --scale {scale!r}: the store holds no {exp.name} config at that scale "
+                              "(see `ticketlab ls`)")
+    if not rows:
+        return None
+    complete = [(r["asked"], r["created"], r["config"]) for r in rows if r["complete"]]
+    for r in rows:  # an extended sweep that stopped: its complete part counts
+        if not r["complete"] and r["complete_trials"] > 0:
+            cfg = r["config"].model_copy(update={"trials": r["complete_trials"]})
+            complete.append((r["asked"] * r["complete_trials"] // r["config"].trials, r["created"], cfg))
+    if complete:
+        return max(complete, key=lambda c: (c[0], c[1]))[2]
+    return max(rows, key=lambda r: (r["done"] or 0, r["created"]))["config"]
