@@ -32,6 +32,16 @@ class Task:
     trial_ids: tuple[str, ...]
     device: str
     engine: str = "auto"  # the Algorithm 1 engine chosen for the sweep (engine.choose), same on every worker
+    # design='common': further cells of the same group solved with this chunk on the same seeds,
+    # as (cell index, their trial ids)
+    group: tuple[tuple[int, tuple[str, ...]], ...] = ()
+
+    def cells(self) -> list[tuple[int, tuple[str, ...]]]:
+        """Every (cell index, trial ids) this chunk runs."""
+        return [(self.cell_index, self.trial_ids), *self.group]
+
+    def all_trial_ids(self) -> list[str]:
+        return [tid for _, ids in self.cells() for tid in ids]
 
 
 def run_task(task: Task) -> list[dict]:
@@ -40,21 +50,29 @@ def run_task(task: Task) -> list[dict]:
 
     exp = get_experiment(task.experiment)
     cfg = exp.Config(**task.config)
-    cell = exp.cells(cfg)[task.cell_index]
+    all_cells = exp.cells(cfg)
+    members = task.cells()
+    cells = [all_cells[ci] for ci, _ in members]
     previous = engine.choose(task.engine)
     engine.used(reset=True)
     try:
-        results = exp.run_cell(cfg, cell, list(task.seeds), task.device)
+        if len(cells) == 1:
+            results = [exp.run_cell(cfg, cells[0], list(task.seeds), task.device)]
+        else:
+            results = exp.run_cells(cfg, cells, list(task.seeds), task.device)
     finally:
         engine.choose(previous)
     prov = provenance(task.device, cfg.dtype)
     # the engines that actually ran this chunk ('none': the experiment does not run Algorithm 1)
     prov["engine"] = ",".join(sorted(engine.used(reset=True))) or "none"
     prov["engine_choice"] = task.engine
-    key = cell.key(exp.name)
-    return [{"trial_id": tid, "experiment": exp.name, "config_id": cfg.config_id(), "cell_id": key,
-             "cell": cell.params, "trial": t, "seed": s, "result": res, "provenance": prov}
-            for tid, t, s, res in zip(task.trial_ids, task.trials, task.seeds, results)]
+    rows = []
+    for cell, (_, ids), res_cell in zip(cells, members, results):
+        key = cell.key(exp.name)
+        rows += [{"trial_id": tid, "experiment": exp.name, "config_id": cfg.config_id(), "cell_id": key,
+                  "cell": cell.params, "trial": t, "seed": s, "result": res, "provenance": prov}
+                 for tid, t, s, res in zip(ids, task.trials, task.seeds, res_cell)]
+    return rows
 
 
 def bytes_per_trial(spec) -> int:
@@ -161,15 +179,24 @@ def plan(exp, cfg, store: Store, device: str = "cpu", chunk_size: int | None = N
     for r in refs:
         if r.trial_id not in done:
             by_cell.setdefault(r.cell_index, []).append(r)
-    tasks = []
+    # design='common': cells of one group whose missing trials are the same (same seeds) run together
+    units: dict = {}
     for ci, todo in by_cell.items():
+        g = cells[ci].group
+        units.setdefault((ci,) if g is None else (g, tuple(r.trial for r in todo)), []).append(ci)
+    tasks = []
+    for members in units.values():
+        ci = members[0]
+        todo = by_cell[ci]
         per = trials_per_chunk(cells[ci].spec, chunk_size, memory_budget)
         if split > 1:
             per = max(1, min(per, math.ceil(len(todo) / split)))
         for i in range(0, len(todo), per):
             part = todo[i:i + per]
+            group = tuple((cj, tuple(r.trial_id for r in by_cell[cj][i:i + per])) for cj in members[1:])
             tasks.append(Task(exp.name, cfg.model_dump(mode="json"), ci, tuple(r.trial for r in part),
-                              tuple(r.seed for r in part), tuple(r.trial_id for r in part), device, engine))
+                              tuple(r.seed for r in part), tuple(r.trial_id for r in part), device, engine,
+                              group))
     return tasks, len(refs)
 
 
@@ -184,11 +211,11 @@ def _claimed(tasks, store: Store, by_others: list, poll: float = 0.5):
         while waiting:
             later = []
             for task in waiting:
-                state = store.claim(list(task.trial_ids), owner)
+                state = store.claim(task.all_trial_ids(), owner)
                 if state == "mine":
                     yield task
                 elif state == "done":
-                    by_others[0] += len(task.trial_ids)
+                    by_others[0] += len(task.all_trial_ids())
                 else:
                     later.append(task)
             if later:
@@ -215,7 +242,7 @@ def run_sweep(exp_name: str, cfg, store: Store, *, device: str = "cpu", executor
     split = PROGRESS_SPLIT if progress and chunk_size is None and (executor is None or getattr(
         executor, "name", "local") == "local") else 1
     tasks, total = plan(exp, cfg, store, device, chunk_size, memory_budget, choice, split=split)
-    todo = sum(len(t.trials) for t in tasks)
+    todo = sum(len(t.trials) * len(t.cells()) for t in tasks)
     if not tasks:  # fully resumed: start no executor (a cluster takes seconds to come up)
         return {"total": total, "skipped": total, "ran": 0, "written": 0}
     if executor is None:
@@ -223,11 +250,12 @@ def run_sweep(exp_name: str, cfg, store: Store, *, device: str = "cpu", executor
     elif not hasattr(executor, "run"):
         executor = executor()  # a factory: the executor is made only when there is work
     written = 0
-    n_cells = len({t.cell_index for t in tasks})
+    n_cells = len({ci for t in tasks for ci, _ in t.cells()})
     bar = tqdm(total=todo, desc=f"{exp.name}", unit="trial", disable=not progress, dynamic_ncols=True)
     cells_left = {}
     for t in tasks:
-        cells_left[t.cell_index] = cells_left.get(t.cell_index, 0) + len(t.trials)
+        for ci, _ in t.cells():
+            cells_left[ci] = cells_left.get(ci, 0) + len(t.trials)
     cells_done = 0
     by_others = [0]
     if isinstance(executor, LocalExecutor):  # one chunk at a time: claim it, so racing sweeps share the work
@@ -235,10 +263,11 @@ def run_sweep(exp_name: str, cfg, store: Store, *, device: str = "cpu", executor
     try:
         for task, rows in executor.run(run_task, tasks):
             written += store.write(rows)
-            cells_left[task.cell_index] = cells_left.get(task.cell_index, len(task.trials)) - len(task.trials)
-            cells_done += cells_left[task.cell_index] == 0
+            for ci, _ in task.cells():
+                cells_left[ci] = cells_left.get(ci, len(task.trials)) - len(task.trials)
+                cells_done += cells_left[ci] == 0
             bar.set_postfix_str(f"cells {cells_done}/{n_cells}")
-            bar.update(len(task.trials))
+            bar.update(len(task.trials) * len(task.cells()))
     finally:
         bar.close()
     if by_others[0]:
@@ -282,7 +311,12 @@ def estimate_seconds(exp, cfg, device="cpu", chunk_size: int | None = None,
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     total = 0.0
-    for ci, cell in enumerate(exp.cells(cfg)):
+    cells = exp.cells(cfg)
+    members = {}  # design='common': how many cells share each group's problems
+    for cell in cells:
+        members[cell.group] = members.get(cell.group, 0) + 1
+    together = exp.solved_together(cfg)
+    for ci, cell in enumerate(cells):
         n = cfg.trials if remaining is None else remaining.get(ci, 0)
         if n == 0:
             continue
@@ -293,8 +327,9 @@ def estimate_seconds(exp, cfg, device="cpu", chunk_size: int | None = None,
             total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, n, "cuda", dtype=s.dtype,
                               batch=trials_per_chunk(s, chunk_size, memory_budget), max_iter=s.solver.max_iter)
         else:
-            total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, n, cores=cores, dtype=s.dtype)
-    return total
+            total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, n, cores=cores, dtype=s.dtype,
+                              members=members[cell.group] if cell.group is not None and together else 1)
+    return total * exp.solved_fraction(cfg)
 
 
 def fmt_duration(seconds: float) -> str:

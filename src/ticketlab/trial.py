@@ -18,7 +18,7 @@ from .init import make_start
 from .metrics import SUCCESS_THRESHOLD, aligned_relative_error, test_rmse_exact, test_rmse_sampled
 from .oracle import Problem, make_problem, mask_accuracy, pruning_ratio, r_tilde
 
-__all__ = ["check_problem", "run_trials"]
+__all__ = ["check_problem", "edge", "next_start", "run_bisect", "run_common", "run_trials"]
 
 
 def _num(x) -> float | None:
@@ -64,10 +64,14 @@ def run_trials(spec: TrialSpec, seeds: list[int], *, device: str = "cpu", backen
         check_problem(spec, seeds, problem)
     if W0 is None:
         W0 = make_start(problem, spec.init)
-    init_err = _per_trial(lambda a, b: aligned_relative_error(a, b)[0], W0, problem.W_star)
-    aligned_target = problem.W_star  # local starts are aligned with W* by construction
-    res = engine.solve(problem.X, problem.y, problem.mask, W0, spec.solver, W_target=aligned_target,
+    res = engine.solve(problem.X, problem.y, problem.mask, W0, spec.solver, W_target=problem.W_star,
                        record_every=spec.record_every, backend=backend)
+    return _measure(spec, problem, W0, res, (time.perf_counter() - t0) / len(seeds))
+
+
+def _measure(spec: TrialSpec, problem: Problem, W0: torch.Tensor, res, wall: float) -> list[dict]:
+    """One result dict per trial of a solved batch (W* is the aligned target of local starts)."""
+    init_err = _per_trial(lambda a, b: aligned_relative_error(a, b)[0], W0, problem.W_star)
     W = res.W.double()
     rel = _per_trial(lambda a, b: aligned_relative_error(a, b)[0], W, problem.W_star)
     perm = torch.cat([aligned_relative_error(W[b:b + 1], problem.W_star[b:b + 1])[1] for b in range(len(W))])
@@ -78,7 +82,6 @@ def run_trials(spec: TrialSpec, seeds: list[int], *, device: str = "cpu", backen
     rt = r_tilde(problem.mask)
     acc = mask_accuracy(problem.oracle_mask, problem.mask, perm)
     pr = pruning_ratio(problem.mask)
-    wall = (time.perf_counter() - t0) / len(seeds)
     rows = []
     for b, seed in enumerate(problem.seeds):
         failed = bool(res.failed[b]) or not math.isfinite(float(rel[b]))
@@ -107,4 +110,127 @@ def run_trials(spec: TrialSpec, seeds: list[int], *, device: str = "cpu", backen
             row["curve"] = curve
             row["curve_every"] = spec.record_every
         rows.append(row)
+    return rows
+
+
+def _common_solver_fields(spec: TrialSpec) -> dict:
+    return spec.solver.model_dump(exclude={"beta"})
+
+
+def run_common(specs: list[TrialSpec], seeds: list[int], *, device: str = "cpu",
+               backend: str = "auto") -> list[list[dict]]:
+    """Run several trial specs that share their problems (the ``common`` design): for each seed the
+    members draw the same X, W* and mask (they may differ in the noise level, the start distance and
+    the momentum) and are solved together, X read once an iteration for all of them
+    (``engine.shared``). Returns one list of result dicts per spec, each equal (to rounding) to
+    ``run_trials(spec, seeds)``. Falls back to solving each spec alone where the shared engine does
+    not apply (where ``engine.resolve`` picks the reference engine, or a non-0/1 mask)."""
+    t0 = time.perf_counter()
+    first = specs[0]
+    for s in specs[1:]:
+        if (s.N, s.dtype, s.record_every, s.oracle.model_dump(exclude={"noise"}), _common_solver_fields(s)) != \
+                (first.N, first.dtype, first.record_every, first.oracle.model_dump(exclude={"noise"}),
+                 _common_solver_fields(first)):
+            raise ValueError("a common design's members must share N, dtype, the oracle (noise aside) and the "
+                             "solver (beta aside)")
+    dtype = DTYPES[first.dtype]
+    problems = {}
+    for s in specs:  # one draw per noise level; X, W* and the mask are the same for all of them
+        key = s.oracle.noise
+        if key not in problems:
+            problems[key] = make_problem(s.oracle, s.N, seeds, device=device, dtype=dtype)
+    base = problems[first.oracle.noise]
+    for p in problems.values():
+        if not (torch.equal(p.X, base.X) and torch.equal(p.mask, base.mask) and torch.equal(p.W_star, base.W_star)):
+            raise ValueError("the members' problems differ: they do not share X, W* and the mask")
+    starts = [make_start(problems[s.oracle.noise], s.init) for s in specs]
+    W0 = torch.stack(starts, 1)  # (B, M, d, K)
+    # the shared engine is the fast engine's sibling: it runs where the fast engine would (engine.resolve)
+    shared = _shared_module() if engine.resolve(torch.device(device).type, backend) == "fast" else None
+    if shared is None or not all(shared.supports(base.mask[b], W0[b]) for b in range(len(seeds))):
+        return [run_trials(s, seeds, device=device, backend=backend, problem=problems[s.oracle.noise], W0=w0)
+                for s, w0 in zip(specs, starts)]
+    Y = torch.stack([problems[s.oracle.noise].y for s in specs], 1)  # (B, M, N)
+    results = shared.solve(base.X, Y, base.mask, W0, first.solver, [s.solver.beta for s in specs],
+                           W_target=base.W_star, record_every=first.record_every)
+    engine.mark_used("shared")
+    wall = (time.perf_counter() - t0) / (len(seeds) * len(specs))
+    out = []
+    for m, s in enumerate(specs):
+        res = engine.SolveResult(
+            W=torch.stack([r.W[m] for r in results]), iterations=torch.stack([r.iterations[m] for r in results]),
+            converged=torch.stack([r.converged[m] for r in results]), failed=torch.stack([r.failed[m] for r in results]),
+            rate=torch.stack([r.rate[m] for r in results]),
+            curve=None if results[0].curve is None else torch.stack([r.curve[m] for r in results]),
+            curve_iters=results[0].curve_iters)
+        out.append(_measure(s, problems[s.oracle.noise], starts[m], res, wall))
+    return out
+
+
+def _shared_module():
+    """engine.shared, or None where numba is missing (then each member is solved alone)."""
+    try:
+        from .engine import shared
+    except ImportError:
+        return None
+    return shared
+
+
+PROBLEM_FIELDS = ("r_tilde", "r_ave", "mask_accuracy", "pruning_ratio")  # same for every start of a problem
+
+
+def next_start(n: int, solved: dict[int, bool]) -> int | None:
+    """Bisection over a grid of n start distances (increasing) on one problem: the index to solve
+    next given the outcomes so far (index -> success), or None once the grid is decided. The
+    nearest start first (if it fails, every farther one is taken to fail), then the farthest (if it
+    succeeds, so does every nearer one), then halving the bracket between the last success and
+    the first failure: at most 2 + ceil(log2 n) solves."""
+    if 0 not in solved:
+        return 0
+    if not solved[0]:
+        return None
+    if n - 1 not in solved:
+        return n - 1
+    lo, hi = edge(n, solved), min([i for i, ok in solved.items() if not ok], default=n)
+    return None if hi - lo <= 1 else (lo + hi) // 2
+
+
+def edge(n: int, solved: dict[int, bool]) -> int:
+    """The last index taken to succeed (-1: none): the largest success below the first failure."""
+    first_fail = min([i for i, ok in solved.items() if not ok], default=n)
+    return max([i for i, ok in solved.items() if ok and i < first_fail], default=-1)
+
+
+def run_bisect(specs: list[TrialSpec], seeds: list[int], *, device: str = "cpu",
+               backend: str = "auto") -> list[list[dict]]:
+    """The common design's grid of start distances by bisection (design='bisect', Figure 2).
+
+    specs: one column's cells, ordered by increasing start distance, sharing their problems (the
+    same seeds). Per problem (seed) only the starts ``next_start`` asks for are solved, the open
+    problems of a round batched by start distance. Cells not solved get a row with
+    ``inferred: True`` and the success the bracket implies (index <= ``edge``), assuming success
+    falls with the start distance on a problem (measured: docs/performance.md); their other outcome
+    fields are None, the problem's own (r~, mask) are copied. One list of rows per spec."""
+    n = len(specs)
+    rows: list[list[dict | None]] = [[None] * len(seeds) for _ in range(n)]
+    solved: list[dict[int, bool]] = [{} for _ in seeds]
+    while True:
+        todo: dict[int, list[int]] = {}
+        for b in range(len(seeds)):
+            i = next_start(n, solved[b])
+            if i is not None:
+                todo.setdefault(i, []).append(b)
+        if not todo:
+            break
+        for i, bs in todo.items():
+            for b, row in zip(bs, run_trials(specs[i], [seeds[b] for b in bs], device=device, backend=backend)):
+                rows[i][b] = {**row, "inferred": False}
+                solved[b][i] = bool(row["success"])
+    for b in range(len(seeds)):
+        known = next(rows[i][b] for i in range(n) if rows[i][b] is not None)
+        last = edge(n, solved[b])
+        for i in range(n):
+            if rows[i][b] is None:
+                rows[i][b] = {**{k: None for k in known}, **{k: known[k] for k in PROBLEM_FIELDS},
+                              "seed": int(seeds[b]), "success": i <= last, "inferred": True}
     return rows

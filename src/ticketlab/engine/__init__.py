@@ -17,8 +17,8 @@ from ..config import ConfigError
 from .reference import SolveResult, gradient, risk, step_scale
 from .reference import solve as solve_reference
 
-__all__ = ["ENGINES", "SolveResult", "choose", "chosen", "gradient", "resolve", "risk", "solve", "solve_reference",
-           "step_scale", "used"]
+__all__ = ["ENGINES", "SolveResult", "choose", "chosen", "gradient", "mark_used", "resolve", "risk", "solve",
+           "solve_reference", "step_scale", "used"]
 
 ENGINES = ("auto", "fast", "reference")
 _choice = "auto"
@@ -49,6 +49,11 @@ def used(reset: bool = False) -> set[str]:
     if reset:
         _used.clear()
     return out
+
+
+def mark_used(name: str) -> None:
+    """Record an engine that ran outside ``solve`` (the shared-problem engine of design='common')."""
+    _used.add(name)
 
 
 def _numba_installed() -> bool:

@@ -72,11 +72,14 @@ def union_time(N: int, K: int, r_sum: int, u: int, itemsize: int) -> float:
 
 
 def iteration_time(N: int, d: int, K: int, r_sum: int, backend: str = "fast", dtype="float64",
-                   batch: int = 100) -> float:
-    """Seconds per iteration of one trial (a mask with sum_j r_j = r_sum, union of supports <= d)."""
+                   batch: int = 100, members: int = 1) -> float:
+    """Seconds per iteration of one trial (a mask with sum_j r_j = r_sum, union of supports <= d);
+    with members > 1 (design='common', fast backend) one member of a group sharing its problem."""
     isz = _itemsize(dtype)
     if backend == "fast":
         u = min(d, r_sum)
+        if members > 1:
+            return min(shared_time(N, K, r_sum, u, isz, members))
         return min(union_time(N, K, r_sum, u, isz), layout_time(N, K, u * K, u, isz))
     if backend == "reference":  # dense batched products, the whole batch streamed every iteration
         compute = 4 * N * d * K / TORCH_FLOPS[isz]
@@ -86,17 +89,20 @@ def iteration_time(N: int, d: int, K: int, r_sum: int, backend: str = "fast", dt
 
 
 def estimate(N: int, d: int, K: int, r_sum: int, iterations: int, trials: int, backend: str = "fast",
-             *, cores: int = 1, dtype="float64", batch: int = 32, max_iter: int | None = None) -> float:
+             *, cores: int = 1, dtype="float64", batch: int = 32, max_iter: int | None = None,
+             members: int = 1) -> float:
     """Wall seconds to run ``trials`` trials of ``iterations`` iterations each on ``cores`` cores
     (backend 'fast' or 'reference' on the CPU), or on one GPU (backend 'cuda': batches of ``batch``
     trials, each running as long as its slowest trial, taken as twice the typical one and at most
-    ``max_iter``)."""
+    ``max_iter``). members > 1: the cell is one of that many sharing each problem (design='common':
+    a group's members run together on one core, each at the shared engine's cost)."""
     if backend == "cuda":
         b = max(1, min(batch, trials))
         step = max(CUDA_STEP_S, 4 * N * d * K * b / CUDA_FLOPS[_itemsize(dtype)])
         per_batch = min(2 * iterations, max_iter) if max_iter else 2 * iterations
         return math.ceil(trials / b) * per_batch * step
-    per_trial = iterations * iteration_time(N, d, K, r_sum, backend, dtype, batch=trials)
+    per_trial = iterations * iteration_time(N, d, K, r_sum, backend, dtype, batch=trials,
+                                            members=members if backend == "fast" else 1)
     if backend == "fast":  # one trial per core
         return per_trial * math.ceil(trials / max(1, cores))
     return per_trial * trials / max(1, cores)
@@ -109,3 +115,25 @@ def bytes_per_trial(N: int, d: int, K: int, dtype="float64") -> int:
     """
     isz = _itemsize(dtype)
     return isz * (N * d + N + 6 * d * K)
+
+
+# The shared-problem engine (engine/shared.py): M members read one X. Its union loops sustain about
+# SHARED_UNION_FLOPS per core on useful flops (4 N sum_j r_j a member); its dense path, two BLAS
+# products over the union (4 N u K a member), about SHARED_DENSE_FLOPS: measured side by side at
+# Figure 2's shapes with M = 10 on one core (docs/performance.md, issue 14 section), so the union
+# loops win unless the supports cover nearly all of the union (sum_j r_j > 0.8 u K).
+SHARED_UNION_FLOPS = {8: 16e9, 4: 24e9}
+SHARED_DENSE_FLOPS = {8: 20e9, 4: 30e9}
+
+
+def shared_time(N: int, K: int, r_sum: int, u: int, itemsize: int, members: int) -> tuple[float, float]:
+    """Seconds per member-iteration of the shared-problem engine: (union layout, dense layout)."""
+    union = 4 * N * r_sum / SHARED_UNION_FLOPS[itemsize] + _stream_time(N * u * itemsize) / max(1, members)
+    dense = 4 * N * u * K / SHARED_DENSE_FLOPS[itemsize] + _stream_time(N * u * itemsize) / max(1, members)
+    return union, dense
+
+
+def prefer_union_shared(N: int, K: int, r_sum: int, u: int, itemsize: int, members: int) -> bool:
+    """The shared engine's union loops beat its dense BLAS products for this group?"""
+    union, dense = shared_time(N, K, r_sum, u, itemsize, members)
+    return union <= dense

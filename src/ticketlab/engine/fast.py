@@ -39,7 +39,8 @@ from numba import njit  # ImportError here makes engine.solve fall back to the r
 
 from ..config import SolverSpec
 from . import cost
-from .reference import RATE_BURN_IN, SolveResult, step_scale
+from .rate import RATE_BURN_IN, fit_rate
+from .reference import SolveResult, step_scale
 
 _FLAGS = {"reassoc", "contract"}
 RUNNING, CONVERGED, FAILED = 0, 1, 2
@@ -387,16 +388,12 @@ def solve(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, W0: torch.Tensor
         with ThreadPoolExecutor(n_threads) as pool:
             list(pool.map(one, range(B)))  # list() re-raises a worker's exception here
 
-    n, st, stt, sy, sty = acc.T
-    den = n * stt - st * st
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = np.where((n >= 3) & (den > 0), (n * sty - st * sy) / np.where(den > 0, den, 1.0), np.nan)
     return SolveResult(
         W=torch.from_numpy(W_out),
         iterations=torch.from_numpy(iters),
         converged=torch.from_numpy(status == CONVERGED),
         failed=torch.from_numpy(status == FAILED),
-        rate=torch.from_numpy(np.exp(slope)),
+        rate=fit_rate(torch.from_numpy(acc.T.copy())),
         curve=torch.from_numpy(curve) if record else None,
         curve_iters=curve_iters,
     )

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import SolverSpec
-
-RATE_BURN_IN = 10  # iterations skipped before fitting the linear rate (transient of the start)
+from .rate import RATE_BURN_IN, fit_rate
 
 
 @dataclass
@@ -131,8 +130,4 @@ def solve(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, W0: torch.Tensor
     else:
         out_W[idx] = W
 
-    n, st, stt, sy, sty = acc
-    den = n * stt - st * st
-    slope = torch.where((n >= 3) & (den > 0), (n * sty - st * sy) / torch.where(den > 0, den, 1.0),
-                        torch.tensor(float("nan"), dtype=torch.float64, device=dev))
-    return SolveResult(out_W, iterations, converged, failed, torch.exp(slope), curve, curve_iters)
+    return SolveResult(out_W, iterations, converged, failed, fit_rate(acc), curve, curve_iters)

@@ -40,8 +40,10 @@ class ExperimentConfig(Model):
         return value
 
     def config_id(self) -> str:
-        """Stable id of what the numbers depend on (the trial count only extends a sweep)."""
-        return stable_hash(self.model_dump(mode="json", exclude={"trials", "scale"}))
+        """Stable id of what the numbers depend on (the trial count only extends a sweep; the default
+        design leaves the id of configs stored before the field existed unchanged)."""
+        exclude = {"trials", "scale"} | ({"design"} if getattr(self, "design", None) == "independent" else set())
+        return stable_hash(self.model_dump(mode="json", exclude=exclude))
 
 
 class AGDConfig(ExperimentConfig):
@@ -85,6 +87,19 @@ def check_r_within_d(d: int, r_values, field: str) -> None:
         raise ValueError(f"{field}: must give r~ >= 1 (got r~ = {', '.join(map(str, under))})")
 
 
+Design = Annotated[Literal["independent", "common"], Field(description=(
+    "independent: every cell draws its own problems (the plain sweep); common: the cells of one group "
+    "(see the experiment) share each trial's problem - X, W*, mask and start direction - and are solved "
+    "together, X read once an iteration for all of them (common random numbers; docs/performance.md)"))]
+
+
+def problem_group(spec: TrialSpec) -> str:
+    """The group of a cell under design='common': what defines its problems (the oracle but its noise
+    level, N, the kind of start), so cells that differ only in noise, start distance or solver share."""
+    return stable_hash({"oracle": spec.oracle.model_dump(mode="json", exclude={"noise"}), "N": spec.N,
+                        "init": spec.init.kind})
+
+
 def paper_r_spread(d: int, r: int) -> float:
     """The paper's r_j ~ U[0.9 r~, 1.1 r~] (Figures 2 and 4), narrowed so that 1.1 r~ never exceeds d."""
     return round(min(0.1, max(0.0, d / r - 1.0)), 6)
@@ -97,16 +112,21 @@ class Cell:
     params: dict
     spec: TrialSpec
     extra: dict = field(default_factory=dict)  # cell-specific settings beyond the TrialSpec
+    group: str | None = None  # design='common': cells of one group share their trials' problems
 
     def key(self, experiment: str) -> str:
-        return stable_hash({"experiment": experiment, "spec": self.spec.model_dump(mode="json"),
-                            "params": self.params, "extra": self.extra})
+        body = {"experiment": experiment, "spec": self.spec.model_dump(mode="json"),
+                "params": self.params, "extra": self.extra}
+        return stable_hash(body if self.group is None else {**body, "group": self.group})
 
     def seed_key(self, experiment: str) -> str:
         """What defines the trial's problem (oracle, data, start), not how it is solved: cells that
         differ only in the solver (AGD vs GD, step sizes) or in the noise level get the same seeds, so
         their comparison is paired, trial by trial, on identical problems (the noise is the same
-        standard-normal draw, scaled)."""
+        standard-normal draw, scaled). Cells of one ``group`` get the same seeds whatever else differs
+        (the common design: Figure 2's start distances then share X, W*, mask and start direction)."""
+        if self.group is not None:
+            return stable_hash({"experiment": experiment, "group": self.group})
         spec = self.spec
         oracle = spec.oracle.model_dump(mode="json", exclude={"noise"})
         return stable_hash({"experiment": experiment, "oracle": oracle, "N": spec.N,
@@ -157,6 +177,23 @@ class Experiment:
         from ..trial import run_trials
 
         return run_trials(cell.spec, seeds, device=device)
+
+    def run_cells(self, cfg, cells: list[Cell], seeds: list[int], device: str) -> list[list[dict]]:
+        """The trials of several cells of one group on the same seeds (design='common'), solved
+        together; one list of results per cell, each as ``run_cell`` would give it."""
+        if len(cells) == 1 or type(self).run_cell is not Experiment.run_cell:
+            return [self.run_cell(cfg, c, seeds, device) for c in cells]
+        from ..trial import run_common
+
+        return run_common([c.spec for c in cells], seeds, device=device)
+
+    def solved_fraction(self, cfg) -> float:
+        """The share of its trials a config actually solves (bisection infers the rest), for estimates."""
+        return 1.0
+
+    def solved_together(self, cfg) -> bool:
+        """Whether the cells of a group are solved together (one X for all) rather than one by one."""
+        return True
 
     def summarize(self, cfg, df: pd.DataFrame) -> dict:
         raise NotImplementedError

@@ -4,8 +4,9 @@ lambda where success crosses 50%, bootstrap interval) and fit radius = a sqrt(r~
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from .. import plotting
 from .. import verdicts as vd
 from ..analysis import capped_near, capped_table, linear_fit, near_cells, transition
 from ..config import InitSpec, OracleSpec, TrialSpec
-from .base import AGDConfig, Cell, Experiment, check_r_within_d, paper_r_spread
+from .base import AGDConfig, Cell, Experiment, check_r_within_d, paper_r_spread, problem_group
 
 
 class Fig2Config(AGDConfig):
@@ -26,6 +27,11 @@ class Fig2Config(AGDConfig):
         tuple(float(x) for x in range(10, 21))
     lam: Annotated[tuple[float, ...], Field(min_length=1, description="grid of start distances (relative)")] = \
         tuple(x / 100 for x in range(2, 39, 4))
+    design: Annotated[Literal["independent", "common", "bisect"], Field(description=(
+        "independent: every cell draws its own problems; common: a column's start distances share each "
+        "trial's problem (X, W*, mask, start direction) and are solved together; bisect: as common, but "
+        "each problem's grid is found by bisection over the start distance, the unsolved cells inferred "
+        "(assumes success falls with the distance; rows say inferred)"))] = "independent"
 
     @model_validator(mode="after")
     def _r_fits_d(self):
@@ -58,7 +64,30 @@ class Fig2(Experiment):
                 spec = TrialSpec(oracle=oracle, N=cfg.N, init=InitSpec(kind="local", lam=lam),
                                  solver=cfg.solver,
                                  dtype=cfg.dtype)
-                out.append(Cell({"sqrt_r_tilde_target": s, "lam": lam}, spec))
+                group = problem_group(spec) if cfg.design != "independent" else None
+                # bisect: the common design's problems (same seeds), stored apart (its rows may be inferred)
+                extra = {"design": "bisect"} if cfg.design == "bisect" else {}
+                out.append(Cell({"sqrt_r_tilde_target": s, "lam": lam}, spec, extra=extra, group=group))
+        return out
+
+    def solved_fraction(self, cfg):
+        """Bisection solves at most 2 + ceil(log2 n) of a problem's n starts (1 where the nearest fails)."""
+        n = len(cfg.lam)
+        return min(1.0, (2 + math.ceil(math.log2(max(n, 2)))) / n) if cfg.design == "bisect" else 1.0
+
+    def solved_together(self, cfg):
+        return cfg.design != "bisect"  # bisection's solves are sequential, each on its own
+
+    def run_cells(self, cfg, cells, seeds, device):
+        if cfg.design != "bisect":
+            return super().run_cells(cfg, cells, seeds, device)
+        from ..trial import run_bisect
+
+        order = sorted(range(len(cells)), key=lambda i: cells[i].params["lam"])
+        rows = run_bisect([cells[i].spec for i in order], seeds, device=device)
+        out = [None] * len(cells)
+        for i, r in zip(order, rows):
+            out[i] = r
         return out
 
     def summarize(self, cfg, df):
@@ -164,7 +193,14 @@ class Fig2(Experiment):
         return ["The quick scale shrinks d and N (K r~ up to 0.6 N, as the paper's K r~ up to 0.8 N) and caps "
                 "iterations at 4000; the paper scale uses d=500, K=10, N=5000, sqrt(r~)=10..20 and 10,000 iterations.",
                 "Success area = the integral of the success rate over the start distance: a radius estimate that "
-                "exists even when no 50% crossing falls inside the grid."]
+                "exists even when no 50% crossing falls inside the grid."] + (
+            ["Design 'common': the start distances of a column share each trial's problem (X, W*, mask, start "
+             "direction), so a column's cells are positively correlated: per-cell rates are unbiased, but "
+             "intervals that treat the cells as independent misstate the column's uncertainty."]
+            if cfg.design != "independent" else []) + (
+            ["Design 'bisect': per problem only the start distances that bisection needs were solved; the "
+             "other cells' success is inferred from the bracket (rows marked inferred)."]
+            if cfg.design == "bisect" else [])
 
 
 EXPERIMENT = Fig2()

@@ -14,7 +14,7 @@ from .. import plotting
 from .. import verdicts as vd
 from ..analysis import linear_fit, predict
 from ..config import InitSpec, OracleSpec, SolverSpec, TrialSpec
-from .base import AGDConfig, Cell, Experiment
+from .base import AGDConfig, Cell, Design, Experiment, problem_group
 
 
 class Fig3Config(AGDConfig):
@@ -31,6 +31,7 @@ class Fig3Config(AGDConfig):
                                                     "error itself gets under 1e-6 (the 1e-8 rule stops near "
                                                     "tol / (1 - rate), about 2e-6 here)")] = SolverSpec(tol=1e-10)
     record_every: Annotated[int, Field(ge=1, description="error curve resolution (iterations)")] = 10
+    design: Design = "independent"
 
     @model_validator(mode="after")
     def _beta_is_the_grid(self):
@@ -75,7 +76,8 @@ class Fig3(Experiment):
                 solver = SolverSpec(**{**cfg.solver.model_dump(), "beta": b})
                 spec = TrialSpec(oracle=oracle, N=cfg.N, solver=solver, init=InitSpec(lam=cfg.lam),
                                  record_every=cfg.record_every, dtype=cfg.dtype)
-                out.append(Cell({"r": r, "beta": b}, spec))
+                group = problem_group(spec) if cfg.design == "common" else None
+                out.append(Cell({"r": r, "beta": b}, spec, group=group))
         return out
 
     def summarize(self, cfg, df):

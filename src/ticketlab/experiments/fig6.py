@@ -13,7 +13,7 @@ from .. import plotting
 from .. import verdicts as vd
 from ..analysis import capped_table, linear_fit, log_ratio_se
 from ..config import InitSpec, OracleSpec, SolverSpec, TrialSpec
-from .base import AGDConfig, Cell, Experiment, check_r_within_d
+from .base import AGDConfig, Cell, Design, Experiment, check_r_within_d, problem_group
 
 
 class Fig6Config(AGDConfig):
@@ -24,6 +24,7 @@ class Fig6Config(AGDConfig):
     noise: Annotated[tuple[float, ...], Field(min_length=1, description="sigma / E_y levels")] = \
         (1e-2, 1e-3, 1e-4, 1e-5)
     lam: Annotated[float, Field(gt=0)] = 0.2
+    design: Design = "independent"
     solver: Annotated[SolverSpec, Field(description="Algorithm 1's settings; tol below the paper's 1e-8 so that the "
                                                     "error itself gets under 1e-6 (the 1e-8 rule stops near "
                                                     "tol / (1 - rate), about 2e-6 here)")] = SolverSpec(tol=1e-10)
@@ -53,7 +54,8 @@ class Fig6(Experiment):
                 spec = TrialSpec(oracle=oracle, N=cfg.N, init=InitSpec(lam=cfg.lam),
                                  solver=cfg.solver,
                                  dtype=cfg.dtype)
-                out.append(Cell({"sqrt_r_tilde_target": s, "noise": nz}, spec))
+                group = problem_group(spec) if cfg.design == "common" else None
+                out.append(Cell({"sqrt_r_tilde_target": s, "noise": nz}, spec, group=group))
         return out
 
     def summarize(self, cfg, df):
