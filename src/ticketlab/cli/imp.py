@@ -75,7 +75,8 @@ def imp(
     import torch
 
     from ..deep.fig11 import plot_fig11, run_grid, summarize_fig11
-    from ..deep.imp import IMPSpec, resolve_device
+    from ..deep.imp import IMPSpec
+    from ..device import resolve_device
     from ..deep.train import TrainSpec
 
     sizes = int_list(n_train, "--n-train", allow_all=True)
@@ -99,7 +100,7 @@ def imp(
                 build(IMPSpec, True, **base, control=c, n_train=n, seed=s)
     if threads < 0:
         raise ConfigError(f"invalid --threads {threads}: must be >= 0")
-    resolve_device(device)
+    resolve_device(device, dtype)
     if threads:
         torch.set_num_threads(threads)
     runs = run_grid(base, sizes, seed_list, store, device=device, progress=not as_json, controls=controls)

@@ -47,9 +47,9 @@ from pydantic import Field, field_validator, model_validator
 
 from .. import __version__
 from ..config import ConfigError, Model
-from ..device import DTYPES
+from ..device import DTYPES, resolve_device
 from ..pruning import imp_loop, magnitude_scores, mask_agreement, prune, random_scores, sparsity
-from ..seeding import PRUNE, REINIT_LEVEL, START, substream
+from ..seeding import PRUNE, START, random_mask_seed, reinit_seed, substream
 from .data import Dataset, default_val_size, load_data
 from .models import INITS, MODELS, build_model, init_model, output_layer, prunable, seeded
 from .train import TrainSpec, TrainState, initial_state, rewound, train
@@ -123,26 +123,6 @@ class IMPSpec(Model):
 
     def ticket(self) -> "IMPSpec":
         return self.model_copy(update={"control": "none"})
-
-
-def resolve_device(device: str) -> torch.device:
-    """A torch.device that exists here, or a ConfigError naming --device (before anything is written)."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"invalid device {device!r}: use cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"invalid device {device!r}: no CUDA device is available here (use --device cpu)")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"invalid device {device!r}: only {torch.cuda.device_count()} CUDA device(s) "
-                              f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
-    elif dev.type == "mps":
-        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise ConfigError(f"invalid device {device!r}: no MPS device is available here (use --device cpu)")
-    elif dev.type != "cpu":
-        raise ConfigError(f"invalid device {device!r}: use cpu, cuda, cuda:N or mps")
-    return dev
 
 
 # --------------------------------------------------------------------------- storage
@@ -256,7 +236,7 @@ def _load_state(path: str) -> TrainState:
 def _random_masks(spec: IMPSpec, ticket_masks: dict, level: int) -> dict:
     target = {k: v for k, v in sparsity(ticket_masks).items() if k != "overall"}
     ones = {k: torch.ones_like(m) for k, m in ticket_masks.items()}
-    scores = random_scores(ones, substream(substream(spec.seed, PRUNE), level))
+    scores = random_scores(ones, random_mask_seed(spec.seed, level))
     return prune(scores, ones, 0.0, of="total", overrides=target)
 
 
@@ -283,7 +263,7 @@ def rewind_steps(spec: IMPSpec, n_train: int) -> tuple[int, int]:
 def check_run(spec: IMPSpec, device: str = "cpu", data: Dataset | None = None, factory=None):
     """Every check of a run that needs no writing: device, data, rewind point, model, the weights to
     prune, one forward pass. Returns what ``run_imp`` needs; raises ConfigError naming the setting."""
-    dev = resolve_device(device)
+    dev = torch.device(resolve_device(device, spec.dtype))
     dtype = DTYPES[spec.dtype]
     custom = spec.model.startswith("custom:")
     if custom and (factory is None or data is None):
@@ -339,7 +319,7 @@ def run_imp(spec: IMPSpec, store: str, *, device: str = "cpu", progress=None, da
 
     def start_of(level: int) -> TrainState:
         if spec.control == "reinit" and level > 0:
-            m = fresh(substream(substream(spec.seed, START), REINIT_LEVEL + level))
+            m = fresh(reinit_seed(spec.seed, level))
             return initial_state(m, spec.seed)
         if level == 0 or k == 0:
             init = torch.load(os.path.join(rdir if spec.control == "none" else ticket_dir, "init.pt"))
