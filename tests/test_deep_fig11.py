@@ -164,3 +164,23 @@ def test_resolve_report_store(tmp_path):
     for bad in (tmp_path / "empty", tmp_path / "missing"):
         with pytest.raises(ConfigError, match="invalid --store"):
             resolve_report_store(bad)
+
+
+def test_report_of_an_imp_folder_shows_its_runs_recipe(tmp_path, capsys):
+    from ticketlab.app import build_report
+    from ticketlab.cli import main
+
+    write_store(tmp_path / "s")
+    res = build_report(tmp_path / "s", tmp_path / "rep")
+    md = open(res["markdown"]).read()
+    (sec,) = [s for s in res["sections"] if s["name"] == "fig11"]
+    cfg = sec["config"]  # read from the runs' config.json, not the quick preset (lenet300 on mnist5k)
+    assert (cfg["model"], cfg["data"], cfg["n_train"], cfg["seeds"], cfg["rounds"], cfg["epochs"]) == \
+        ("lenet5", "mnist5k", [100, 200], [0, 1, 2], 2, 3)
+    assert cfg["scale"] == "custom" and "*Scale: custom*" in md and "lenet300" not in md
+    assert any(c["claim"] for c in sec["claims"]) and sec["figures"]
+    (tmp_path / "empty").mkdir()
+    assert main(["report", "--store", str(tmp_path / "empty"), "--out", str(tmp_path / "rep2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: invalid --store") and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "rep2").exists()

@@ -212,8 +212,10 @@ def plot_experiment(name: str, store: Path, out: Path) -> list[Path]:
 
 def build_report(store: Path, out: Path) -> dict:
     """Write the HTML + Markdown report of everything the store holds; returns the paths and sections."""
+    from .deep.fig11 import resolve_report_store
     from .report import write_report
 
     if not Path(store).exists():
         raise ConfigError(f"invalid --store {str(store)!r}: no such file (run a sweep or `ticketlab reproduce`)")
-    return write_report(store, out)
+    where = resolve_report_store(store, Path(DEFAULT_STORE).name)  # a folder: IMP runs and/or the SQLite store
+    return write_report(where["sqlite"] or where["imp"], out)

@@ -430,6 +430,36 @@ def summary_markdown(result: dict, paper: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+def stored_recipe(store: str) -> dict | None:
+    """The Figure 11 config fields of the ticket runs an IMP folder holds (model, data, sizes, seeds,
+    deepest finished level, rates, optimizer settings, dtype), so a report of that folder shows what was
+    run, not a preset; None without ticket runs (or when they mix recipes: then a preset is all there is,
+    and the notes, read per family, still say what ran)."""
+    root = os.path.join(str(store), "imp")
+    if not os.path.isdir(root):
+        return None
+    specs, rounds = [], 0
+    for name in sorted(os.listdir(root)):
+        cfg = os.path.join(root, name, "config.json")
+        if os.path.isfile(cfg):
+            with open(cfg) as f:
+                spec = json.load(f)["spec"]
+            if spec.get("control", "none") == "none":
+                specs.append(spec)
+                rounds = max([rounds, *finished_levels(os.path.join(root, name))])
+    recipes = {json.dumps({k: v for k, v in sp.items() if k not in ("n_train", "seed", "rounds")}, sort_keys=True)
+               for sp in specs}
+    if len(recipes) != 1:
+        return None
+    sp, tr = specs[0], specs[0]["train"]
+    sizes = sorted({x["n_train"] for x in specs if x["n_train"] is not None})
+    if len(sizes) != len({x["n_train"] for x in specs}):  # 'all' (None) is no size a config can name
+        return None
+    return dict(model=sp["model"], data=sp["data"], n_train=tuple(sizes), seeds=tuple(sorted({x["seed"] for x in specs})),
+                rounds=rounds, rate=sp["rate"], output_rate=sp["rate"] if sp["output_rate"] is None else sp["output_rate"],
+                epochs=tr["epochs"], lr=tr["lr"], batch_size=tr["batch_size"], dtype=sp["dtype"])
+
+
 def resolve_report_store(path, default_name: str = "ticketlab-results.db") -> dict:
     """What ``ticketlab report --store PATH`` should read: {'sqlite': file or None, 'imp': folder or None}.
 
