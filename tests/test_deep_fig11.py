@@ -184,3 +184,20 @@ def test_report_of_an_imp_folder_shows_its_runs_recipe(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: invalid --store") and len(err.splitlines()) == 1, err
     assert not (tmp_path / "rep2").exists()
+
+
+def test_imp_options_are_generated_from_the_config_models():
+    from typer.main import get_command
+
+    from ticketlab.cli.imp import IMP_FIELDS, TRAIN_FIELDS
+    from ticketlab.deep.spec import IMPSpec, TrainSpec
+
+    params = {p.name: p for p in get_command(_app()).commands["imp"].params}
+    for model, names in ((IMPSpec, IMP_FIELDS), (TrainSpec, TRAIN_FIELDS)):
+        for n in names:  # default and help text come from the model, written once there
+            field = model.model_fields[n]
+            assert (params[n].default, params[n].help) == (field.default, field.description), n
+    assert params["rewind_optimizer"].secondary_opts == ["--no-rewind-optimizer"]
+    # a Literal field is a plain string option that the model refuses with the flag named
+    r = CliRunner().invoke(_app(), ["imp", "--scope", "per-neuron", "--data", "digits", "--store", "x"])
+    assert r.exit_code != 0 and "--scope" in str(r.exception) and "layerwise" in str(r.exception)

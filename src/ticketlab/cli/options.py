@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import typing
 from typing import Annotated
 
 import typer
@@ -46,3 +48,24 @@ Extra = Annotated[int, typer.Option(help="learner mask = oracle mask plus this m
 def oracle_from_options(d, K, r, layout, r_spread, noise, extra) -> OracleSpec:
     return build(OracleSpec, True, d=d, K=K, r=parse_r(r), layout=layout, r_spread=r_spread, noise=noise,
                  extra=extra)
+
+
+def model_option(model_cls, name: str, **option) -> inspect.Parameter:
+    """The typer option of field ``name`` of a config model, its type, default and help text taken from the
+    model (written once there). A Literal becomes a string the model checks (so a bad value is refused
+    with the flag named and the allowed values listed); ``option`` adds typer.Option arguments."""
+    field = model_cls.model_fields[name]
+    kind = field.annotation
+    optional = type(None) in typing.get_args(kind)
+    if optional:
+        (kind,) = [a for a in typing.get_args(kind) if a is not type(None)]
+    if typing.get_origin(kind) is typing.Literal:
+        kind = str
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=typing.Optional[kind] if optional else kind,
+                             default=typer.Option(field.default, help=field.description, **option))
+
+
+def with_options(func, params: list[inspect.Parameter]):
+    """``func(**options)`` as a typer command whose options are ``params`` (in this order)."""
+    func.__signature__ = inspect.Signature(params)
+    return func
