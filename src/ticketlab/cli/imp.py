@@ -135,7 +135,8 @@ def imp_summary(
     result = write_summary(store, out, scale=scale)
     paths = plot_fig11(store, plot, summary=result["summary"]) if plot else []
     n = sum(r["levels_finished"] for r in result["runs"].values())
-    typer.echo(f"wrote {out}: {len(result['runs'])} runs, {n} finished levels, {len(result['claims'])} claims")
+    typer.echo(f"wrote {out}: {len(result['runs'])} runs, {n} finished levels, {len(result['claims'])} claims, "
+               f"{len(result['frankle_carbin'])} Frankle & Carbin checks")
     for p in paths:
         typer.echo(f"wrote {p}")
 
