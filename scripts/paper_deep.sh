@@ -12,12 +12,12 @@ case "$what" in
   fc)
     exec "$py" -m ticketlab imp --model lenet300 --data "mnist:$mnist" --n-train all --rounds 12 \
       --rate 0.2 --output-rate 0.1 --rewind init --control none,reinit,random_mask --init kaiming_normal \
-      --optimizer adam --lr 1.2e-3 --batch-size 60 --epochs 10 --eval-every 100 --seeds 0 \
+      --optimizer adam --lr 1.2e-3 --batch-size 60 --epochs 10 --eval-every 100 --seeds 0,1 \
       --store "$out" --threads 1 "$@" ;;
   fig11)
     exec "$py" -m ticketlab imp --model lenet5 --data "mnist:$mnist" --n-train 25000,30000,35000,40000 \
       --rounds 12 --rate 0.2 --rewind init --control none --init kaiming_normal \
-      --optimizer adam --lr 1e-3 --batch-size 128 --epochs 3 --seeds 0 \
+      --optimizer adam --lr 1e-3 --batch-size 128 --epochs 4 --seeds 0,1,2 \
       --store "$out" --threads 1 "$@" ;;
   *) echo "usage: $0 fc|fig11 MNIST_DIR OUT [extra ticketlab imp options]" >&2; exit 2 ;;
 esac

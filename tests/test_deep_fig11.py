@@ -164,3 +164,78 @@ def test_resolve_report_store(tmp_path):
     for bad in (tmp_path / "empty", tmp_path / "missing"):
         with pytest.raises(ConfigError, match="invalid --store"):
             resolve_report_store(bad)
+
+
+def test_report_of_an_imp_folder_shows_its_runs_recipe(tmp_path, capsys):
+    from ticketlab.app import build_report
+    from ticketlab.cli import main
+
+    write_store(tmp_path / "s")
+    res = build_report(tmp_path / "s", tmp_path / "rep")
+    md = open(res["markdown"]).read()
+    (sec,) = [s for s in res["sections"] if s["name"] == "fig11"]
+    cfg = sec["config"]  # read from the runs' config.json, not the quick preset (lenet300 on mnist5k)
+    assert (cfg["model"], cfg["data"], cfg["n_train"], cfg["seeds"], cfg["rounds"], cfg["epochs"]) == \
+        ("lenet5", "mnist5k", [100, 200], [0, 1, 2], 2, 3)
+    assert cfg["scale"] == "custom" and "*Scale: custom*" in md and "lenet300" not in md
+    assert any(c["claim"] for c in sec["claims"]) and sec["figures"]
+    (tmp_path / "empty").mkdir()
+    assert main(["report", "--store", str(tmp_path / "empty"), "--out", str(tmp_path / "rep2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: invalid --store") and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "rep2").exists()
+
+
+def test_imp_options_are_generated_from_the_config_models():
+    from typer.main import get_command
+
+    from ticketlab.cli.imp import IMP_FIELDS, TRAIN_FIELDS
+    from ticketlab.deep.spec import IMPSpec, TrainSpec
+
+    params = {p.name: p for p in get_command(_app()).commands["imp"].params}
+    for model, names in ((IMPSpec, IMP_FIELDS), (TrainSpec, TRAIN_FIELDS)):
+        for n in names:  # default and help text come from the model, written once there
+            field = model.model_fields[n]
+            assert (params[n].default, params[n].help) == (field.default, field.description), n
+    assert params["rewind_optimizer"].secondary_opts == ["--no-rewind-optimizer"]
+    # a Literal field is a plain string option that the model refuses with the flag named
+    r = CliRunner().invoke(_app(), ["imp", "--scope", "per-neuron", "--data", "digits", "--store", "x"])
+    assert r.exit_code != 0 and "--scope" in str(r.exception) and "layerwise" in str(r.exception)
+
+
+def _write_fc_run(root, seed, control, errs, steps):
+    sp = IMPSpec(model="lenet300", data="mnist:/x", n_train=None, seed=seed, control=control, output_rate=0.1)
+    rdir = os.path.join(root, "imp", sp.run_name())
+    os.makedirs(rdir)
+    json.dump({"identity": sp.identity(), "spec": sp.model_dump(mode="json")}, open(f"{rdir}/config.json", "w"))
+    for lv, (e, st) in enumerate(zip(errs, steps)):
+        os.makedirs(f"{rdir}/level_{lv:02d}")
+        json.dump({"n_train": 55000, "pruning_ratio_percent": 100 * (1 - 0.8 ** lv), "test_error": e,
+                   "early_stop": {"step": st, "val_error": e, "test_error": e}, "error_unit": "percent"},
+                  open(f"{rdir}/level_{lv:02d}/metrics.json", "w"))
+
+
+def test_frankle_carbin_checks_pass_and_fail_on_built_stores(tmp_path):
+    from ticketlab.deep.fig11 import frankle_carbin_checks
+
+    # level 3 = 51.2 % remaining (nearest 51.3); seeds 0-2. Ticket: faster and better than dense;
+    # reinit: slower and worse than the ticket; random mask: faster and better than the ticket (shape fails)
+    for s, d in enumerate((0.0, 0.1, -0.05)):
+        _write_fc_run(tmp_path, s, "none", [2.5 + d, 2.4 + d, 2.3 + d, 2.0 + d], [5000 + 10 * s, 3000, 2500, 2000 + 20 * s])
+        _write_fc_run(tmp_path, s, "reinit", [2.5 + d, 2.6, 2.6, 2.4 + d], [5000 + 10 * s, 4000, 4000, 4500 - 30 * s])
+        _write_fc_run(tmp_path, s, "random_mask", [2.5 + d, 2.6, 2.6, 1.8 + d], [5000 + 10 * s, 4000, 4000, 1500 + 5 * s])
+    rows = frankle_carbin_checks(summarize_fig11(str(tmp_path)))
+    got = {(r["family"].split("-", 2)[2], r["check"].split(" (")[0]): r for r in rows}
+    assert {r["level"] for r in rows} == {3} and len(rows) == 6  # 21.1 % was not reached: no row
+    speed, acc = got[("ticket", "learns faster than the dense net")], got[("ticket", "reaches lower test error than the dense net")]
+    assert speed["gain"]["mean"] == pytest.approx(np.mean([3000, 2990, 2980])) and speed["verdict"] is True
+    assert acc["gain"]["mean"] == pytest.approx(0.5) and acc["verdict"] is True
+    assert got[("reinit control", "loses the ticket's accuracy")]["verdict"] is True
+    assert got[("reinit control", "loses the ticket's speed")]["verdict"] is True
+    assert got[("random-mask control", "loses the ticket's accuracy")]["verdict"] is False
+    assert got[("random-mask control", "loses the ticket's speed")]["verdict"] is False
+    # one seed: the numbers, no verdict
+    _write_fc_run(tmp_path / "one", 0, "none", [2.5, 2.4, 2.3, 2.0], [5000, 3000, 2500, 2000])
+    (speed1, acc1) = frankle_carbin_checks(summarize_fig11(str(tmp_path / "one")))
+    assert speed1["gain"]["mean"] == 3000 and acc1["gain"]["mean"] == pytest.approx(0.5)
+    assert speed1["verdict"] is None and acc1["verdict"] is None and "1 seed" in acc1["ours"]

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 
 import pytest
 import torch
@@ -131,7 +132,41 @@ def test_global_scope_exact_and_bad_settings(tmp_path):
     with pytest.raises(ConfigError, match="invalid rewind 1000"):
         run_imp(spec(rewind=1000), str(tmp_path / "x"))
     if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="invalid device 'cuda'"):
+        with pytest.raises(ConfigError, match="invalid --device 'cuda'"):
             run_imp(spec(), str(tmp_path / "y"), device="cuda")
     with pytest.raises(Exception, match="model must be one of"):
         IMPSpec(model="vgg", data=DATA)
+
+
+def test_deep_seed_streams_keep_the_numbers_stored_runs_were_made_with():
+    # golden values from the inline offsets these streams replaced (substream(substream(s, START), 1000 + L),
+    # substream(substream(s, PRUNE), L), substream(teacher, 100 + DATA / TEST)): stored runs keep their meaning
+    from ticketlab.seeding import ORACLE_TEST, ORACLE_TRAIN, random_mask_seed, reinit_seed, substream
+
+    assert [reinit_seed(0, 1), reinit_seed(1, 12)] == [5359272992331080759, 4864340886694881452]
+    assert [random_mask_seed(0, 1), random_mask_seed(1, 12)] == [4086898151799546456, 5318095319270670843]
+    assert [substream(2, ORACLE_TRAIN), substream(2, ORACLE_TEST)] == [479906194084751534, 3613143602745888116]
+
+
+def test_resolve_device_one_rule_for_every_command(monkeypatch):
+    from ticketlab.device import resolve_device
+
+    assert resolve_device("cpu") == "cpu"
+    for bad in ("tpu", "cuda:x", "cuda:", "CPU", "mps:0"):
+        with pytest.raises(ConfigError, match=rf"invalid --device '{re.escape(bad)}': must be 'cpu', 'cuda', 'cuda:N' or 'mps'"):
+            resolve_device(bad)
+    # a machine with one GPU and MPS, simulated: the index and the dtype are checked here
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("cuda:0") == "cuda:0" and resolve_device("cuda") == "cuda"
+    with pytest.raises(ConfigError, match=r"invalid --device 'cuda:1': only 1 CUDA device"):
+        resolve_device("cuda:1")
+    assert resolve_device("mps", "float32") == "mps"
+    with pytest.raises(ConfigError, match=r"invalid --device 'mps': MPS has no float64"):
+        resolve_device("mps", "float64")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    for dev in ("cuda", "mps"):
+        with pytest.raises(ConfigError, match=rf"invalid --device '{dev}': .* not available on this machine"):
+            resolve_device(dev)

@@ -187,3 +187,26 @@ def test_grasp_batched_oracle_learner_is_per_trial():
         assert torch.allclose(batched[b], one, rtol=1e-10, atol=1e-14)
     new = prune({"W": batched}, {"W": M}, 0.5, batched=True)["W"]
     assert torch.equal(new.sum((1, 2)), M.sum((1, 2)) - torch.floor(0.5 * M.sum((1, 2)) + 0.5))
+
+
+def test_agreement_is_the_oracle_recall_precision_pooled_over_tensors():
+    from ticketlab.oracle import mask_recall_precision
+
+    g = torch.Generator().manual_seed(3)
+    m = {"conv": torch.rand(4, 3, 2, 2, generator=g) < 0.5, "fc": torch.rand(5, 7, generator=g) < 0.3}
+    ref = {"conv": torch.rand(4, 3, 2, 2, generator=g) < 0.4, "fc": torch.rand(5, 7, generator=g) < 0.6}
+    # brute force over every position of every tensor
+    pos = [(k, i) for k in ref for i in range(ref[k].numel())]
+    kept = {p for p in pos if bool(m[p[0]].reshape(-1)[p[1]])}
+    true = {p for p in pos if bool(ref[p[0]].reshape(-1)[p[1]])}
+    ag = mask_agreement(m, ref)
+    assert ag["recall"] == pytest.approx(len(kept & true) / len(true))
+    assert ag["precision"] == pytest.approx(len(kept & true) / len(kept))
+    assert ag["agreement"] == pytest.approx(sum((p in kept) == (p in true) for p in pos) / len(pos))
+    # a single (d, K) mask: the same numbers as the oracle learner's function
+    r, p = mask_recall_precision(ref["fc"], m["fc"])
+    one = mask_agreement(m["fc"], ref["fc"])
+    assert (one["recall"], one["precision"]) == (float(r), float(p))
+    # an empty mask keeps nothing true: recall 0 and precision 0 (the oracle's convention), no NaN
+    empty = mask_agreement({k: torch.zeros_like(v) for k, v in m.items()}, ref)
+    assert empty["recall"] == 0 and empty["precision"] == 0

@@ -285,14 +285,17 @@ def list_store(store: Path) -> list[dict]:
 
 def build_report(store: Path, out: Path) -> dict:
     """Write the HTML + Markdown report of everything the store holds; returns the paths and sections."""
+    from .deep.fig11 import resolve_report_store
     from .report import write_report
 
     from .store import Store
 
-    if not Path(store).is_file():
-        raise ConfigError(f"--store: must be an existing store file (got {str(store)!r}; run a sweep or "
-                          "`ticketlab reproduce`)")
-    with Store(store) as st:
-        if st.count() == 0 and not st.configs("fig11"):
-            raise ConfigError(f"--store {str(store)!r}: holds no results yet; run a sweep or `ticketlab reproduce`")
-    return write_report(store, out)
+    if not Path(store).exists():
+        raise ConfigError(f"--store: must be an existing store file or IMP folder (got {str(store)!r}; run a "
+                          "sweep or `ticketlab reproduce`)")
+    where = resolve_report_store(store, Path(DEFAULT_STORE).name)  # a folder: IMP runs and/or the SQLite store
+    if where["sqlite"] is not None and where["imp"] is None:
+        with Store(where["sqlite"]) as st:
+            if st.count() == 0 and not st.configs("fig11"):
+                raise ConfigError(f"--store {str(store)!r}: holds no results yet; run a sweep or `ticketlab reproduce`")
+    return write_report(where["sqlite"] or where["imp"], out)

@@ -17,15 +17,24 @@ def check_device_syntax(device: str) -> str:
     raise ConfigError(f"invalid --device {device!r}: must be 'cpu', 'cuda' or 'cuda:N'")
 
 
-def resolve_device(device: str) -> str:
-    """A device name checked against this machine ('cpu', 'cuda', 'cuda:N')."""
+def resolve_device(device: str, dtype: str | None = None) -> str:
+    """A device name checked against this machine ('cpu', 'cuda', 'cuda:N', 'mps'), or a ConfigError
+    naming --device before anything runs or is written. ``dtype`` (a DTYPES name), when given, is
+    checked against the device too: MPS has no float64."""
     if device == "cpu":
         return "cpu"
-    if device.startswith("cuda"):
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
         if not torch.cuda.is_available():
             raise ConfigError(f"invalid --device {device!r}: CUDA is not available on this machine; use --device cpu")
-        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        index = int(device[5:]) if ":" in device else 0
         if index >= torch.cuda.device_count():
             raise ConfigError(f"invalid --device {device!r}: only {torch.cuda.device_count()} CUDA device(s) present")
         return device
-    raise ConfigError(f"invalid --device {device!r}: must be 'cpu', 'cuda' or 'cuda:N'")
+    if device == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ConfigError(f"invalid --device {device!r}: MPS is not available on this machine; use --device cpu")
+        if dtype == "float64":
+            raise ConfigError(f"invalid --device {device!r}: MPS has no float64; use --dtype float32 or --device cpu")
+        return device
+    raise ConfigError(f"invalid --device {device!r}: must be 'cpu', 'cuda', 'cuda:N' or 'mps'")

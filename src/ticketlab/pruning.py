@@ -17,13 +17,31 @@ Conventions shared by every function here:
 - ``batched=True``: the leading dimension of every tensor indexes independent trials; counts,
   ranks and sparsities are per trial (row) and never mix trials.
 
-Typical uses::
+Typical uses (run as a doctest):
 
-    # IMP round on a network, 20 % of the remaining weights, global, output layer at 10 %
-    masks = prune(magnitude_scores(weights), masks, 0.2, scope="global", overrides={"fc3.weight": 0.1})
-    # one-shot oracle learner: keep 40 % of W (d, K) per trial, by GraSP after some AGD steps
-    s = grasp_scores({"W": W}, lambda p: risk(X, y, p["W"]), masks={"W": M}, batched=True)
-    M = prune(s, {"W": M}, 0.6, of="total", batched=True)["W"]
+>>> import torch
+>>> g = torch.Generator().manual_seed(0)
+>>> weights = {"fc1.weight": torch.randn(8, 6, generator=g), "fc2.weight": torch.randn(3, 8, generator=g)}
+>>> masks = {k: torch.ones_like(w) for k, w in weights.items()}
+
+An IMP round on a network: 20 % of the remaining weights, ranked globally, the output layer on its
+own at 10 % (48 - round(9.6) and 24 - round(2.4) weights stay):
+
+>>> masks = prune(magnitude_scores(weights), masks, 0.2, scope="global", overrides={"fc2.weight": 0.1})
+>>> [int(m.sum()) for m in masks.values()]
+[38, 22]
+
+The one-shot oracle learner: B = 3 independent trials of W (d, K) = (5, 2), keep 40 % of each by
+GraSP. The loss is the *sum* of the trials' losses (their Hessians are separate blocks):
+
+>>> X, y = torch.randn(3, 50, 5, generator=g), torch.randn(3, 50, generator=g)
+>>> W, M = torch.randn(3, 5, 2, generator=g), torch.ones(3, 5, 2)
+>>> def risk(p):
+...     return 0.5 * ((torch.tanh(X @ p["W"]).sum(-1) - y) ** 2).mean(-1).sum()
+>>> s = grasp_scores({"W": W}, risk, masks={"W": M})
+>>> M = prune(s, {"W": M}, 0.6, of="total", batched=True)["W"]
+>>> M.sum((1, 2)).tolist()
+[4.0, 4.0, 4.0]
 """
 
 from __future__ import annotations
@@ -34,6 +52,7 @@ from collections.abc import Callable, Mapping
 import torch
 
 from .config import ConfigError
+from .oracle import mask_recall_precision
 
 Tensors = Mapping[str, torch.Tensor]
 
@@ -223,25 +242,25 @@ def sparsity(masks: Tensors) -> dict[str, float]:
 
 
 def mask_agreement(mask: Tensors | torch.Tensor, reference: Tensors | torch.Tensor) -> dict[str, float]:
-    """How well a mask matches a reference (e.g. the oracle's), on positions as given (no alignment).
+    """How well a mask matches a reference (e.g. the oracle's), on positions as given (no alignment),
+    pooled over all tensors of ``reference``.
 
-    recall = |M (.) M_ref|_0 / |M_ref|_0: the paper's *mask accuracy* (share of true weights kept);
-    precision = |M (.) M_ref|_0 / |M|_0 (share of kept weights that are true); agreement = share
-    of positions where the two masks agree. For the oracle learner, permute neurons first
-    (``ticketlab.oracle.mask_accuracy`` takes a permutation).
+    recall and precision are ``ticketlab.oracle.mask_recall_precision`` (the one definition) on the
+    concatenated masks: recall = the paper's *mask accuracy* (share of true weights kept), precision
+    = share of kept weights that are true (0 for an empty mask); agreement = share of positions where
+    the two masks agree. For the oracle learner, permute neurons first (``mask_recall_precision``
+    takes a permutation).
     """
     if isinstance(mask, torch.Tensor):
         mask, reference = {"_": mask}, {"_": reference}
-    tp = kept = ref = same = total = 0
-    for k in reference:
-        a, b = mask[k] != 0, reference[k] != 0
-        tp += int((a & b).sum())
-        kept += int(a.sum())
-        ref += int(b.sum())
-        same += int((a == b).sum())
-        total += a.numel()
-    return {"recall": tp / ref if ref else float("nan"), "precision": tp / kept if kept else float("nan"),
-            "agreement": same / total if total else float("nan")}
+    names = list(reference)
+    if not names:
+        return {"recall": float("nan"), "precision": float("nan"), "agreement": float("nan")}
+    # one (1, n) matrix per side: mask_recall_precision sums over its last two dimensions
+    a = torch.cat([(mask[k] != 0).reshape(-1).cpu() for k in names])[None]
+    b = torch.cat([(reference[k] != 0).reshape(-1).cpu() for k in names])[None]
+    recall, precision = mask_recall_precision(b, a)
+    return {"recall": float(recall), "precision": float(precision), "agreement": float((a == b).double().mean())}
 
 
 def apply_masks(weights: Tensors, masks: Tensors) -> None:

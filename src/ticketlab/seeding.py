@@ -33,4 +33,16 @@ def trial_seed(base_seed: int, cell_key: str, trial: int) -> int:
 
 # Deep streams, appended.
 VALIDATION = 13  # deep data: the validation items held out of a training pool (seeded by the split seed)
-REINIT_LEVEL = 1000  # deep reinit control: level L starts from substream(substream(seed, START), REINIT_LEVEL + L)
+ORACLE_TRAIN, ORACLE_TEST = 100, 102  # deep oracle: inputs and noise of its training pool and test set
+REINIT_LEVEL = 1000  # deep reinit control: offset of the level inside the init stream (see reinit_seed)
+
+
+def reinit_seed(seed: int, level: int) -> int:
+    """The fresh init of the deep reinit control at ``level`` (a stream of its own inside the run's init
+    stream, so it never equals theta_0's seed)."""
+    return substream(substream(seed, START), REINIT_LEVEL + level)
+
+
+def random_mask_seed(seed: int, level: int) -> int:
+    """The scores of the deep random-mask control at ``level``, inside the run's PRUNE stream."""
+    return substream(substream(seed, PRUNE), level)

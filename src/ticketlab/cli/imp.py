@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import Optional
 
 import typer
 
 from ..config import ConfigError, build
-from .options import int_list, json_text
+from .options import int_list, json_text, model_option, with_options
 
 
 def _rewind(text: str) -> tuple[int, str]:
@@ -30,79 +31,80 @@ def _rewind(text: str) -> tuple[int, str]:
 CONTROLS = ("none", "reinit", "random_mask")
 
 
-def imp(
-    model: str = typer.Option("lenet5", help="network: lenet300, lenet5, resnet20, resnet50, mlp"),
-    data: str = typer.Option("mnist5k", help="data: mnist5k, digits, mnist:DIR, cifar10:DIR, oracle[:k=v,...]"),
-    n_train: str = typer.Option("1000,2000,3000,4000", help="training-set sizes, comma-separated ('all': whole pool)"),
-    rounds: int = typer.Option(10, help="pruning rounds after the dense level 0 (>= 0)"),
-    rate: float = typer.Option(0.2, help="share of remaining weights pruned per round, in (0, 1)"),
-    output_rate: Optional[float] = typer.Option(None, help="own per-round rate of the output layer (default: --rate)"),
-    scope: str = typer.Option("layerwise", help="magnitude ranking per layer (layerwise) or over all layers (global)"),
-    rewind: str = typer.Option("init", help="reset survivors to init, or to the state after K steps (K, Kit) or "
-                                            "K epochs (Kep); levels continue from there"),
-    rewind_optimizer: bool = typer.Option(True, help="carry the optimizer moments of the rewind step (pruned "
-                                                     "entries zeroed); --no-rewind-optimizer: a fresh optimizer"),
-    control: str = typer.Option("none", help="families, comma-separated: none (ticket), reinit (ticket mask, new "
-                                             "init), random_mask (random mask, ticket's sparsity and init)"),
-    init: str = typer.Option("kaiming_normal", help="weight init: kaiming_normal (OpenLTH) or pytorch (default init)"),
-    val_size: Optional[int] = typer.Option(None, help="validation items held out of the training pool (default: "
-                                                      "5000 of >= 50000, else 10%)"),
-    params: Optional[str] = typer.Option(None, help="weights to prune: module types or name globs, comma-separated "
-                                                    "(default: every Linear/Conv2d weight)"),
-    epochs: int = typer.Option(10, help="training epochs per level (>= 1)"),
-    optimizer: str = typer.Option("sgd", help="sgd (with momentum) or adam"),
-    lr: float = typer.Option(0.05, help="learning rate (> 0, finite)"),
-    momentum: float = typer.Option(0.9, help="SGD momentum in [0, 1)"),
-    weight_decay: float = typer.Option(0.0, help="weight decay (>= 0)"),
-    batch_size: int = typer.Option(64, help="mini-batch size (>= 1)"),
-    schedule: str = typer.Option("constant", help="lr schedule: constant, cosine, step"),
-    milestones: str = typer.Option("", help="epochs where the 'step' schedule multiplies the lr by --gamma, e.g. 80,120"),
-    gamma: float = typer.Option(0.1, help="factor of the 'step' schedule at each milestone, in (0, 1]"),
-    warmup_steps: int = typer.Option(0, help="linear lr warm-up over this many steps (>= 0)"),
-    eval_every: int = typer.Option(0, help="validation every this many steps (0: at epoch ends only)"),
-    augment: bool = typer.Option(False, help="random crop + flip (CIFAR)"),
-    widths: str = typer.Option("", help="hidden widths of --model mlp, e.g. 16-8"),
-    seeds: str = typer.Option("0", help="run seeds, comma-separated, e.g. 0,1,2"),
-    store: str = typer.Option("results", help="store directory (runs go under STORE/imp/)"),
-    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or mps"),
-    dtype: str = typer.Option("float32", help="float32 or float64"),
-    threads: int = typer.Option(0, help="torch CPU threads (0: torch's default; 1 is fastest on a busy small CPU)"),
-    plot: Optional[str] = typer.Option(None, help="also write the Figure 11 plots (PNG+PDF) into this directory"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object (runs and summary) instead of a table"),
-):
+# Options generated from the config models (type, default, help written once, in deep/spec.py), in
+# --help order; the rest are the grid, parsed forms and the command's own switches.
+IMP_FIELDS = ("rounds", "rate", "output_rate", "scope", "rewind_optimizer", "init", "val_size", "params", "dtype")
+TRAIN_FIELDS = ("epochs", "optimizer", "lr", "momentum", "weight_decay", "batch_size", "schedule", "gamma",
+                "warmup_steps", "eval_every", "augment")
+
+
+def _option(name: str, kind, default, help: str, *decls: str) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind,
+                             default=typer.Option(default, *decls, help=help))
+
+
+def _imp_options() -> list[inspect.Parameter]:
+    from ..deep.spec import MODELS, IMPSpec, TrainSpec
+
+    imp_opt = {n: model_option(IMPSpec, n) for n in IMP_FIELDS}
+    train_opt = {n: model_option(TrainSpec, n) for n in TRAIN_FIELDS}
+    return [
+        _option("model", str, "lenet5", f"network: {', '.join(MODELS)}"),
+        _option("data", str, "mnist5k", "data: mnist5k, digits, mnist:DIR, cifar10:DIR, oracle[:k=v,...]"),
+        _option("n_train", str, "1000,2000,3000,4000", "training-set sizes, comma-separated ('all': whole pool)"),
+        *(imp_opt[n] for n in ("rounds", "rate", "output_rate", "scope")),
+        _option("rewind", str, "init", "reset survivors to init, or to the state after K steps (K, Kit) or K epochs "
+                                       "(Kep); levels continue from there"),
+        imp_opt["rewind_optimizer"],
+        _option("control", str, "none", "families, comma-separated: none (ticket), reinit (ticket mask, new init), "
+                                        "random_mask (random mask, ticket's sparsity and init)"),
+        *(imp_opt[n] for n in ("init", "val_size", "params")),
+        *(train_opt[n] for n in ("epochs", "optimizer", "lr", "momentum", "weight_decay", "batch_size", "schedule")),
+        _option("milestones", str, "", "epochs where the 'step' schedule multiplies the lr by --gamma, e.g. 80,120"),
+        *(train_opt[n] for n in ("gamma", "warmup_steps", "eval_every", "augment")),
+        _option("widths", str, "", "hidden widths of --model mlp, e.g. 16-8"),
+        _option("seeds", str, "0", "run seeds, comma-separated, e.g. 0,1,2"),
+        _option("store", str, "results", "store directory (runs go under STORE/imp/)"),
+        _option("device", str, "cpu", "cpu, cuda, cuda:N or mps"),
+        imp_opt["dtype"],
+        _option("threads", int, 0, "torch CPU threads (0: torch's default; 1 is fastest on a busy small CPU)"),
+        _option("plot", Optional[str], None, "also write the Figure 11 plots (PNG+PDF) into this directory"),
+        _option("as_json", bool, False, "print one JSON object (runs and summary) instead of a table", "--json"),
+    ]
+
+
+def imp(**o):
     """Run IMP for every training-set size, seed and family, level by level across the grid (a finished
     level is never recomputed; an unfinished one resumes from its last epoch)."""
     import torch
 
     from ..deep.fig11 import plot_fig11, run_grid, summarize_fig11
-    from ..deep.imp import IMPSpec, resolve_device
-    from ..deep.train import TrainSpec
+    from ..deep.spec import IMPSpec, TrainSpec
+    from ..device import resolve_device
 
-    if widths and model != "mlp":
-        raise ConfigError(f"--widths: must be given only with --model mlp (got --model {model} --widths {widths}); "
-                          "drop --widths or use --model mlp")
-    sizes = int_list(n_train, "--n-train", allow_all=True)
-    seed_list = int_list(seeds, "--seeds")
-    controls = [c.strip() for c in control.split(",") if c.strip()]
+    if o["widths"] and o["model"] != "mlp":
+        raise ConfigError(f"--widths: must be given only with --model mlp (got --model {o['model']} --widths "
+                          f"{o['widths']}); drop --widths or use --model mlp")
+    sizes = int_list(o["n_train"], "--n-train", allow_all=True)
+    seed_list = int_list(o["seeds"], "--seeds")
+    controls = [c.strip() for c in o["control"].split(",") if c.strip()]
     bad = [c for c in controls if c not in CONTROLS]
     if bad or not controls:
-        raise ConfigError(f"invalid --control {control!r}: comma-separated families from {', '.join(CONTROLS)}")
-    k, unit = _rewind(rewind)
-    tspec = build(TrainSpec, True, optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                  batch_size=batch_size, epochs=epochs, schedule=schedule, gamma=gamma, warmup_steps=warmup_steps,
-                  eval_every=eval_every,
-                  milestones=tuple(int_list(milestones, "--milestones")) if milestones else (), augment=augment)
-    base = dict(model=model, data=data, rounds=rounds, rate=rate, output_rate=output_rate, scope=scope,
-                rewind=k, rewind_unit=unit, rewind_optimizer=rewind_optimizer, init=init, val_size=val_size,
-                params=params, dtype=dtype, train=tspec,
-                widths=tuple(int_list(widths.replace("-", ","), "--widths")) if widths else None)
+        raise ConfigError(f"invalid --control {o['control']!r}: comma-separated families from {', '.join(CONTROLS)}")
+    k, unit = _rewind(o["rewind"])
+    milestones = tuple(int_list(o["milestones"], "--milestones")) if o["milestones"] else ()
+    tspec = build(TrainSpec, True, **{n: o[n] for n in TRAIN_FIELDS}, milestones=milestones)
+    widths = tuple(int_list(o["widths"].replace("-", ","), "--widths")) if o["widths"] else None
+    base = dict(model=o["model"], data=o["data"], **{n: o[n] for n in IMP_FIELDS}, rewind=k, rewind_unit=unit,
+                train=tspec, widths=widths)
     for c in controls:  # validate every spec before any work
         for s in seed_list:
             for n in sizes:
                 build(IMPSpec, True, **base, control=c, n_train=n, seed=s)
+    store, device, threads, plot, as_json = o["store"], o["device"], o["threads"], o["plot"], o["as_json"]
     if threads < 0:
         raise ConfigError(f"invalid --threads {threads}: must be >= 0")
-    resolve_device(device)
+    resolve_device(device, o["dtype"])
     if threads:
         torch.set_num_threads(threads)
     runs = run_grid(base, sizes, seed_list, store, device=device, progress=not as_json, controls=controls)
@@ -136,11 +138,12 @@ def imp_summary(
     result = write_summary(store, out, scale=scale)
     paths = plot_fig11(store, plot, summary=result["summary"]) if plot else []
     n = sum(r["levels_finished"] for r in result["runs"].values())
-    typer.echo(f"wrote {out}: {len(result['runs'])} runs, {n} finished levels, {len(result['claims'])} claims")
+    typer.echo(f"wrote {out}: {len(result['runs'])} runs, {n} finished levels, {len(result['claims'])} claims, "
+               f"{len(result['frankle_carbin'])} Frankle & Carbin checks")
     for p in paths:
         typer.echo(f"wrote {p}")
 
 
 def register(app: typer.Typer) -> None:
-    app.command("imp")(imp)
+    app.command("imp")(with_options(imp, _imp_options()))
     app.command("imp-summary")(imp_summary)

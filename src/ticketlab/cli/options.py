@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import typing
 from typing import Annotated
 
 import typer
@@ -49,6 +51,25 @@ def oracle_from_options(d, K, r, layout, r_spread, noise, extra) -> OracleSpec:
                  extra=extra)
 
 
+def model_option(model_cls, name: str, **option) -> inspect.Parameter:
+    """The typer option of field ``name`` of a config model, its type, default and help text taken from the
+    model (written once there). A Literal becomes a string the model checks (so a bad value is refused
+    with the flag named and the allowed values listed); ``option`` adds typer.Option arguments."""
+    field = model_cls.model_fields[name]
+    kind = field.annotation
+    optional = type(None) in typing.get_args(kind)
+    if optional:
+        (kind,) = [a for a in typing.get_args(kind) if a is not type(None)]
+    if typing.get_origin(kind) is typing.Literal:
+        kind = str
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=typing.Optional[kind] if optional else kind,
+                             default=typer.Option(field.default, help=field.description, **option))
+
+
+def with_options(func, params: list[inspect.Parameter]):
+    """``func(**options)`` as a typer command whose options are ``params`` (in this order)."""
+    func.__signature__ = inspect.Signature(params)
+    return func
 def json_text(obj) -> str:
     """One JSON object, valid JSON always: inf and NaN become null (json.dumps would write Infinity)."""
     import math

@@ -102,7 +102,8 @@ def _family_summary(rows: list[dict], metric: str) -> dict:
                         **_stats(list(c["errors"].values())), "seeds": sorted(c["errors"]),
                         "errors": {str(s): v for s, v in sorted(c["errors"].items())},
                         "val_mean": float(np.mean(list(c["val"].values()))) if c["val"] else None,
-                        "early_stop_step_mean": float(np.mean(list(c["stop"].values()))) if c["stop"] else None})
+                        "early_stop_step_mean": float(np.mean(list(c["stop"].values()))) if c["stop"] else None,
+                        "early_stop_steps": {str(s): v for s, v in sorted(c["stop"].items())}})
         curves[n] = pts
         pruned = [p for p in pts if p["level"] >= 1 and p["val_mean"] is not None]
         if 0 in by_n[n] and pruned:  # the level is chosen on validation error, never on test error
@@ -240,6 +241,67 @@ def fig11_claims(summary: dict, paper: dict) -> list[dict]:
     return claims
 
 
+# Frankle & Carbin's sanity check (ICLR 2019, Figures 3-4, LeNet-300-100): at 51.3 % and 21.1 % of the
+# weights remaining the ticket learns faster (earlier early-stopping iteration) and reaches lower test
+# error than the dense net, and a random reinitialisation (or a random mask) loses that. The levels are
+# fixed in advance (nearest each target), never chosen on test error.
+FC_TARGETS = (51.3, 21.1)
+
+
+def _nearest(fam: dict, n: str, remaining: float, tol: float):
+    pts = fam["curves"].get(n, [])
+    best = min(pts, key=lambda p: abs(p["remaining_percent"] - remaining), default=None)
+    return best if best is not None and abs(best["remaining_percent"] - remaining) <= tol else None
+
+
+def _by_seed(point: dict, key: str) -> dict:
+    return {int(s): v for s, v in point.get(key, {}).items()}
+
+
+def _gain_text(g: dict, unit: str) -> str:
+    if g["mean"] is None:
+        return "n/a"
+    if g["se"] is None:
+        return f"{g['mean']:+.4g} {unit} (1 seed: no interval)"
+    return f"{g['mean']:+.4g} ± {2 * g['se']:.3g} {unit} (2 SE, {len(g['seeds'])} seeds)"
+
+
+def frankle_carbin_checks(summary: dict, targets=FC_TARGETS) -> list[dict]:
+    """Frankle & Carbin's shape on every LeNet-300-100 family of ``summary``, at each target level it
+    reached: rows {family, n_train, remaining_percent, level, check, ours, gain, verdict}. A gain is
+    positive when the shape holds (the ticket stops earlier and errs less than the dense net; a control
+    stops later and errs more than the ticket at the same level); paired by seed, 2-SE intervals, the
+    verdict True/False only when the interval excludes 0."""
+    rows = []
+    fams = [f for f in summary["families"] if f["family"].get("model") == "lenet300"]
+    tickets = {_base(f["family"]): f for f in fams if f["control"] == "none"}
+    for fam in fams:
+        ticket = tickets.get(_base(fam["family"]))
+        if ticket is None:
+            continue
+        for n in fam["curves"]:
+            dense = _nearest(ticket, n, 100.0, 1e-9)
+            for target in targets:
+                p, t = _nearest(fam, n, target, 1.0), _nearest(ticket, n, target, 1.0)
+                if p is None or t is None or dense is None:
+                    continue
+                if fam["control"] == "none":
+                    checks = [("learns faster than the dense net (dense - ticket early-stopping iteration)",
+                               paired(_by_seed(dense, "early_stop_steps"), _by_seed(p, "early_stop_steps")), "iterations"),
+                              ("reaches lower test error than the dense net (dense - ticket test error)",
+                               paired(_by_seed(dense, "errors"), _by_seed(p, "errors")), fam["error_unit"])]
+                else:
+                    checks = [("loses the ticket's speed (control - ticket early-stopping iteration)",
+                               paired(_by_seed(p, "early_stop_steps"), _by_seed(t, "early_stop_steps")), "iterations"),
+                              ("loses the ticket's accuracy (control - ticket test error)",
+                               paired(_by_seed(p, "errors"), _by_seed(t, "errors")), fam["error_unit"])]
+                for check, g, unit in checks:
+                    rows.append({"family": fam["label"], "n_train": int(n), "remaining_percent": p["remaining_percent"],
+                                 "level": p["level"], "check": check, "ours": _gain_text(g, unit), "gain": g,
+                                 "verdict": _verdict(g)})
+    return rows
+
+
 def _run_settings(store: str, fam: dict) -> dict:
     return {k: fam["family"].get(k) for k in ("model", "data", "init", "rate", "output_rate", "rewind", "rewind_unit")}
 
@@ -370,7 +432,7 @@ def write_summary(store: str, out: str, *, paper: dict | None = None, scale: str
     result = {"kind": "ticketlab.imp_summary", "version": 1, "scale": scale,
               "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "ticketlab_version": __version__,
               "store": os.path.abspath(store), "summary": summary, "claims": fig11_claims(summary, paper),
-              "notes": fig11_notes(summary, scale), "runs": runs}
+              "notes": fig11_notes(summary, scale), "frankle_carbin": frankle_carbin_checks(summary), "runs": runs}
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     tmp = out + ".tmp"
     with open(tmp, "w") as f:
@@ -449,6 +511,36 @@ def summary_markdown(result: dict, paper: dict | None = None) -> str:
                 lines.append("| paper | " + " | ".join("-" if v is None else f"{v:.2f}" for v in ref[:len(pts)]) + " |")
             lines.append("")
     return "\n".join(lines)
+
+
+def stored_recipe(store: str) -> dict | None:
+    """The Figure 11 config fields of the ticket runs an IMP folder holds (model, data, sizes, seeds,
+    deepest finished level, rates, optimizer settings, dtype), so a report of that folder shows what was
+    run, not a preset; None without ticket runs (or when they mix recipes: then a preset is all there is,
+    and the notes, read per family, still say what ran)."""
+    root = os.path.join(str(store), "imp")
+    if not os.path.isdir(root):
+        return None
+    specs, rounds = [], 0
+    for name in sorted(os.listdir(root)):
+        cfg = os.path.join(root, name, "config.json")
+        if os.path.isfile(cfg):
+            with open(cfg) as f:
+                spec = json.load(f)["spec"]
+            if spec.get("control", "none") == "none":
+                specs.append(spec)
+                rounds = max([rounds, *finished_levels(os.path.join(root, name))])
+    recipes = {json.dumps({k: v for k, v in sp.items() if k not in ("n_train", "seed", "rounds")}, sort_keys=True)
+               for sp in specs}
+    if len(recipes) != 1:
+        return None
+    sp, tr = specs[0], specs[0]["train"]
+    sizes = sorted({x["n_train"] for x in specs if x["n_train"] is not None})
+    if len(sizes) != len({x["n_train"] for x in specs}):  # 'all' (None) is no size a config can name
+        return None
+    return dict(model=sp["model"], data=sp["data"], n_train=tuple(sizes), seeds=tuple(sorted({x["seed"] for x in specs})),
+                rounds=rounds, rate=sp["rate"], output_rate=sp["rate"] if sp["output_rate"] is None else sp["output_rate"],
+                epochs=tr["epochs"], lr=tr["lr"], batch_size=tr["batch_size"], dtype=sp["dtype"])
 
 
 def resolve_report_store(path, default_name: str = "ticketlab-results.db") -> dict:

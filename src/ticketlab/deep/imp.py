@@ -40,109 +40,18 @@ import os
 import platform
 import shutil
 import time
-from typing import Annotated, Literal
 
 import torch
-from pydantic import Field, field_validator, model_validator
 
 from .. import __version__
-from ..config import ConfigError, Model
-from ..device import DTYPES
+from ..config import ConfigError
+from ..device import DTYPES, resolve_device
 from ..pruning import imp_loop, magnitude_scores, mask_agreement, prune, random_scores, sparsity
-from ..seeding import PRUNE, REINIT_LEVEL, START, substream
+from ..seeding import PRUNE, START, random_mask_seed, reinit_seed, substream
 from .data import Dataset, default_val_size, load_data
-from .models import INITS, MODELS, build_model, init_model, output_layer, prunable, seeded
-from .train import TrainSpec, TrainState, initial_state, rewound, train
-
-
-
-class IMPSpec(Model):
-    """Everything one IMP run depends on (besides the device)."""
-
-    model: Annotated[str, Field(description=f"network: one of {', '.join(MODELS)}, or 'custom:NAME' with a "
-                                            "factory passed to run_imp")]
-    data: Annotated[str, Field(description="data spec, see ticketlab.deep.data (a label for custom data)")]
-    n_train: Annotated[int | None, Field(ge=1, description="training-set size (None: the whole pool)")] = None
-    seed: Annotated[int, Field(ge=0, description="run seed: init, data subset, data order, random masks")] = 0
-    rounds: Annotated[int, Field(ge=0, description="pruning rounds (levels 1..rounds after the dense level 0)")] = 10
-    rate: Annotated[float, Field(gt=0, lt=1, description="share of remaining weights pruned per round (0, 1)")] = 0.2
-    output_rate: Annotated[
-        float | None, Field(ge=0, lt=1, description="own per-round rate for the output layer (None: rate)")] = None
-    scope: Annotated[Literal["layerwise", "global"], Field(description="rank weights per layer or globally")] = (
-        "layerwise")
-    rewind: Annotated[int, Field(ge=0, description="rewind to the state after this many steps or epochs (0: init)")] = 0
-    rewind_unit: Annotated[Literal["steps", "epochs"], Field(description="unit of rewind: steps or epochs")] = "steps"
-    rewind_optimizer: Annotated[bool, Field(description="carry the optimizer moments of step k (pruned entries "
-                                                        "zeroed) into each level; False: a fresh optimizer")] = True
-    init: Annotated[Literal[INITS], Field(description="kaiming_normal (OpenLTH's default) or pytorch "
-                                                      "(the modules' own default init)")] = "kaiming_normal"
-    val_size: Annotated[int | None, Field(ge=0, description="validation items held out of the training pool "
-                                                            "(None: 5,000 of >= 50,000, else 10 %)")] = None
-    params: Annotated[str | None, Field(description="weights to prune: comma-separated name globs or module "
-                                                    "types (e.g. 'Linear' or 'features.*'); None: every "
-                                                    "Linear/Conv2d weight")] = None
-    control: Annotated[
-        Literal["none", "reinit", "random_mask"],
-        Field(description="none (the ticket), reinit (ticket mask, fresh init), random_mask (random mask of "
-                          "the ticket's per-layer sparsity, ticket's init)")] = "none"
-    widths: Annotated[tuple[int, ...] | None, Field(description="hidden widths of the 'mlp' model")] = None
-    split_seed: Annotated[int, Field(ge=0, description="seed of the fixed train/validation/test splits")] = 0
-    train: TrainSpec = TrainSpec()
-    dtype: Literal["float32", "float64"] = "float32"
-
-    @field_validator("model")
-    @classmethod
-    def _model(cls, v):
-        if v not in MODELS and not (v.startswith("custom:") and len(v) > 7):
-            raise ValueError(f"model must be one of {', '.join(MODELS)} or 'custom:NAME' (got {v!r})")
-        return v
-
-    @field_validator("widths")
-    @classmethod
-    def _widths(cls, v):
-        if v is not None and (not v or min(v) < 1):
-            raise ValueError(f"widths must be hidden widths >= 1 (got {v})")
-        return v
-
-    @model_validator(mode="after")
-    def _widths_only_mlp(self):
-        if self.widths is not None and self.model != "mlp":
-            raise ValueError(f"widths applies to model 'mlp' only (got model {self.model!r})")
-        return self
-
-    def identity(self) -> dict:
-        d = self.model_dump(mode="json")
-        d.pop("rounds")
-        return d
-
-    def run_name(self) -> str:
-        tag = self.data.split(":")[0]
-        n = "all" if self.n_train is None else str(self.n_train)
-        suffix = "" if self.control == "none" else f"-{self.control}"
-        return f"{self.model.replace(':', '-')}-{tag}-n{n}-seed{self.seed}{suffix}"
-
-    def ticket(self) -> "IMPSpec":
-        return self.model_copy(update={"control": "none"})
-
-
-def resolve_device(device: str) -> torch.device:
-    """A torch.device that exists here, or a ConfigError naming --device (before anything is written)."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"invalid device {device!r}: use cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"invalid device {device!r}: no CUDA device is available here (use --device cpu)")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"invalid device {device!r}: only {torch.cuda.device_count()} CUDA device(s) "
-                              f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
-    elif dev.type == "mps":
-        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise ConfigError(f"invalid device {device!r}: no MPS device is available here (use --device cpu)")
-    elif dev.type != "cpu":
-        raise ConfigError(f"invalid device {device!r}: use cpu, cuda, cuda:N or mps")
-    return dev
+from .models import build_model, init_model, prunable, seeded
+from .spec import IMPSpec
+from .train import TrainState, initial_state, rewound, train
 
 
 # --------------------------------------------------------------------------- storage
@@ -256,7 +165,7 @@ def _load_state(path: str) -> TrainState:
 def _random_masks(spec: IMPSpec, ticket_masks: dict, level: int) -> dict:
     target = {k: v for k, v in sparsity(ticket_masks).items() if k != "overall"}
     ones = {k: torch.ones_like(m) for k, m in ticket_masks.items()}
-    scores = random_scores(ones, substream(substream(spec.seed, PRUNE), level))
+    scores = random_scores(ones, random_mask_seed(spec.seed, level))
     return prune(scores, ones, 0.0, of="total", overrides=target)
 
 
@@ -283,7 +192,7 @@ def rewind_steps(spec: IMPSpec, n_train: int) -> tuple[int, int]:
 def check_run(spec: IMPSpec, device: str = "cpu", data: Dataset | None = None, factory=None):
     """Every check of a run that needs no writing: device, data, rewind point, model, the weights to
     prune, one forward pass. Returns what ``run_imp`` needs; raises ConfigError naming the setting."""
-    dev = resolve_device(device)
+    dev = torch.device(resolve_device(device, spec.dtype))
     dtype = DTYPES[spec.dtype]
     custom = spec.model.startswith("custom:")
     if custom and (factory is None or data is None):
@@ -339,7 +248,7 @@ def run_imp(spec: IMPSpec, store: str, *, device: str = "cpu", progress=None, da
 
     def start_of(level: int) -> TrainState:
         if spec.control == "reinit" and level > 0:
-            m = fresh(substream(substream(spec.seed, START), REINIT_LEVEL + level))
+            m = fresh(reinit_seed(spec.seed, level))
             return initial_state(m, spec.seed)
         if level == 0 or k == 0:
             init = torch.load(os.path.join(rdir if spec.control == "none" else ticket_dir, "init.pt"))

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..config import ConfigError
 
-MODELS = ("lenet300", "lenet5", "resnet20", "resnet50", "mlp")
+from .spec import INITS, MODELS
 
 
 def _refuse_torch_pruned(model: nn.Module) -> None:
@@ -205,8 +205,6 @@ def build_model(name: str, in_shape=(1, 28, 28), num_classes: int = 10, widths=N
         return MLP([n_in, *(widths or (64, 32)), num_classes])
     raise ConfigError(f"invalid model {name!r}: must be one of {', '.join(MODELS)}")
 
-
-INITS = ("kaiming_normal", "pytorch")
 
 
 def reinitialize(model: nn.Module, init: str) -> nn.Module:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..seeding import DATA, TEST, substream
+from ..seeding import DATA, ORACLE_TEST, ORACLE_TRAIN, substream
 from .models import MLP, prunable
 
 
@@ -44,10 +44,10 @@ def make_teacher(spec: DeepOracleSpec, seed: int) -> tuple[MLP, dict[str, torch.
     return teacher, masks
 
 
-def sample(spec: DeepOracleSpec, teacher: MLP, n: int, seed: int, stream: int = DATA):
+def sample(spec: DeepOracleSpec, teacher: MLP, n: int, seed: int, stream: int = ORACLE_TRAIN):
     """n samples (X (n, d), y (n, 1)) in float64; noise std = spec.noise * RMS of clean outputs of
-    this sample."""
-    gen = torch.Generator().manual_seed(substream(seed, 100 + stream))
+    this sample; ``stream``: ORACLE_TRAIN or ORACLE_TEST (``ticketlab.seeding``)."""
+    gen = torch.Generator().manual_seed(substream(seed, stream))
     X = torch.randn(n, spec.d, generator=gen, dtype=torch.float64)
     with torch.no_grad():
         y = teacher(X)
@@ -60,6 +60,6 @@ def sample(spec: DeepOracleSpec, teacher: MLP, n: int, seed: int, stream: int = 
 def oracle_data(spec: DeepOracleSpec, n_train: int, n_test: int, seed: int):
     """Train and (noiseless) test samples of one teacher: (X_tr, y_tr, X_te, y_te, teacher, masks)."""
     teacher, masks = make_teacher(spec, seed)
-    X, y = sample(spec, teacher, n_train, seed, DATA)
-    Xt, yt = sample(DeepOracleSpec(spec.d, spec.widths, spec.r, 0.0), teacher, n_test, seed, TEST)
+    X, y = sample(spec, teacher, n_train, seed, ORACLE_TRAIN)
+    Xt, yt = sample(DeepOracleSpec(spec.d, spec.widths, spec.r, 0.0), teacher, n_test, seed, ORACLE_TEST)
     return X, y, Xt, yt, teacher, masks

@@ -27,42 +27,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
 
 import torch
-from pydantic import Field, model_validator
 from torch import nn
 
 from .. import pruning
-from ..config import ConfigError, Model
+from ..config import ConfigError
 from ..seeding import AUGMENT, ORDER, substream
 from .data import Dataset
-
-class TrainSpec(Model):
-    """One training run at one pruning level."""
-
-    optimizer: Annotated[Literal["sgd", "adam"], Field(description="sgd (with momentum) or adam")] = "sgd"
-    lr: Annotated[float, Field(gt=0, allow_inf_nan=False, description="peak learning rate (> 0, finite)")] = 0.05
-    momentum: Annotated[float, Field(ge=0, lt=1, description="SGD momentum in [0, 1)")] = 0.9
-    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False, description="L2 weight decay (>= 0)")] = 0.0
-    batch_size: Annotated[int, Field(ge=1, description="mini-batch size (>= 1)")] = 64
-    epochs: Annotated[int, Field(ge=1, description="epochs per level (>= 1)")] = 10
-    schedule: Annotated[
-        Literal["constant", "cosine", "step"],
-        Field(description="lr schedule: constant, cosine (to 0 over all steps), or step (x gamma at milestones)"),
-    ] = "constant"
-    milestones: Annotated[tuple[int, ...], Field(description="epochs at which 'step' multiplies the lr by gamma")] = ()
-    gamma: Annotated[float, Field(gt=0, le=1, description="factor of the 'step' schedule in (0, 1]")] = 0.1
-    warmup_steps: Annotated[int, Field(ge=0, description="linear lr warm-up over this many steps")] = 0
-    eval_every: Annotated[int, Field(ge=0, description="validation every this many steps (0: at epoch ends only)")] = 0
-    augment: Annotated[bool, Field(description="random crop (pad 4) + horizontal flip, for CIFAR")] = False
-
-    @model_validator(mode="after")
-    def _milestones(self):
-        if any(m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
-            raise ValueError(f"milestones must be increasing epochs >= 1 (got {self.milestones})")
-        return self
-
+from .spec import TrainSpec
 
 def lr_at(spec: TrainSpec, step: int, steps_per_epoch: int) -> float:
     total = spec.epochs * steps_per_epoch

@@ -100,7 +100,14 @@ class Fig11(Experiment):
             cfg = super().stored_config(store, config_id, scale)
             if cfg is not None:
                 return cfg
-        return self.default_config("quick")
+        from ..deep.fig11 import stored_recipe
+
+        recipe = stored_recipe(str(imp_dir(store)))  # runs of `ticketlab imp`: their own recipe, not a preset
+        if recipe is None:
+            return self.default_config("quick")
+        paper = self.presets()["paper"]
+        scale = "paper" if all(recipe[k] == v for k, v in paper.items()) else "custom"
+        return self.Config(scale=scale, **recipe)
 
     def load(self, cfg, store) -> pd.DataFrame:
         """Every finished level of every run in the IMP folder (one row per run and level)."""
