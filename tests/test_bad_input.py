@@ -8,6 +8,7 @@ import math
 import os
 import sqlite3
 import time
+import inspect
 import typing
 
 import annotated_types as at
@@ -94,6 +95,9 @@ def _option_cases():
     cases = []
     for name, cmd in sorted(_commands().items()):
         hints = typing.get_type_hints(cmd.callback)
+        # a command whose options are generated from a config model carries them in its __signature__
+        hints.update({n: p.annotation for n, p in inspect.signature(cmd.callback).parameters.items()
+                      if n not in hints and p.annotation is not inspect.Parameter.empty})
         for p in cmd.params:
             if not p.opts or not p.opts[0].startswith("--") or p.is_flag:
                 continue
