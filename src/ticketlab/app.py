@@ -277,8 +277,9 @@ def plot_experiment(name: str, store: Path, out: Path, config_id: str | None = N
 def list_store(store: Path) -> list[dict]:
     """What a store holds: one row per experiment config (``ticketlab.catalog.store_status``)."""
     from .catalog import store_status
+    from .store import is_store
 
-    if not Path(store).is_file():
+    if not is_store(store):
         raise ConfigError(f"invalid --store {str(store)!r}: no such file")
     return store_status(store)
 
@@ -289,11 +290,15 @@ def build_report(store: Path, out: Path) -> dict:
     from .report import write_report
 
     from .store import Store
+    from .tables import is_tables
 
     if not Path(store).exists():
-        raise ConfigError(f"--store: must be an existing store file or IMP folder (got {str(store)!r}; run a "
-                          "sweep or `ticketlab reproduce`)")
-    where = resolve_report_store(store, Path(DEFAULT_STORE).name)  # a folder: IMP runs and/or the SQLite store
+        raise ConfigError(f"--store: must be an existing store file, folder of packed tables or IMP folder (got "
+                          f"{str(store)!r}; run a sweep or `ticketlab reproduce`)")
+    # a folder of packed tables is a store (IMP runs may sit in its imp/); another folder: IMP runs and/or
+    # the SQLite store
+    where = {"sqlite": Path(store), "imp": None} if is_tables(store) else \
+        resolve_report_store(store, Path(DEFAULT_STORE).name)
     if where["sqlite"] is not None and where["imp"] is None:
         with Store(where["sqlite"]) as st:
             if st.count() == 0 and not st.configs("fig11"):

@@ -7,8 +7,6 @@ so that a small side run never takes over a figure; ``config_id`` or ``scale`` c
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .config import ConfigError
 
 __all__ = ["config_status", "store_status", "select_config"]
@@ -38,9 +36,9 @@ def config_status(exp, store) -> list[dict]:
     (fig11). Configs that no longer validate (an older code version) are skipped."""
     from pydantic import ValidationError
 
-    from .store import Store
+    from .store import Store, is_store
 
-    if not Path(store).is_file():
+    if not is_store(store):
         return []
     out = []
     with Store(store, create=False) as st:

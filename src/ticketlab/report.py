@@ -66,7 +66,13 @@ CSS_CLASS = {"reproduced": "ok", "trend only": "trend", "not reproduced": "no", 
 
 
 def not_run_command(name: str, store) -> str:
-    """The exact command that runs a missing experiment into this store."""
+    """The exact command that runs a missing experiment into this store (a folder of packed tables is
+    read-only: run into an SQLite store, then pack it again)."""
+    from .tables import is_tables, read_manifest
+
+    if is_tables(store):
+        source = read_manifest(store).get("source") or "ticketlab-results.db"
+        return f"ticketlab sweep {name} --store {source} && ticketlab pack {store} --store {source} --force"
     return f"ticketlab sweep {name} --store {store}"
 
 

@@ -242,13 +242,38 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"OUT: must end in .csv or .parquet (got {str(out)!r})")
         if experiment is not None:
             check_choice("--experiment", experiment, available())
-        if not store.is_file():
-            raise ConfigError(f"--store: must be an existing store file (got {str(store)!r})")
+        from ..store import is_store
+
+        if not is_store(store):
+            raise ConfigError(f"--store: must be an existing store file or folder of packed tables (got {str(store)!r})")
         with Store(store) as st:
             n = st.count(experiment)
         if n == 0:
             raise ConfigError(f"--store {str(store)!r}: holds no trials{' of ' + experiment if experiment else ''}; "
                               "nothing to export")
         typer.echo(str(do_export(store, out, experiment, force=force)))
+        return 0
+
+    @app.command(help="Pack a store into a folder that can be committed to git: one Parquet table per "
+                      "experiment (every trial row, with its result and provenance; zstd), configs.json and "
+                      "MANIFEST.json (row counts, sha256s, code version, commit, date, machine). report, plot "
+                      "and ls read the folder as --store.")
+    def pack(
+        out: Path = typer.Argument(..., help="output folder (created; other files in it are left alone)"),
+        store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store (only read)"),
+        force: bool = typer.Option(False, "--force", help="replace the packed tables already in OUT"),
+        as_json: bool = typer.Option(False, "--json", help="print the manifest as JSON"),
+    ) -> int:
+        from ..store import pack as do_pack
+
+        manifest = do_pack(store, out, force=force)
+        if as_json:
+            typer.echo(json.dumps(manifest))
+            return 0
+        size = sum(f["bytes"] for f in manifest["files"].values())
+        for name, f in manifest["files"].items():
+            typer.echo(f"{out / name}: {f['rows']} rows, {f['bytes'] / 1e6:.2f} MB")
+        typer.echo(f"packed {manifest['rows']} trials of {len(manifest['experiments'])} experiment(s) into {out} "
+                   f"({size / 1e6:.2f} MB); read it with `ticketlab report --store {out}`")
         return 0
 
