@@ -2,14 +2,31 @@
 
 A store can hold several configs of one experiment (a quick run, a paper run, a small `--set`
 test). Each is listed with its trials done and asked; by default the largest complete one is shown,
-so that a small side run never takes over a figure; ``config_id`` or ``scale`` choose explicitly.
+so that a small side run never takes over a figure, and of equal sizes the one with the preset's
+solver settings, so that a variant (another step convention, fresh batches) never takes over the
+default; ``config_id`` or ``scale`` choose explicitly.
 """
 
 from __future__ import annotations
 
 from .config import ConfigError
 
-__all__ = ["config_status", "store_status", "select_config"]
+__all__ = ["config_status", "store_status", "select_config", "is_default"]
+
+
+def is_default(exp, cfg) -> bool:
+    """Whether ``cfg`` makes the experiment's own choices: its solver settings equal those of the
+    preset at its scale (a custom config: of any preset). For an experiment without a solver, the
+    whole config (but its trial count and scale) must be a preset's."""
+    presets = exp.presets()
+    for scale in ([cfg.scale] if cfg.scale in presets else list(presets)):
+        ref = exp.default_config(scale)
+        if hasattr(ref, "solver") and hasattr(cfg, "solver"):
+            if cfg.solver == ref.solver:
+                return True
+        elif cfg.config_id() == ref.config_id():
+            return True
+    return False
 
 
 def _status(exp, raw: dict, created: float, st) -> dict:
@@ -63,7 +80,9 @@ def select_config(exp, store, config_id: str | None = None, scale: str | None = 
     """The config of ``exp`` to show from ``store``: the one whose id starts with ``config_id``; else,
     among those at ``scale`` (any scale when None), the largest complete one (most trials asked, the
     latest on a tie; a sweep extended to more trials and stopped counts with the trials every cell
-    has); if none is complete, the one with most trials done. None when the store
+    has; of equal sizes, the default one, ``is_default``: a variant with other solver settings shows
+    in the report's Sensitivity section instead); if none is complete, the one with most trials done.
+    None when the store
     records no config of ``exp``; ConfigError when ``config_id``/``scale`` match nothing."""
     rows = config_status(exp, store)
     if config_id:
@@ -80,11 +99,12 @@ def select_config(exp, store, config_id: str | None = None, scale: str | None = 
                               "(see `ticketlab ls`)")
     if not rows:
         return None
-    complete = [(r["asked"], r["created"], r["config"]) for r in rows if r["complete"]]
+    complete = [(r["asked"], is_default(exp, r["config"]), r["created"], r["config"]) for r in rows if r["complete"]]
     for r in rows:  # an extended sweep that stopped: its complete part counts
         if not r["complete"] and r["complete_trials"] > 0:
             cfg = r["config"].model_copy(update={"trials": r["complete_trials"]})
-            complete.append((r["asked"] * r["complete_trials"] // r["config"].trials, r["created"], cfg))
+            complete.append((r["asked"] * r["complete_trials"] // r["config"].trials, is_default(exp, cfg),
+                             r["created"], cfg))
     if complete:
-        return max(complete, key=lambda c: (c[0], c[1]))[2]
+        return max(complete, key=lambda c: c[:3])[3]
     return max(rows, key=lambda r: (r["done"] or 0, r["created"]))["config"]

@@ -47,6 +47,27 @@ def _where(device: str) -> str:
     return "on one GPU" if str(device).startswith("cuda") else "on this machine"
 
 
+def confirm_run(yes: bool):
+    """The ``confirm`` of ``app.run_experiment``: print the estimate; a run over CONFIRM_SECONDS asks
+    first (without a terminal it needs --yes)."""
+
+    def confirm(exp, cfg, seconds, fmt, dev="cpu", todo=None):
+        where = _where(dev)
+        asked = len(exp.cells(cfg)) * cfg.trials
+        left = "" if todo is None or todo >= asked else f", {todo} of {asked} trials left to run"
+        msg = (f"{exp.name} ({cfg.scale}): {len(exp.cells(cfg))} cells x {cfg.trials} trials{left}, estimated "
+               f"{fmt(seconds)} {where} (rough: the cost model is good to about 2x)")
+        typer.echo(msg, err=True)
+        if seconds > CONFIRM_SECONDS and not yes:
+            if not sys.stdin.isatty():
+                raise ConfigError(f"not started: estimated {fmt(seconds)}, over {CONFIRM_SECONDS // 60} min, and "
+                                  "there is no terminal to ask: pass --yes to run it")
+            if not typer.confirm("This is a long run. Continue?", default=False, err=True):
+                raise typer.Abort()
+
+    return confirm
+
+
 def register(app: typer.Typer) -> None:
     @app.command(help="Run one experiment of the paper as a resumable sweep into the result store. "
                       "EXPERIMENT is fig2..fig11, landscape or init. Finished trials are never recomputed: "
@@ -92,19 +113,7 @@ def register(app: typer.Typer) -> None:
                                    "config": cfg.model_dump(mode="json")}, indent=1))
             return 0
 
-        def confirm(exp, cfg, seconds, fmt, dev="cpu", todo=None):
-            where = _where(dev)
-            asked = len(exp.cells(cfg)) * cfg.trials
-            left = "" if todo is None or todo >= asked else f", {todo} of {asked} trials left to run"
-            msg = (f"{exp.name} ({cfg.scale}): {len(exp.cells(cfg))} cells x {cfg.trials} trials{left}, estimated "
-                   f"{fmt(seconds)} {where} (rough: the cost model is good to about 2x)")
-            typer.echo(msg, err=True)
-            if seconds > CONFIRM_SECONDS and not yes:
-                if not sys.stdin.isatty():
-                    raise ConfigError(f"not started: estimated {fmt(seconds)}, over {CONFIRM_SECONDS // 60} min, and "
-                                      "there is no terminal to ask: pass --yes to run it")
-                if not typer.confirm("This is a long run. Continue?", default=False, err=True):
-                    raise typer.Abort()
+        confirm = confirm_run(yes)
 
         from .. import engine as engines
 
