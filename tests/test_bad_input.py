@@ -65,6 +65,9 @@ BASE = {  # the arguments that make each command valid and quick, so that only t
     "report": ["--store", "none.db"],
     "reproduce": ["--only", "fig4", "--store", "none.db"],
     "imp-summary": ["--store", "imp", "--out", "x.json"],
+    "sensitivity": ["fig4", "--vary", "step_convention=K,K2", "--set", "d=24", "--set", "K=2", "--set", "r_tilde=4",
+                    "--set", "N=16", "--set", "max_iter=5", "--store", "none.db"],
+    "pack": ["out", "--store", "none.db"],
 }
 FREE = {"store", "out", "plot", "scheduler", "data", "params", "widths", "milestones", "n_train", "seeds",
         "scale_", "set_", "help"}  # paths, addresses and free lists: no generic bad string
@@ -231,6 +234,12 @@ HAND = [
     (["report"], "--store"),
     (["plot", "fig4"], "--store"),
     (["train", "--d", "abc"], "--d"),
+    (["sensitivity", "fig4", "--vary", "step_convention=K,K3"], "--vary step_convention=K3"),
+    (["sensitivity", "fig4", "--vary", "batches=fresh:0"], "--vary batches"),
+    (["sensitivity", "fig4", "--vary", "nosuch=1,2"], "--vary nosuch"),
+    (["sensitivity", "fig4"], "--vary"),
+    (["sensitivity", "fig99", "--vary", "lam=0.1"], "EXPERIMENT"),
+    (["pack", "out"], "--store"),
 ]
 
 

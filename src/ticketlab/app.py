@@ -12,7 +12,8 @@ from .config import ConfigError
 from .store import DEFAULT_STORE
 
 __all__ = ["DEFAULT_STORE", "REPRODUCE_ORDER", "build_report", "make_config", "paper", "parse_value",
-           "list_store", "load_config_file", "plot_experiment", "reproduce_estimates", "reproduce_names", "run_experiment", "verdict_word"]
+           "list_store", "load_config_file", "plot_experiment", "reproduce_estimates", "reproduce_names", "run_experiment",
+           "sensitivity_study", "verdict_word"]
 
 # The order `reproduce` runs the experiments in (every registered experiment, cheapest first).
 REPRODUCE_ORDER = ["fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10", "landscape",
@@ -277,8 +278,9 @@ def plot_experiment(name: str, store: Path, out: Path, config_id: str | None = N
 def list_store(store: Path) -> list[dict]:
     """What a store holds: one row per experiment config (``ticketlab.catalog.store_status``)."""
     from .catalog import store_status
+    from .store import is_store
 
-    if not Path(store).is_file():
+    if not is_store(store):
         raise ConfigError(f"invalid --store {str(store)!r}: no such file")
     return store_status(store)
 
@@ -289,13 +291,93 @@ def build_report(store: Path, out: Path) -> dict:
     from .report import write_report
 
     from .store import Store
+    from .tables import is_tables
 
     if not Path(store).exists():
-        raise ConfigError(f"--store: must be an existing store file or IMP folder (got {str(store)!r}; run a "
-                          "sweep or `ticketlab reproduce`)")
-    where = resolve_report_store(store, Path(DEFAULT_STORE).name)  # a folder: IMP runs and/or the SQLite store
+        raise ConfigError(f"--store: must be an existing store file, folder of packed tables or IMP folder (got "
+                          f"{str(store)!r}; run a sweep or `ticketlab reproduce`)")
+    # a folder of packed tables is a store (IMP runs may sit in its imp/); another folder: IMP runs and/or
+    # the SQLite store
+    where = {"sqlite": Path(store), "imp": None} if is_tables(store) else \
+        resolve_report_store(store, Path(DEFAULT_STORE).name)
     if where["sqlite"] is not None and where["imp"] is None:
         with Store(where["sqlite"]) as st:
             if st.count() == 0 and not st.configs("fig11"):
                 raise ConfigError(f"--store {str(store)!r}: holds no results yet; run a sweep or `ticketlab reproduce`")
     return write_report(where["sqlite"] or where["imp"], out)
+
+
+def sensitivity_choices(exp, varies: list[str]) -> list[tuple[str, list[str]]]:
+    """The variants of ``--vary NAME=V1,V2`` items (their product): [(label, --set overrides)]. NAME is
+    a config field (a bare solver field names it: step_convention) or an alias (batches=full,fresh:T)."""
+    import itertools
+
+    from .sensitivity import ALIASES, MAX_VARIANTS, expand_choice, split_choices
+
+    if not varies:
+        raise ConfigError("--vary: give at least one, e.g. --vary step_convention=K,K2 --vary batches=full,fresh:8")
+    axes, owners = [], {}
+    for item in varies:
+        name, values = split_choices(item)
+        if name in ALIASES:
+            fields = ALIASES[name][1]
+        else:
+            try:
+                fields = (".".join(_field_path(exp, name)),)
+            except ConfigError as err:
+                raise ConfigError(str(err).replace("--set", "--vary")) from None
+        for f in fields:
+            if f in owners:
+                raise ConfigError(f"--vary {name}: sets {f}, which --vary {owners[f]} sets too; give each choice once")
+            owners[f] = name
+        axes.append([(f"{name}={v}", expand_choice(name, v)) for v in values])
+    n = 1
+    for a in axes:
+        n *= len(a)
+    if n > MAX_VARIANTS:
+        raise ConfigError(f"--vary: gives {n} variants, more than {MAX_VARIANTS}; vary fewer choices at once")
+    return [(", ".join(lab for lab, _ in combo), [s for _, sets in combo for s in sets])
+            for combo in itertools.product(*axes)]
+
+
+def sensitivity_study(name: str, varies: list[str], *, scale="quick", trials=None, sets=(), store=DEFAULT_STORE,
+                      run=False, device="cpu", progress=True, confirm=None) -> dict:
+    """One experiment's claims under each combination of ``--vary`` choices, from the store (``run``:
+    first run what the store lacks of each, through ``run_experiment``). Returns {experiment, scale,
+    store, variants: [ticketlab.sensitivity.variant_row + choices, sets, command]}. Every variant's
+    config is validated before anything is read or run."""
+    from .experiments import get_experiment
+    from .sensitivity import variant_row
+
+    exp = get_experiment(name)
+    if not exp.sweeps:
+        raise ConfigError(f"invalid EXPERIMENT {name!r}: sensitivity needs a store sweep; {name} keeps its runs in "
+                          "folders (run its variants with `ticketlab imp`)")
+    variants = []
+    for label, vsets in sensitivity_choices(exp, varies):
+        try:
+            cfg = make_config(exp, scale, trials, [*sets, *vsets])
+        except ConfigError as err:
+            raise ConfigError(f"--vary {label}: {err}") from None
+        variants.append((label, vsets, cfg))
+    if run:
+        from .store import check_store_path
+
+        check_store_path(store)
+        for label, vsets, cfg in variants:
+            if variant_row(exp, cfg, store, paper(), label, claims=[])["complete"]:
+                continue
+            run_experiment(name, scale=scale, trials=trials, sets=[*sets, *vsets], store=store, device=device,
+                           progress=progress, confirm=confirm)
+    from .tables import is_tables, read_manifest
+
+    # a folder of packed tables is read-only: the commands run into the store it was packed from
+    target = (read_manifest(store).get("source") or DEFAULT_STORE) if is_tables(store) else store
+    rows = []
+    for label, vsets, cfg in variants:
+        row = variant_row(exp, cfg, store, paper(), label)
+        flags = " ".join(f"--set {s}" for s in [*sets, *vsets])
+        row.update(sets=[*sets, *vsets], command=f"ticketlab sweep {name} --scale {scale}"
+                   + (f" --trials {trials}" if trials else "") + f" {flags} --store {target}")
+        rows.append(row)
+    return {"experiment": name, "scale": scale, "store": str(store), "variants": rows}

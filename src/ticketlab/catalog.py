@@ -2,16 +2,41 @@
 
 A store can hold several configs of one experiment (a quick run, a paper run, a small `--set`
 test). Each is listed with its trials done and asked; by default the largest complete one is shown,
-so that a small side run never takes over a figure; ``config_id`` or ``scale`` choose explicitly.
+so that a small side run never takes over a figure, and of equal sizes the one with the preset's
+solver settings, so that a variant (another step convention, fresh batches) never takes over the
+default; ``config_id`` or ``scale`` choose explicitly.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .config import ConfigError
 
-__all__ = ["config_status", "store_status", "select_config"]
+__all__ = ["config_status", "store_status", "select_config", "is_default", "choice_distance"]
+
+
+def choice_distance(exp, cfg) -> int:
+    """How many of the experiment's own choices ``cfg`` changes: the solver fields that differ from
+    the preset's at its scale (a custom config: the nearest preset's). For an experiment without a
+    solver, every field but the trial count and scale counts."""
+    from .store import flatten_config
+
+    presets = exp.presets()
+    best = None
+    for scale in ([cfg.scale] if cfg.scale in presets else list(presets)):
+        ref = exp.default_config(scale)
+        if hasattr(ref, "solver") and hasattr(cfg, "solver"):
+            a, b = cfg.solver.model_dump(mode="json"), ref.solver.model_dump(mode="json")
+        else:
+            a, b = (flatten_config(c.model_dump(mode="json", exclude={"trials", "scale"}), "") for c in (cfg, ref))
+        n = sum(a.get(k) != b.get(k) for k in set(a) | set(b))
+        best = n if best is None else min(best, n)
+    return best or 0
+
+
+def is_default(exp, cfg) -> bool:
+    """Whether ``cfg`` makes the experiment's own choices: its solver settings equal the preset's at
+    its scale (the `--scale paper` convention; a custom config: some preset's)."""
+    return choice_distance(exp, cfg) == 0
 
 
 def _status(exp, raw: dict, created: float, st) -> dict:
@@ -38,9 +63,9 @@ def config_status(exp, store) -> list[dict]:
     (fig11). Configs that no longer validate (an older code version) are skipped."""
     from pydantic import ValidationError
 
-    from .store import Store
+    from .store import Store, is_store
 
-    if not Path(store).is_file():
+    if not is_store(store):
         return []
     out = []
     with Store(store, create=False) as st:
@@ -65,7 +90,10 @@ def select_config(exp, store, config_id: str | None = None, scale: str | None = 
     """The config of ``exp`` to show from ``store``: the one whose id starts with ``config_id``; else,
     among those at ``scale`` (any scale when None), the largest complete one (most trials asked, the
     latest on a tie; a sweep extended to more trials and stopped counts with the trials every cell
-    has); if none is complete, the one with most trials done. None when the store
+    has; of equal sizes, the default one, ``is_default`` (or the one changing fewest solver settings,
+    ``choice_distance``): a variant shows in the report's Sensitivity section instead); if none is
+    complete, the one with most trials done.
+    None when the store
     records no config of ``exp``; ConfigError when ``config_id``/``scale`` match nothing."""
     rows = config_status(exp, store)
     if config_id:
@@ -82,11 +110,13 @@ def select_config(exp, store, config_id: str | None = None, scale: str | None = 
                               "(see `ticketlab ls`)")
     if not rows:
         return None
-    complete = [(r["asked"], r["created"], r["config"]) for r in rows if r["complete"]]
+    complete = [(r["asked"], -choice_distance(exp, r["config"]), r["created"], r["config"]) for r in rows
+                if r["complete"]]
     for r in rows:  # an extended sweep that stopped: its complete part counts
         if not r["complete"] and r["complete_trials"] > 0:
             cfg = r["config"].model_copy(update={"trials": r["complete_trials"]})
-            complete.append((r["asked"] * r["complete_trials"] // r["config"].trials, r["created"], cfg))
+            complete.append((r["asked"] * r["complete_trials"] // r["config"].trials, -choice_distance(exp, cfg),
+                             r["created"], cfg))
     if complete:
-        return max(complete, key=lambda c: (c[0], c[1]))[2]
+        return max(complete, key=lambda c: c[:3])[3]
     return max(rows, key=lambda r: (r["done"] or 0, r["created"]))["config"]

@@ -47,6 +47,13 @@ def experiment_section(name: str, store, fig_dir: Path, paper: dict, cfg=None) -
            "trials": int(len(df)), "expected_trials": int(expected), "summary": summary,
            "figures": [str(p) for p in figures], "claims": claims,
            "notes": exp.notes(cfg) + exp.summary_notes(cfg, summary)}
+    if exp.sweeps:  # the variants of this config the store holds (ticketlab.sensitivity)
+        from .sensitivity import stored_variants, variant_row
+
+        variants = stored_variants(exp, cfg, store)
+        if len(variants) > 1:
+            sec["sensitivity"] = [variant_row(exp, v, store, paper, label, claims=claims if i == 0 else None)
+                                  for i, (label, v) in enumerate(variants)]
     table = exp.table(cfg, summary)
     if table:
         sec["markdown"] = "```\n" + table + "\n```"
@@ -66,7 +73,13 @@ CSS_CLASS = {"reproduced": "ok", "trend only": "trend", "not reproduced": "no", 
 
 
 def not_run_command(name: str, store) -> str:
-    """The exact command that runs a missing experiment into this store."""
+    """The exact command that runs a missing experiment into this store (a folder of packed tables is
+    read-only: run into an SQLite store, then pack it again)."""
+    from .tables import is_tables, read_manifest
+
+    if is_tables(store):
+        source = read_manifest(store).get("source") or "ticketlab-results.db"
+        return f"ticketlab sweep {name} --store {source} && ticketlab pack {store} --store {source} --force"
     return f"ticketlab sweep {name} --store {store}"
 
 
@@ -76,6 +89,18 @@ def _trials_line(s: dict) -> str:
     if s.get("expected_trials") and s["trials"] < s["expected_trials"]:
         return f"{s['trials']} of {s['expected_trials']} trials (incomplete: verdicts withheld)"
     return f"{s['trials']} trials"
+
+
+SENSITIVITY_NOTE = ("The variants of this config that the store holds (same grids, other unstated choices), "
+                    "each judged by the same rules; the first is the config shown above. Run more with "
+                    "`ticketlab sensitivity FIG --vary ...` (docs/replication.md).")
+
+
+def _sensitivity_cells(variants: list[dict]):
+    """(variant, claim) pairs of a sensitivity table; a variant without results gets one empty row."""
+    for v in variants:
+        for c in v["claims"] or [{"claim": "(no results)", "verdict": "undecided", "check": ""}]:
+            yield v, c
 
 
 def _summary_counts(rows: list[dict]) -> str:
@@ -152,6 +177,13 @@ def write_report(store_path, out_dir, experiments: list[str] | None = None,
                    json.dumps(s["config"], indent=1), "```", "</details>"]
         if s.get("markdown"):
             md += ["", s["markdown"]]
+        if s.get("sensitivity"):
+            md += ["", f"### Sensitivity: {s['name']}", "", SENSITIVITY_NOTE, "",
+                   "| variant | config | trials | claim | verdict | check | why |", "|---|---|---|---|---|---|---|"]
+            for v, c in _sensitivity_cells(s["sensitivity"]):
+                md.append(f"| {v['variant']} | `{v['config_id'][:12]}` | {v['done']}/{v['asked']} | {c['claim']} | "
+                          f"**{verdict_word(c['verdict'])}** | {c.get('check') or c.get('ours') or ''} | "
+                          f"{c.get('reason') or ''} |")
     md_text = "\n".join(md) + "\n"
     (out_dir / "report.md").write_text(md_text)
 
@@ -208,6 +240,16 @@ def write_report(store_path, out_dir, experiments: list[str] | None = None,
                      + e(json.dumps(s["config"], indent=1)) + "</pre></details>")
         if s.get("html"):
             h.append(s["html"])
+        if s.get("sensitivity"):
+            h.append(f"<h3 id='{e(s['name'])}-sensitivity'>Sensitivity: {e(s['name'])}</h3><p class='why'>"
+                     f"{e(SENSITIVITY_NOTE)}</p><table class='sensitivity'><tr><th>variant</th><th>config</th>"
+                     "<th>trials</th><th>claim</th><th>verdict</th><th>check</th><th>why</th></tr>" + "".join(
+                         f"<tr><td>{e(v['variant'])}</td><td><code>{e(v['config_id'][:12])}</code></td>"
+                         f"<td>{v['done']}/{v['asked']}</td><td>{e(c['claim'])}</td>"
+                         f"<td class='{CSS_CLASS[verdict_word(c['verdict'])]}'>{e(verdict_word(c['verdict']))}</td>"
+                         f"<td>{e(str(c.get('check') or c.get('ours') or ''))}</td>"
+                         f"<td class='why'>{e(str(c.get('reason') or ''))}</td></tr>"
+                         for v, c in _sensitivity_cells(s["sensitivity"])) + "</table>")
     h.append("</body></html>")
     (out_dir / "report.html").write_text("\n".join(h))
     return {"html": str(out_dir / "report.html"), "markdown": str(out_dir / "report.md"), "sections": sections,

@@ -24,7 +24,7 @@ from .config import ConfigError
 if TYPE_CHECKING:  # pandas is imported where a frame is built, so that importing DEFAULT_STORE is cheap
     import pandas as pd
 
-__all__ = ["DEFAULT_STORE", "Store", "load", "export", "flatten_config"]
+__all__ = ["DEFAULT_STORE", "Store", "is_store", "load", "export", "flatten_config", "pack", "unpack"]
 
 DEFAULT_STORE = "ticketlab-results.db"
 
@@ -84,12 +84,26 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def is_store(path) -> bool:
+    """Whether ``path`` can be read as a store: an SQLite file, or a folder of packed trial tables
+    (``ticketlab pack``; ticketlab.tables), which reads as a read-only store."""
+    from .tables import is_tables
+
+    return Path(path).is_file() or is_tables(path)
+
+
 def check_store_path(path) -> None:
-    """Refuse, without writing anything, a store path that cannot be a store: empty, a folder, under a
-    file, or an existing file that is no ticketlab store (StoreError naming the file)."""
+    """Refuse, without writing anything, a store path that cannot be a store to write: empty, a folder
+    (packed tables included: they are read-only), under a file, or an existing file that is no ticketlab
+    store (StoreError naming the file)."""
+    from .tables import is_tables
+
     p = Path(path)
     if str(path).strip() in ("", "."):
         raise StoreError(f"--store {str(path)!r}: must name a file, e.g. {DEFAULT_STORE}")
+    if is_tables(p):
+        raise StoreError(f"--store {str(path)!r}: is a folder of packed trial tables, which is read-only; run "
+                         f"into an SQLite store (e.g. --store {DEFAULT_STORE}) and pack it again")
     if p.is_dir():
         raise StoreError(f"--store {str(path)!r}: is a directory; give a file inside it, e.g. "
                          f"{str(p / DEFAULT_STORE)!r}")
@@ -124,10 +138,20 @@ def _check_schema(conn, path) -> None:
 
 class Store:
     """One SQLite result store. ``create=False`` opens an existing file only (FileNotFoundError naming
-    the path otherwise), so that reading never leaves an empty database behind."""
+    the path otherwise), so that reading never leaves an empty database behind. A folder of packed
+    trial tables opens as a read-only store held in memory (``read_only``; writing raises StoreError)."""
+
+    read_only = False
 
     def __init__(self, path: str | Path = DEFAULT_STORE, *, create: bool = True):
+        from .tables import is_tables, open_tables
+
         self.path = Path(path)
+        if is_tables(self.path):
+            self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+            self.read_only = True
+            self._conn = open_tables(self.path, SCHEMA)
+            return
         if not create and not self.path.is_file():
             raise FileNotFoundError(f"no result store at {str(self.path)!r}")
         check_store_path(path)
@@ -151,8 +175,15 @@ class Store:
             self._conn.close()
             raise store_error(path, err) from None
 
+    def _check_writable(self) -> None:
+        if self.read_only:
+            check_store_path(self.path)  # raises the one line that says the folder is read-only
+
     def close(self) -> None:
         """Close, folding the write-ahead log into the .db file, so that the file alone holds every row."""
+        if self.read_only:
+            self._conn.close()
+            return
         try:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error:
@@ -162,6 +193,7 @@ class Store:
     def claim(self, trial_ids: list[str], owner: str) -> str:
         """Claim a chunk for ``owner``: 'done' (all stored), 'busy' (another live sweep holds one of them)
         or 'mine'. Claims of dead processes on this host, and old ones from elsewhere, lapse."""
+        self._check_writable()
         host = socket.gethostname()
         now = time.time()
         with self._conn:
@@ -198,6 +230,7 @@ class Store:
     def save_config(self, experiment: str, config_id: str, config: dict) -> None:
         """Record a config as run now. The id ignores the trial count and scale (more trials extend a
         sweep), so a row already there keeps the larger trial count and takes the new time."""
+        self._check_writable()
         with self._conn:
             row = self._conn.execute("SELECT config FROM configs WHERE config_id = ?", (config_id,)).fetchone()
             if row is not None and json.loads(row[0]).get("trials", 0) > config.get("trials", 0):
@@ -216,6 +249,7 @@ class Store:
 
     def write(self, rows: list[dict]) -> int:
         """Write one chunk atomically; rows already present are ignored. Returns rows inserted."""
+        self._check_writable()
         before = self._conn.total_changes
         try:
             self._write(rows)
@@ -360,3 +394,56 @@ def export(path: str | Path, out: str | Path, experiment: str | None = None, for
         if tmp.exists():
             tmp.unlink()
     return out
+
+
+def _snapshot(path) -> tuple[dict[str, list[tuple]], list[tuple]]:
+    """Every trial row (by experiment, in rowid order, rowid first) and config row, read in one
+    read-only transaction: a sweep writing to the store meanwhile can neither tear the snapshot nor
+    be disturbed by it (nothing is written, not even a checkpoint)."""
+    p = Path(path)
+    if not p.is_file():
+        raise StoreError(f"--store {str(path)!r}: must be an existing store file")
+    check_store_path(p)
+    try:
+        conn = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True, timeout=60)
+        try:
+            conn.execute("BEGIN")
+            trials: dict[str, list[tuple]] = {}
+            for row in conn.execute("SELECT rowid, trial_id, experiment, config_id, cell_id, cell, trial, seed, "
+                                    "result, provenance, created FROM trials ORDER BY rowid"):
+                trials.setdefault(row[2], []).append(row)
+            configs = conn.execute("SELECT config_id, experiment, config, created FROM configs "
+                                   "ORDER BY rowid").fetchall()
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+    except sqlite3.Error as err:
+        raise store_error(path, err) from None
+    return trials, configs
+
+
+def pack(path: str | Path, out_dir: str | Path, *, force: bool = False) -> dict:
+    """Pack the store at ``path`` into a folder of trial tables (ticketlab.tables; only reads the
+    store). Returns the folder's manifest."""
+    from .tables import check_out, write_tables
+
+    check_out(out_dir, force)
+    trials, configs = _snapshot(path)
+    return write_tables(trials, configs, out_dir, source=str(path), force=force)
+
+
+def unpack(folder: str | Path, db_path: str | Path) -> Path:
+    """Write a folder of packed trial tables back as an SQLite store file (which must not exist yet)."""
+    from .tables import open_tables
+
+    db_path = Path(db_path)
+    if db_path.exists():
+        raise ConfigError(f"OUT {str(db_path)!r}: exists; give a new file")
+    src = open_tables(folder, SCHEMA)
+    dst = sqlite3.connect(str(db_path))
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    return db_path

@@ -34,7 +34,7 @@ def _root(version: bool = typer.Option(False, "--version", is_eager=True, callba
 
 
 # Each module defines register(app). Optional ones (extra dependencies) are skipped if they fail to import.
-COMMAND_MODULES = ["train", "sweep", "landscape", "init_study", "imp"]
+COMMAND_MODULES = ["train", "sweep", "landscape", "init_study", "imp", "sensitivity"]
 
 
 def _register_all() -> None:

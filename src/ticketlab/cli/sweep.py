@@ -47,6 +47,27 @@ def _where(device: str) -> str:
     return "on one GPU" if str(device).startswith("cuda") else "on this machine"
 
 
+def confirm_run(yes: bool):
+    """The ``confirm`` of ``app.run_experiment``: print the estimate; a run over CONFIRM_SECONDS asks
+    first (without a terminal it needs --yes)."""
+
+    def confirm(exp, cfg, seconds, fmt, dev="cpu", todo=None):
+        where = _where(dev)
+        asked = len(exp.cells(cfg)) * cfg.trials
+        left = "" if todo is None or todo >= asked else f", {todo} of {asked} trials left to run"
+        msg = (f"{exp.name} ({cfg.scale}): {len(exp.cells(cfg))} cells x {cfg.trials} trials{left}, estimated "
+               f"{fmt(seconds)} {where} (rough: the cost model is good to about 2x)")
+        typer.echo(msg, err=True)
+        if seconds > CONFIRM_SECONDS and not yes:
+            if not sys.stdin.isatty():
+                raise ConfigError(f"not started: estimated {fmt(seconds)}, over {CONFIRM_SECONDS // 60} min, and "
+                                  "there is no terminal to ask: pass --yes to run it")
+            if not typer.confirm("This is a long run. Continue?", default=False, err=True):
+                raise typer.Abort()
+
+    return confirm
+
+
 def register(app: typer.Typer) -> None:
     @app.command(help="Run one experiment of the paper as a resumable sweep into the result store. "
                       "EXPERIMENT is fig2..fig11, landscape or init. Finished trials are never recomputed: "
@@ -92,19 +113,7 @@ def register(app: typer.Typer) -> None:
                                    "config": cfg.model_dump(mode="json")}, indent=1))
             return 0
 
-        def confirm(exp, cfg, seconds, fmt, dev="cpu", todo=None):
-            where = _where(dev)
-            asked = len(exp.cells(cfg)) * cfg.trials
-            left = "" if todo is None or todo >= asked else f", {todo} of {asked} trials left to run"
-            msg = (f"{exp.name} ({cfg.scale}): {len(exp.cells(cfg))} cells x {cfg.trials} trials{left}, estimated "
-                   f"{fmt(seconds)} {where} (rough: the cost model is good to about 2x)")
-            typer.echo(msg, err=True)
-            if seconds > CONFIRM_SECONDS and not yes:
-                if not sys.stdin.isatty():
-                    raise ConfigError(f"not started: estimated {fmt(seconds)}, over {CONFIRM_SECONDS // 60} min, and "
-                                      "there is no terminal to ask: pass --yes to run it")
-                if not typer.confirm("This is a long run. Continue?", default=False, err=True):
-                    raise typer.Abort()
+        confirm = confirm_run(yes)
 
         from .. import engine as engines
 
@@ -242,13 +251,38 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"OUT: must end in .csv or .parquet (got {str(out)!r})")
         if experiment is not None:
             check_choice("--experiment", experiment, available())
-        if not store.is_file():
-            raise ConfigError(f"--store: must be an existing store file (got {str(store)!r})")
+        from ..store import is_store
+
+        if not is_store(store):
+            raise ConfigError(f"--store: must be an existing store file or folder of packed tables (got {str(store)!r})")
         with Store(store) as st:
             n = st.count(experiment)
         if n == 0:
             raise ConfigError(f"--store {str(store)!r}: holds no trials{' of ' + experiment if experiment else ''}; "
                               "nothing to export")
         typer.echo(str(do_export(store, out, experiment, force=force)))
+        return 0
+
+    @app.command(help="Pack a store into a folder that can be committed to git: one Parquet table per "
+                      "experiment (every trial row, with its result and provenance; zstd), configs.json and "
+                      "MANIFEST.json (row counts, sha256s, code version, commit, date, machine). report, plot "
+                      "and ls read the folder as --store.")
+    def pack(
+        out: Path = typer.Argument(..., help="output folder (created; other files in it are left alone)"),
+        store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store (only read)"),
+        force: bool = typer.Option(False, "--force", help="replace the packed tables already in OUT"),
+        as_json: bool = typer.Option(False, "--json", help="print the manifest as JSON"),
+    ) -> int:
+        from ..store import pack as do_pack
+
+        manifest = do_pack(store, out, force=force)
+        if as_json:
+            typer.echo(json.dumps(manifest))
+            return 0
+        size = sum(f["bytes"] for f in manifest["files"].values())
+        for name, f in manifest["files"].items():
+            typer.echo(f"{out / name}: {f['rows']} rows, {f['bytes'] / 1e6:.2f} MB")
+        typer.echo(f"packed {manifest['rows']} trials of {len(manifest['experiments'])} experiment(s) into {out} "
+                   f"({size / 1e6:.2f} MB); read it with `ticketlab report --store {out}`")
         return 0
 

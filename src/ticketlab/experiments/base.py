@@ -230,8 +230,11 @@ class Experiment:
                              chunk_size=chunk_size, memory_budget=memory_budget)
 
     def has_results(self, store) -> bool:
-        """Whether ``store`` can hold results of this experiment at all (the file exists)."""
-        return Path(store).is_file()
+        """Whether ``store`` can hold results of this experiment at all (the file, or the folder of
+        packed tables, exists)."""
+        from ..store import is_store
+
+        return is_store(store)
 
     def stored_config(self, store, config_id: str | None = None, scale: str | None = None):
         """The config to show from ``store``: the largest complete one, or the one named by

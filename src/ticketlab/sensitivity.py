@@ -1,0 +1,146 @@
+"""Sensitivity: one experiment's claims across the choices the paper leaves unstated.
+
+A *variant* is a config that differs from another only in such choices (the step convention, full
+or fresh batches, the cap, lambda, ...): every grid (tuple field), the seed and the dtype are the same.
+For each variant this gives its trials done of asked and each claim's verdict and check line, judged
+by the experiment's own ``claims`` (withheld while the sweep is incomplete). `ticketlab sensitivity`
+builds the variants from ``--vary`` choices (``app.sensitivity_study``); the report lists the
+variants a store holds beside the config it shows (``stored_variants``).
+"""
+
+from __future__ import annotations
+
+from .config import ConfigError
+
+__all__ = ["ALIASES", "split_choices", "expand_choice", "variant_row", "stored_variants", "diff_label",
+           "format_table"]
+
+MAX_VARIANTS = 64
+
+
+def _batches(value: str) -> list[str]:
+    """``batches=full`` (all N samples every iteration) or ``batches=fresh:T`` (T disjoint batches,
+    one per iteration): the two solver fields it stands for."""
+    if value == "full":
+        return ["solver.sampling=full", "solver.num_batches=1"]
+    kind, _, t = value.partition(":")
+    if kind == "fresh" and t.isdigit() and int(t) >= 1:
+        return ["solver.sampling=fresh", f"solver.num_batches={int(t)}"]
+    raise ConfigError(f"--vary batches: each choice must be full or fresh:T with a whole T >= 1 (got {value!r})")
+
+
+ALIASES = {"batches": (_batches, ("solver.sampling", "solver.num_batches"))}  # name -> (expand, fields set)
+
+
+def split_choices(item: str) -> tuple[str, list[str]]:
+    """``NAME=V1,V2`` as (NAME, [V1, V2]); commas inside brackets belong to a value (``N=[50,100],[150]``)."""
+    name, eq, rest = item.partition("=")
+    name = name.strip()
+    example = "e.g. --vary step_convention=K,K2 or --vary batches=full,fresh:8"
+    if not eq or not name or not rest.strip():
+        raise ConfigError(f"--vary: must be NAME=V1,V2,... ({example}; got {item!r})")
+    values, depth, cur = [], 0, ""
+    for ch in rest:
+        depth += ch in "[{"
+        depth -= ch in "]}"
+        if ch == "," and depth == 0:
+            values.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    values.append(cur.strip())
+    if any(v == "" for v in values):
+        raise ConfigError(f"--vary {name}: has an empty choice ({example}; got {item!r})")
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ConfigError(f"--vary {name}: names {', '.join(repeated)} more than once")
+    return name, values
+
+
+def expand_choice(name: str, value: str) -> list[str]:
+    """The ``--set`` overrides one choice stands for."""
+    if name in ALIASES:
+        return ALIASES[name][0](value)
+    return [f"{name}={value}"]
+
+
+def diff_label(cfg, ref) -> str:
+    """How ``cfg`` differs from ``ref``: 'solver.step_convention=K2, lam=0.3' ('' if it does not)."""
+    from .store import flatten_config
+
+    a = flatten_config(cfg.model_dump(mode="json", exclude={"trials", "scale"}), "")
+    b = flatten_config(ref.model_dump(mode="json", exclude={"trials", "scale"}), "")
+    return ", ".join(f"{k}={a.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+
+
+def _same_design(cfg, ref) -> bool:
+    """The same grids, seed and dtype: only unstated choices (scalars, the solver) may differ."""
+    a, b = cfg.model_dump(mode="json"), ref.model_dump(mode="json")
+    keys = [k for k, v in type(cfg).model_fields.items() if k in ("seed", "dtype") or isinstance(a.get(k), list)]
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
+def stored_variants(exp, cfg, store) -> list[tuple[str, object]]:
+    """The configs a store holds that are variants of ``cfg`` (it first): [(label, config)], each
+    label the fields in which it differs from ``cfg``, at the trial count it was run with."""
+    from .catalog import config_status, is_default
+
+    out = [("shown" + (" (default choices)" if is_default(exp, cfg) else ""), cfg)]
+    seen = {cfg.config_id()}
+    for row in config_status(exp, store):
+        other = row["config"]
+        if other.config_id() in seen or type(other) is not type(cfg) or not _same_design(other, cfg):
+            continue
+        seen.add(other.config_id())
+        out.append((diff_label(other, cfg), other))
+    return out
+
+
+def variant_row(exp, cfg, store, paper: dict, label: str, *, claims: list[dict] | None = None) -> dict:
+    """One variant: {variant, config_id, trials, done, asked, complete, claims}; its claims judged on
+    what the store holds (``claims``: already judged, e.g. the report's own section)."""
+    from .store import Store, is_store
+    from .verdicts import withhold_incomplete
+
+    refs = exp.trials(cfg)
+    found: set[str] = set()
+    if is_store(store):
+        with Store(store, create=False) as st:
+            found = st.existing([r.trial_id for r in refs])
+    done, asked = len(found), len(refs)
+    if claims is None:
+        claims = []
+        if done:
+            df = exp.load(cfg, store)
+            claims = withhold_incomplete(exp.claims(cfg, exp.summarize(cfg, df), paper), int(len(df)), asked)
+    return {"variant": label, "config_id": cfg.config_id(), "scale": cfg.scale, "trials": cfg.trials,
+            "done": done, "asked": asked, "complete": done >= asked,
+            "claims": [{k: c.get(k) for k in ("claim", "paper", "ours", "verdict", "check", "reason")}
+                       for c in claims]}
+
+
+def format_table(rows: list[dict], verdict_word=str) -> str:
+    """The study as text: the variants (config, trials done/asked), then, per claim, each variant's
+    verdict and check line (and why, where the verdict says)."""
+    width = max([len("variant")] + [len(r["variant"]) for r in rows])
+    lines = [f"{'variant':<{width}}  {'config':<12}  {'trials':>13}  status"]
+    for r in rows:
+        status = "complete" if r["complete"] else ("not run" if r["done"] == 0 else "INCOMPLETE")
+        lines.append(f"{r['variant']:<{width}}  {r['config_id'][:12]:<12}  {str(r['done']) + '/' + str(r['asked']):>13}"
+                     f"  {status}" + (f": {r['command']}" if r.get("command") and not r["complete"] else ""))
+    claims: dict[str, None] = {}
+    for r in rows:
+        for c in r["claims"]:
+            claims.setdefault(c["claim"], None)
+    for claim in claims:
+        lines += ["", f"claim: {claim}"]
+        for r in rows:
+            c = next((c for c in r["claims"] if c["claim"] == claim), None)
+            if c is None:
+                lines.append(f"  {r['variant']:<{width}}  (no results)")
+            else:
+                lines.append(f"  {r['variant']:<{width}}  {verdict_word(c['verdict']):<14}  "
+                             f"{c.get('check') or c.get('ours')}")
+                if c.get("reason"):
+                    lines.append(f"  {'':<{width}}  {'':<14}  why: {c['reason']}")
+    return "\n".join(lines)

@@ -1,0 +1,209 @@
+"""Which stored config plot/report show when variants sit beside the default, and `ticketlab
+sensitivity`: the variants of --vary choices, their trials done/asked and each claim's verdict, judged
+exactly as the experiment judges them; bad --vary input is one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ticketlab.app import make_config, paper, sensitivity_choices
+from ticketlab.catalog import choice_distance, is_default, select_config
+from ticketlab.cli import main
+from ticketlab.experiments import get_experiment
+from ticketlab.report import write_report
+from ticketlab.store import Store, pack
+from ticketlab.sweep import plan, run_sweep, run_task
+from ticketlab.verdicts import withhold_incomplete
+
+TINY = ["d=24", "K=2", "r_tilde=4,8", "N=16,48", "max_iter=40"]
+SETS = sum((["--set", s] for s in TINY), [])
+
+
+def _run(db, extra=(), trials=2, chunks=None):
+    exp = get_experiment("fig4")
+    cfg = make_config(exp, "quick", trials, [*TINY, *extra])
+    with Store(db) as st:
+        if chunks is None:
+            run_sweep("fig4", cfg, st, progress=False)
+        else:  # a sweep stopped after some chunks
+            st.save_config(exp.name, cfg.config_id(), cfg.model_dump(mode="json"))
+            for t in plan(exp, cfg, st)[0][:chunks]:
+                st.write(run_task(t))
+    return cfg
+
+
+def _judged(exp, cfg, db):
+    """The claims of one config, computed directly (the truth the study must repeat)."""
+    df = exp.load(cfg, db)
+    return withhold_incomplete(exp.claims(cfg, exp.summarize(cfg, df), paper()), len(df), len(exp.trials(cfg)))
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    """A store with the default config and, run later, a K2 variant of the same size."""
+    db = tmp_path_factory.mktemp("sens") / "r.db"
+    default = _run(db)
+    variant = _run(db, ["step_convention=K2"])
+    return db, default, variant
+
+
+def test_the_default_config_is_shown_over_a_later_variant_of_equal_size(both, tmp_path):
+    db, default, variant = both
+    exp = get_experiment("fig4")
+    # both change max_iter (tiny runs); the variant changes the step convention too
+    assert (choice_distance(exp, default), choice_distance(exp, variant)) == (1, 2)
+    assert exp.stored_config(db).config_id() == default.config_id()
+    res = write_report(db, tmp_path / "rep")
+    sec = next(s for s in res["sections"] if s["name"] == "fig4")
+    assert sec["config"]["solver"]["step_convention"] == "K"
+    # the variant is listed in the section's Sensitivity table, judged by the same rules
+    rows = sec["sensitivity"]
+    assert [r["config_id"] for r in rows] == [default.config_id(), variant.config_id()]
+    assert rows[0]["variant"] == "shown" and rows[1]["variant"] == "solver.step_convention=K2"
+    want = [(c["claim"], c["verdict"], c["check"]) for c in _judged(exp, variant, db)]
+    assert [(c["claim"], c["verdict"], c["check"]) for c in rows[1]["claims"]] == want
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "### Sensitivity: fig4" in md and "solver.step_convention=K2" in md
+    assert "Sensitivity: fig4" in (tmp_path / "rep" / "report.html").read_text()
+
+
+def test_the_default_is_the_preset_solver_at_its_scale(tmp_path):
+    """The --scale paper convention: the paper preset is default, a --set of a solver field is not; a
+    grid change keeps the preset's solver and stays default."""
+    exp = get_experiment("fig4")
+    assert is_default(exp, make_config(exp, "paper")) and is_default(exp, make_config(exp, "quick"))
+    assert is_default(exp, make_config(exp, "paper", sets=["N=100,200"]))
+    assert not is_default(exp, make_config(exp, "paper", sets=["step_convention=K2"]))
+    assert choice_distance(exp, make_config(exp, "paper", sets=["step_convention=K2", "solver.sampling=fresh",
+                                                                "solver.num_batches=8"])) == 3
+    assert select_config(exp, tmp_path / "none.db") is None
+
+
+def test_a_larger_variant_still_wins_and_a_store_without_variants_has_no_sensitivity(tmp_path):
+    db = tmp_path / "r.db"
+    exp = get_experiment("fig4")
+    _run(db)
+    big = _run(db, ["step_convention=K2"], trials=3)  # more trials: size decides first, as before
+    assert exp.stored_config(db).config_id() == big.config_id()
+    lone = tmp_path / "lone.db"
+    _run(lone)
+    res = write_report(lone, tmp_path / "rep")
+    assert "sensitivity" not in next(s for s in res["sections"] if s["name"] == "fig4")
+    assert "### Sensitivity" not in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_sensitivity_reads_the_store_then_runs_what_is_missing(tmp_path, capsys):
+    db = tmp_path / "r.db"
+    exp = get_experiment("fig4")
+    _run(db)
+    _run(db, ["step_convention=K2"])
+    argv = ["sensitivity", "fig4", *SETS, "--trials", "2", "--vary", "step_convention=K,K2",
+            "--vary", "batches=full,fresh:2", "--store", str(db), "--json"]
+    assert main(argv) == 0
+    study = json.loads(capsys.readouterr().out)
+    got = {v["variant"]: v for v in study["variants"]}
+    assert list(got) == ["step_convention=K, batches=full", "step_convention=K, batches=fresh:2",
+                         "step_convention=K2, batches=full", "step_convention=K2, batches=fresh:2"]
+    assert [(v["done"], v["asked"]) for v in got.values()] == [(8, 8), (0, 8), (8, 8), (0, 8)]
+    assert got["step_convention=K, batches=fresh:2"]["claims"] == []
+    assert "--set solver.sampling=fresh --set solver.num_batches=2" in got["step_convention=K2, batches=fresh:2"]["command"]
+    k2 = make_config(exp, "quick", 2, [*TINY, "step_convention=K2"])
+    assert got["step_convention=K2, batches=full"]["config_id"] == k2.config_id()
+    assert [(c["verdict"], c["check"]) for c in got["step_convention=K2, batches=full"]["claims"]] == \
+        [(c["verdict"], c["check"]) for c in _judged(exp, k2, db)]
+    # --run fills the two missing variants through the sweep path; the complete ones are not rerun
+    with Store(db) as st:
+        before = st.count("fig4")
+    assert main([*argv, "--run", "--no-progress"]) == 0
+    study = json.loads(capsys.readouterr().out)
+    assert all(v["complete"] and v["claims"] for v in study["variants"])
+    with Store(db) as st:
+        assert st.count("fig4") == before + 16
+    fresh = make_config(exp, "quick", 2, [*TINY, "step_convention=K2", "solver.sampling=fresh", "solver.num_batches=2"])
+    assert fresh.solver.sampling == "fresh" and fresh.solver.num_batches == 2
+    row = next(v for v in study["variants"] if v["config_id"] == fresh.config_id())
+    assert [(c["verdict"], c["check"]) for c in row["claims"]] == [(c["verdict"], c["check"])
+                                                                    for c in _judged(exp, fresh, db)]
+    # the text table names every variant and prints a verdict for each claim
+    assert main(argv[:-1]) == 0
+    out = capsys.readouterr().out
+    assert "4 variant(s)" in out and out.count("8/8") == 4
+    for c in row["claims"]:
+        assert f"claim: {c['claim']}" in out
+
+
+def test_an_incomplete_variant_has_its_verdicts_withheld(tmp_path, capsys):
+    db = tmp_path / "r.db"
+    _run(db)
+    _run(db, ["step_convention=K2"], chunks=1)
+    assert main(["sensitivity", "fig4", *SETS, "--trials", "2", "--vary", "step_convention=K2",
+                 "--store", str(db), "--json"]) == 0
+    (v,) = json.loads(capsys.readouterr().out)["variants"]
+    assert 0 < v["done"] < v["asked"] and not v["complete"]
+    assert v["claims"] and all(c["verdict"] == "undecided" and "incomplete sweep" in c["reason"] for c in v["claims"])
+
+
+def test_sensitivity_reads_a_packed_folder_and_refuses_to_run_into_it(both, tmp_path, capsys):
+    db, default, variant = both
+    folder = tmp_path / "packed"
+    pack(db, folder)
+    argv = ["sensitivity", "fig4", *SETS, "--trials", "2", "--vary", "step_convention=K,K2", "--json"]
+    assert main([*argv, "--store", str(db)]) == 0
+    a = json.loads(capsys.readouterr().out)["variants"]
+    assert main([*argv, "--store", str(folder)]) == 0
+    b = json.loads(capsys.readouterr().out)["variants"]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "command"} for r in rows]
+    assert strip(a) == strip(b) and all(r["complete"] for r in b)
+    assert main([*argv, "--store", str(folder), "--run", "--vary", "lam=0.3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "read-only" in err[0]
+
+
+def test_vary_choices_expand_into_set_overrides():
+    exp = get_experiment("fig4")
+    got = sensitivity_choices(exp, ["step_convention=K,K2", "batches=full,fresh:8"])
+    assert got == [("step_convention=K, batches=full", ["step_convention=K", "solver.sampling=full",
+                                                         "solver.num_batches=1"]),
+                   ("step_convention=K, batches=fresh:8", ["step_convention=K", "solver.sampling=fresh",
+                                                            "solver.num_batches=8"]),
+                   ("step_convention=K2, batches=full", ["step_convention=K2", "solver.sampling=full",
+                                                          "solver.num_batches=1"]),
+                   ("step_convention=K2, batches=fresh:8", ["step_convention=K2", "solver.sampling=fresh",
+                                                             "solver.num_batches=8"])]
+    assert sensitivity_choices(exp, ["N=[16,32],[48]"]) == [("N=[16,32]", ["N=[16,32]"]), ("N=[48]", ["N=[48]"])]
+
+
+BAD = [
+    (["--vary", "step_convention"], "--vary"),
+    (["--vary", "=K,K2"], "--vary"),
+    (["--vary", "step_convention="], "--vary"),
+    (["--vary", "step_convention=K,,K2"], "--vary step_convention"),
+    (["--vary", "step_convention=K,K"], "--vary step_convention"),
+    (["--vary", "step_convention=K,K3"], "--vary step_convention=K3"),
+    (["--vary", "stepconvention=K"], "--vary stepconvention"),
+    (["--vary", "batches=full,fresh:0"], "--vary batches"),
+    (["--vary", "batches=fresh:x"], "--vary batches"),
+    (["--vary", "batches=partial"], "--vary batches"),
+    (["--vary", "batches=full", "--vary", "solver.sampling=full"], "--vary"),
+    (["--vary", "step_convention=K", "--vary", "step_convention=K2"], "--vary step_convention"),
+    (["--vary", "max_iter=0,10"], "--vary max_iter=0"),
+    (["--vary", "N=1,2,3,4,5,6,7,8", "--vary", "lam=0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"], "--vary"),
+    ([], "--vary"),
+]
+
+
+@pytest.mark.parametrize("extra,needle", BAD)
+def test_bad_vary_is_one_line_exit_2(extra, needle, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc = main(["sensitivity", "fig4", *SETS, "--store", "none.db", *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_sensitivity_of_fig11_is_refused_in_one_line(capsys):
+    assert main(["sensitivity", "fig11", "--vary", "rate=0.1,0.2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fig11" in err[0]
