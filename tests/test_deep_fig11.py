@@ -239,3 +239,14 @@ def test_frankle_carbin_checks_pass_and_fail_on_built_stores(tmp_path):
     (speed1, acc1) = frankle_carbin_checks(summarize_fig11(str(tmp_path / "one")))
     assert speed1["gain"]["mean"] == 3000 and acc1["gain"]["mean"] == pytest.approx(0.5)
     assert speed1["verdict"] is None and acc1["verdict"] is None and "1 seed" in acc1["ours"]
+
+
+def test_two_seeds_with_equal_gains_give_no_verdict(tmp_path):
+    """Two seeds whose gains agree exactly have a standard error of 0: the numbers, no verdict."""
+    from ticketlab.deep.fig11 import frankle_carbin_checks
+
+    for s in (0, 1):
+        _write_fc_run(tmp_path, s, "none", [2.5, 2.4, 2.3, 2.0], [5000, 3000, 2500, 2000])
+    speed, acc = frankle_carbin_checks(summarize_fig11(str(tmp_path)))
+    assert acc["gain"]["se"] == 0.0 and acc["gain"]["mean"] == pytest.approx(0.5)
+    assert speed["verdict"] is None and acc["verdict"] is None

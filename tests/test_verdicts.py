@@ -415,3 +415,15 @@ def test_fig11_claims_map_directions_to_categories():
     want = {True: "reproduced", False: "not reproduced", None: "undecided"}
     assert [want[c["verdict"]] for c in raw] == cats(ours)
     assert {"reproduced", "not reproduced"} <= set(cats(ours))
+
+
+def test_rows_without_iterations_are_not_capped():
+    """design=bisect stores inferred starts with no iterations: they are neither capped nor undecided."""
+    import pandas as pd
+
+    from ticketlab.analysis import capped, capped_undecided
+
+    df = pd.DataFrame({"iterations": [100, 10_000, None, 10_000], "converged": [True, False, None, False],
+                       "failed": [False, False, None, False], "success": [True, False, True, True]})
+    assert capped(df, 10_000).tolist() == [False, True, False, True]
+    assert capped_undecided(df, 10_000).tolist() == [False, True, False, False]

@@ -95,8 +95,11 @@ def predict(fit: dict, x: float) -> tuple[float | None, float | None]:
 
 
 def capped(df, max_iter: int):
-    """Per row: the trial ran to ``max_iter`` without meeting the stopping rule (and did not diverge)."""
-    out = df["iterations"].astype(int) >= int(max_iter)
+    """Per row: the trial ran to ``max_iter`` without meeting the stopping rule (and did not diverge). A
+    row without iterations (a start that bisection inferred instead of solving, design=bisect) is not."""
+    import pandas as pd
+
+    out = pd.to_numeric(df["iterations"], errors="coerce").fillna(-1) >= int(max_iter)
     if "converged" in df:
         out &= ~df["converged"].astype(bool)
     if "failed" in df:

@@ -113,12 +113,14 @@ class Fig6(Experiment):
                                     {"d": 300, "K": 10, "N": 1000, "sqrt(r~) range": paper_grid},
                                     "ticketlab sweep fig6 --scale paper")
 
-        def cell(nz, s):
-            return next(c for c in cells if c["noise"] == nz and c["sqrt_r_tilde_target"] == s)
+        def cell(nz, s):  # None where the cell has no trials yet (an incomplete sweep)
+            return next((c for c in cells if c["noise"] == nz and c["sqrt_r_tilde_target"] == s), None)
 
         rises = {}
         for nz in sorted({c["noise"] for c in cells}, reverse=True):
             a, b = cell(nz, s_grid[0]), cell(nz, s_grid[-1])
+            if a is None or b is None:
+                continue
             se = log_ratio_se(a["mean"], a["std"], a["trials"], b["mean"], b["std"], b["trials"])
             rises[nz] = vd.Estimate.from_se(float(np.log(b["mean"] / a["mean"])), se, a["trials"])
         trends = {nz: vd.trend_of(e, +1, None) for nz, e in rises.items()}
