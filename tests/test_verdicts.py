@@ -427,3 +427,15 @@ def test_rows_without_iterations_are_not_capped():
                        "failed": [False, False, None, False], "success": [True, False, True, True]})
     assert capped(df, 10_000).tolist() == [False, True, False, True]
     assert capped_undecided(df, 10_000).tolist() == [False, True, False, False]
+
+
+def test_transition_without_a_crossing_names_the_side_by_the_direction_of_success():
+    """Every start succeeding puts Figure 2's radius (success falls with distance) above the grid, and
+    Figure 4's boundary (success rises with N) below it; no success at all, the other way round."""
+    from ticketlab.analysis import transition
+
+    x, n = [0.02, 0.1, 0.2, 0.38], [10] * 4
+    assert transition(x, n, n, falling=True)["outside_grid"] == "above"
+    assert transition(x, [0] * 4, n, falling=True)["outside_grid"] == "below"
+    assert transition(x, n, n)["outside_grid"] == "below"
+    assert transition(x, [0] * 4, n)["outside_grid"] == "above"

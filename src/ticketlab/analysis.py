@@ -37,15 +37,19 @@ def fit_logistic(x: np.ndarray, k: np.ndarray, n: np.ndarray, ridge: float = 1e-
     return float(mu - a / b * scale), float(b / scale)
 
 
-def transition(x, k, n, *, n_boot: int = 200, seed: int = 0, level: float = 0.95) -> dict:
+def transition(x, k, n, *, n_boot: int = 200, seed: int = 0, level: float = 0.95,
+               falling: bool = False) -> dict:
     """The 50% point of success vs x, with a parametric bootstrap interval over trials.
 
-    If the data hold no transition, the point is reported as beyond the grid (None) with the side.
+    If the data hold no transition, the point is reported as beyond the grid (None) with the side:
+    success rises with x (samples N) unless ``falling`` (start distance: Figure 2's radius), so that
+    every trial succeeding puts the point below the grid when rising and above it when falling.
     """
     x, k, n = (np.asarray(a, dtype=float) for a in (x, k, n))
     fit = fit_logistic(x, k, n)
     if fit is None:
-        side = "below" if k.sum() == n.sum() else "above"
+        all_succeed = k.sum() == n.sum()
+        side = ("above" if all_succeed else "below") if falling else ("below" if all_succeed else "above")
         return {"point": None, "ci_low": None, "ci_high": None, "slope": None, "outside_grid": side}
     x0, s = fit
     rng = np.random.default_rng(seed)

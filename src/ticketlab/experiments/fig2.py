@@ -98,7 +98,7 @@ class Fig2(Experiment):
         radius = []
         for s, sub in table.groupby("sqrt_r_tilde_target"):
             sub = sub.sort_values("lam")
-            tr = transition(sub["lam"], sub["successes"], sub["trials"], seed=cfg.seed)
+            tr = transition(sub["lam"], sub["successes"], sub["trials"], seed=cfg.seed, falling=True)
             # success area: integral of the success rate over lambda from 0 (where a start at W* succeeds)
             # to the grid's end - defined even when no 50% crossing lies inside the grid
             lam = np.concatenate([[0.0], sub["lam"].to_numpy()])
