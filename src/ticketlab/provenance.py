@@ -19,7 +19,10 @@ def git_commit() -> str | None:
                              timeout=5).stdout.strip()
         if not sha:
             return None
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        # only the code counts: results written into the checkout (results/, docs/results/) do not
+        # make the code that produced them "dirty"
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                "src", "pyproject.toml"],
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return sha[:12] + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
