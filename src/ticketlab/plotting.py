@@ -137,11 +137,13 @@ def legend_with_missing(ax, **kw):
         ax.legend(h + extra, labels + [p.get_label() for p in extra], **kw)
 
 
-def rate_grid(table, x: str, y: str, asked: int | None = None):
+def rate_grid(table, x: str, y: str, asked: int | None = None, *, x_grid=None, y_grid=None):
     """Success rates of a (x, y) grid table with 'successes' and 'trials' columns, as the sorted axes
     and a (len(ys), len(xs)) matrix for phase_diagram (NaN where a cell holds no trials). With
-    ``asked`` (trials per cell) also the boolean matrix of cells holding fewer: (xs, ys, rate, partial)."""
-    xs, ys = sorted(table[x].unique()), sorted(table[y].unique())
+    ``asked`` (trials per cell) also the boolean matrix of cells holding fewer: (xs, ys, rate, partial).
+    ``x_grid``/``y_grid``: the config's whole grid, so that cells not run yet are drawn (hatched) too."""
+    xs = sorted(set(table[x].unique()) | set(x_grid or ()))
+    ys = sorted(set(table[y].unique()) | set(y_grid or ()))
     rate = np.full((len(ys), len(xs)), np.nan)
     partial = np.zeros_like(rate, dtype=bool)
     for _, row in table.iterrows():

@@ -116,7 +116,8 @@ class Fig2(Experiment):
     @plotting.styled
     def plot(self, cfg, df, summary, out_dir: Path):
         table = pd.DataFrame(summary["cells"])
-        xs, ys, rate, partial = plotting.rate_grid(table, "sqrt_r_tilde_target", "lam", asked=cfg.trials)
+        xs, ys, rate, partial = plotting.rate_grid(table, "sqrt_r_tilde_target", "lam", asked=cfg.trials,
+                                                   x_grid=cfg.sqrt_r_tilde, y_grid=cfg.lam)
         fig, ax = plotting.new_figure(5.0, 3.7)
         plotting.phase_diagram(ax, xs, [100 * y for y in ys], rate, r"$\sqrt{\tilde r}$",
                                "initial relative distance (%)", partial=partial)
@@ -129,6 +130,12 @@ class Fig2(Experiment):
                 g = np.linspace(min(xs), max(xs), 50)
                 ax.plot(g, 100 * (fit["a"] * g + fit["b"]), "--", color="tab:red", lw=1,
                         label=f"ours: linear fit, slope {100 * fit['a']:.1f} % per unit of $\\sqrt{{\\tilde r}}$")
+        ref = {float(k): v for k, v in plotting.paper_values().get("fig2_radius_at_sqrt_r_tilde", {}).items()
+               if not k.startswith("_")}
+        shown = {k: v for k, v in ref.items() if min(xs) - 0.5 <= k <= max(xs) + 0.5}
+        if shown:
+            plotting.paper_points(ax, list(shown), [100 * v for v in shown.values()],
+                                  label="paper: 50% radius (read off Fig. 2)")
         plotting.legend_with_missing(ax, loc="lower left")
         plotting.trials_title(ax, f"Convex region radius (d={cfg.d}, K={cfg.K}, N={cfg.N}, {cfg.trials} trials/cell)",
                               int(table["trials"].sum()), len(self.cells(cfg)) * cfg.trials)
