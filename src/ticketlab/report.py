@@ -20,11 +20,13 @@ from .experiments import available, get_experiment
 from .provenance import provenance
 from .verdicts import CATEGORIES, withhold_incomplete
 
-PAPER_FIGURES = Path(__file__).resolve().parent / "paper_figures.json"  # shipped as package data
 
 
 def paper_values() -> dict:
-    return json.loads(PAPER_FIGURES.read_text())
+    """The paper's read-off values (one reader, in plotting: figures may not import the report)."""
+    from .plotting import paper_values as read
+
+    return read()
 
 
 def experiment_section(name: str, store, fig_dir: Path, paper: dict, cfg=None) -> dict | None:
