@@ -250,3 +250,30 @@ def test_two_seeds_with_equal_gains_give_no_verdict(tmp_path):
     speed, acc = frankle_carbin_checks(summarize_fig11(str(tmp_path)))
     assert acc["gain"]["se"] == 0.0 and acc["gain"]["mean"] == pytest.approx(0.5)
     assert speed["verdict"] is None and acc["verdict"] is None
+
+
+def test_paper_numbers_only_on_the_papers_setting(tmp_path):
+    # LeNet-5 on MNIST gets the paper's numbers; LeNet-300-100 (same N and errors) must not quote them
+    paper = {"pruning_ratio_percent": [0, 20, 36], "N=100": [5.3, 4.4, 4.5], "N=200": [4.4, 4.0, 4.1]}
+    write_store(tmp_path)
+    for n, by_seed in ERR.items():
+        for seed, errs in by_seed.items():
+            sp = IMPSpec(model="lenet300", data="mnist5k", n_train=n, seed=seed, train=TrainSpec(epochs=3))
+            rdir = os.path.join(tmp_path, "imp", sp.run_name())
+            os.makedirs(rdir)
+            json.dump({"identity": sp.identity(), "spec": sp.model_dump(mode="json"), "device": "cpu"},
+                      open(f"{rdir}/config.json", "w"))
+            for lv, e in enumerate(errs):
+                os.makedirs(f"{rdir}/level_{lv:02d}")
+                json.dump({"n_train": n, "pruning_ratio_percent": 100 * (1 - 0.8 ** lv), "test_error": e,
+                           "early_stop": {"step": 10, "val_error": VAL[lv], "val_loss": 0.1, "test_error": e},
+                           "error_unit": "percent", "device": "cpu"},
+                          open(f"{rdir}/level_{lv:02d}/metrics.json", "w"))
+    claims = fig11_claims(summarize_fig11(str(tmp_path)), paper)
+    lenet5 = [c for c in claims if c["family"].startswith("lenet5")]
+    lenet300 = [c for c in claims if c["family"].startswith("lenet300")]
+    assert lenet5 and lenet300 and len(lenet5) == len(lenet300)
+    assert all("N=100: dense 5.30 -> best 4.40" in c["paper"] for c in _by(lenet5, "At a fixed N"))
+    assert all("LeNet-5 on MNIST only" in c["paper"] and "dense 5.30" not in c["paper"] for c in lenet300)
+    # the verdicts are the same: the data are; only the paper column differs
+    assert [c["verdict"] for c in lenet5] == [c["verdict"] for c in lenet300]
