@@ -11,11 +11,13 @@ from pathlib import Path
 from .config import ConfigError
 from .store import DEFAULT_STORE
 
-__all__ = ["DEFAULT_STORE", "REPRODUCE_ORDER", "build_report", "make_config", "paper", "parse_value",
-           "list_store", "load_config_file", "plot_experiment", "reproduce_estimates", "reproduce_names", "run_experiment",
-           "sensitivity_study", "verdict_word"]
+__all__ = [
+    "DEFAULT_STORE", "REPRODUCE_ORDER", "build_report", "make_config", "paper", "parse_value", "list_store",
+    "load_config_file", "plot_experiment", "reproduce_estimates", "reproduce_names", "run_experiment",
+    "sensitivity_study", "verdict_word", "CONFIG_FILE_SUFFIXES", "sensitivity_choices",
+]
 
-# The order `reproduce` runs the experiments in (every registered experiment, cheapest first).
+#: The order `reproduce` runs the experiments in (every registered experiment, cheapest first).
 REPRODUCE_ORDER = ["fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10", "landscape",
                    "fig11", "init"]
 
@@ -102,6 +104,7 @@ def _field_names(model, prefix: str = "") -> list[str]:
     return out
 
 
+#: the files ``--config FILE`` reads, by suffix
 CONFIG_FILE_SUFFIXES = (".json", ".toml", ".yaml", ".yml")
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
+__all__ = ["LocalExecutor", "make_executor"]
+
 
 class LocalExecutor:
     """Runs tasks one after another in this process (each task is already a batch of trials)."""
@@ -23,6 +25,8 @@ class LocalExecutor:
 
 
 def make_executor(kind: str = "local", **kwargs):
+    """The executor that runs a sweep's chunks: 'local' (this process) or 'dask' (``kwargs`` go to
+    ``DaskExecutor``); ConfigError for any other kind."""
     if kind == "local":
         return LocalExecutor()
     if kind == "dask":

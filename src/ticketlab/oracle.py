@@ -14,6 +14,11 @@ from .config import OracleSpec
 from .population import output_rms
 from .seeding import DATA, substream
 
+__all__ = [
+    "Problem", "forward", "draw_r", "draw_supports", "support_mask", "superset_mask", "draw_trial",
+    "make_problem", "r_tilde", "mask_recall_precision", "mask_accuracy", "pruning_ratio",
+]
+
 
 @dataclass
 class Problem:
@@ -95,6 +100,7 @@ def _intersecting_supports(coords: torch.Tensor, rs: list[int], gen: torch.Gener
 
 
 def draw_supports(spec: OracleSpec, rs: list[int], gen: torch.Generator) -> list[torch.Tensor]:
+    """Each oracle neuron's support (indices of its kept inputs), r_j of them, for the spec's layout."""
     d = spec.d
     if spec.layout == "random":
         return [torch.randperm(d, generator=gen)[:r] for r in rs]
@@ -116,6 +122,7 @@ def draw_supports(spec: OracleSpec, rs: list[int], gen: torch.Generator) -> list
 
 
 def support_mask(supports: list[torch.Tensor], d: int) -> torch.Tensor:
+    """The (d, K) float64 0/1 mask with column j set on ``supports[j]``."""
     M = torch.zeros(d, len(supports), dtype=torch.float64)
     for j, s in enumerate(supports):
         M[s, j] = 1.0

@@ -10,6 +10,8 @@ import math
 
 import torch
 
+__all__ = ["unit_angle", "relu_kernel", "output_rms", "population_mse", "population_risk"]
+
 
 def unit_angle(uh: torch.Tensor, vh: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """The angle between unit vectors along ``dim`` (broadcast), accurate near 0 and pi:

@@ -54,6 +54,11 @@ import torch
 from .config import ConfigError
 from .oracle import mask_recall_precision
 
+__all__ = [
+    "magnitude_scores", "random_scores", "hessian_gradient_product", "grasp_scores", "prune", "imp_loop",
+    "sparsity", "mask_agreement", "apply_masks",
+]
+
 Tensors = Mapping[str, torch.Tensor]
 
 

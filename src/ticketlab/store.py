@@ -24,10 +24,15 @@ from .config import ConfigError
 if TYPE_CHECKING:  # pandas is imported where a frame is built, so that importing DEFAULT_STORE is cheap
     import pandas as pd
 
-__all__ = ["DEFAULT_STORE", "Store", "is_store", "load", "export", "flatten_config", "pack", "unpack"]
+__all__ = [
+    "DEFAULT_STORE", "Store", "is_store", "load", "export", "flatten_config", "pack", "unpack", "SCHEMA",
+    "CLAIM_LEASE", "COLUMNS", "StoreError", "store_error", "check_store_path",
+]
 
+#: the SQLite store used when no --store is given
 DEFAULT_STORE = "ticketlab-results.db"
 
+#: the store's tables: trial rows, claims of trials being run, configs
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (
     trial_id TEXT PRIMARY KEY,
@@ -56,7 +61,8 @@ CREATE TABLE IF NOT EXISTS configs (
 """
 
 
-CLAIM_LEASE = 6 * 3600.0  # seconds after which a claim of a sweep on another host is taken as abandoned
+CLAIM_LEASE = 6 * 3600.0  #: seconds after which a claim of a sweep on another host is taken as abandoned
+#: the columns of a trial row, in table order
 COLUMNS = ("trial_id", "experiment", "config_id", "cell_id", "cell", "trial", "seed", "result", "provenance",
            "created")
 
@@ -66,6 +72,7 @@ class StoreError(ConfigError):
 
 
 def store_error(path, err: BaseException) -> StoreError:
+    """A one-line ``StoreError`` naming the --store path for a database or disk error, with what to do."""
     why = str(err).splitlines()[0] if str(err) else type(err).__name__
     if isinstance(err, sqlite3.DatabaseError) and ("not a database" in why or "malformed" in why):
         why += " (the file is no ticketlab store, or is damaged: restore it, or give another --store)"

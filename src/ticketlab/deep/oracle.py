@@ -15,6 +15,8 @@ import torch
 from ..seeding import DATA, ORACLE_TEST, ORACLE_TRAIN, substream
 from .models import MLP, prunable
 
+__all__ = ["DeepOracleSpec", "make_teacher", "sample", "oracle_data"]
+
 
 @dataclass(frozen=True)
 class DeepOracleSpec:

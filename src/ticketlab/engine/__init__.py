@@ -17,9 +17,12 @@ from ..config import ConfigError
 from .reference import SolveResult, gradient, risk, step_scale
 from .reference import solve as solve_reference
 
-__all__ = ["ENGINES", "SolveResult", "choose", "chosen", "gradient", "mark_used", "resolve", "risk", "solve",
-           "solve_reference", "step_scale", "used"]
+__all__ = [
+    "ENGINES", "SolveResult", "choose", "chosen", "gradient", "mark_used", "resolve", "risk", "solve",
+    "solve_reference", "step_scale", "used", "check_engine",
+]
 
+#: the engine choices of ``choose`` and ``--engine``
 ENGINES = ("auto", "fast", "reference")
 _choice = "auto"
 _used: set[str] = set()
@@ -27,6 +30,7 @@ _warned = False
 
 
 def check_engine(name) -> str:
+    """``name`` if it is one of ``ENGINES``, else ConfigError naming --engine."""
     if name not in ENGINES:
         raise ConfigError(f"--engine: must be one of {', '.join(ENGINES)} (got {name!r})")
     return name
@@ -40,6 +44,7 @@ def choose(name: str) -> str:
 
 
 def chosen() -> str:
+    """This process's engine choice ('auto', 'fast' or 'reference'), as set by ``choose``."""
     return _choice
 
 
