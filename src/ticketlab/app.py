@@ -36,7 +36,7 @@ def paper() -> dict:
     return paper_values()
 
 
-def parse_value(text: str):
+def parse_value(text: str) -> object:
     """--set values: JSON if it parses ('[100,200]', '0.5', 'true'), a comma list of numbers, else a string.
 
     >>> parse_value("0.5"), parse_value("100,200"), parse_value("exact")

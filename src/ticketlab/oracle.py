@@ -139,7 +139,7 @@ def superset_mask(M: torch.Tensor, extra: int, gen: torch.Generator) -> torch.Te
 
 
 def draw_trial(spec: OracleSpec, N: int, seed: int, learner_mask: torch.Tensor | None = None,
-               oracle_mask: torch.Tensor | None = None):
+               oracle_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """One trial on the CPU in float64: (X, y, W*, M*, M, sigma). ``oracle_mask`` (d, K) replaces
     the drawn supports (the weights on it, the learner's extra inputs and the data are still drawn)."""
     gen = torch.Generator().manual_seed(substream(seed, DATA))
@@ -159,11 +159,27 @@ def draw_trial(spec: OracleSpec, N: int, seed: int, learner_mask: torch.Tensor |
     return X, y, W_star, M_star, M, sigma
 
 
-def make_problem(spec: OracleSpec, N: int, seeds: list[int], *, device="cpu", dtype=torch.float64,
+def make_problem(spec: OracleSpec, N: int, seeds: list[int], *, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float64,
                  learner_mask: torch.Tensor | None = None, oracle_mask: torch.Tensor | None = None) -> Problem:
     """A batch of trials, one per seed, drawn independently and stacked. ``oracle_mask`` (d, K): your
     own oracle supports (0/1); ``learner_mask`` (d, K): the learner's mask (default: the oracle's
-    plus ``spec.extra`` random inputs per neuron)."""
+    plus ``spec.extra`` random inputs per neuron).
+
+    Two trials, d = 20 inputs, K = 3 neurons of r = 4 kept inputs each, N = 50 samples; the learner
+    keeps 2 more inputs per neuron than the oracle, and its mask contains the oracle's:
+
+    >>> from ticketlab.config import OracleSpec
+    >>> p = make_problem(OracleSpec(d=20, K=3, r=4, extra=2), 50, seeds=[0, 1])
+    >>> p.X.shape, p.y.shape, p.W_star.shape, p.X.dtype
+    (torch.Size([2, 50, 20]), torch.Size([2, 50]), torch.Size([2, 20, 3]), torch.float64)
+    >>> p.oracle_mask.sum(1).tolist(), p.mask.sum(1).tolist()
+    ([[4.0, 4.0, 4.0], [4.0, 4.0, 4.0]], [[6.0, 6.0, 6.0], [6.0, 6.0, 6.0]])
+    >>> bool((p.mask >= p.oracle_mask).all()), bool((p.W_star * (1 - p.oracle_mask) == 0).all())
+    (True, True)
+    >>> bool((make_problem(OracleSpec(d=20, K=3, r=4, extra=2), 50, seeds=[1]).X[0] == p.X[1]).all())
+    True
+    """
     parts = [draw_trial(spec, N, s, learner_mask, oracle_mask) for s in seeds]
     X, y, W, Ms, M, sig = (torch.stack([p[i] if torch.is_tensor(p[i]) else torch.tensor(p[i])
                                         for p in parts]) for i in range(6))

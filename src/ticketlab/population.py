@@ -77,7 +77,8 @@ def _kernel_grad(U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
     return (term_v + term_u) / (2 * math.pi)
 
 
-def population_risk(W: torch.Tensor, W_star: torch.Tensor, *, with_grad: bool = False):
+def population_risk(W: torch.Tensor, W_star: torch.Tensor, *,
+                    with_grad: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """R(W) = E_x[(g(x; W) - g(x; W*))^2] / 2 for x ~ N(0, I), and optionally its gradient dR/dW.
 
     The gradient is the closed form (no autograd), valid wherever no column of W is zero.

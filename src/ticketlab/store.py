@@ -351,7 +351,31 @@ def load(path: str | Path = DEFAULT_STORE, experiment: str | None = None, *,
 
     ``with_config=True`` adds the fields of each row's config as columns named ``config.FIELD``
     (nested ones dotted: ``config.solver.eta``). A missing file raises FileNotFoundError (nothing
-    is created)."""
+    is created).
+
+    A store with one config and two trial rows (rows as ``sweep`` writes them), read back:
+
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = Path(tmp.name) / "demo.db"
+    >>> with Store(path) as s:
+    ...     s.save_config("demo", "c1", {"d": 20, "solver": {"eta": 0.5}})
+    ...     n = s.write([{"trial_id": f"t{i}", "experiment": "demo", "config_id": "c1", "cell_id": "N=50",
+    ...                   "cell": {"N": 50}, "trial": i, "seed": i, "result": {"rel_error": 10.0 ** -(i + 3)},
+    ...                   "provenance": {"device": "cpu", "dtype": "float64"}} for i in range(2)])
+    >>> n
+    2
+    >>> df = load(path, "demo", with_config=True)
+    >>> df[["trial_id", "N", "rel_error", "config.d", "config.solver.eta"]].values.tolist()
+    [['t0', 50, 0.001, 20, 0.5], ['t1', 50, 0.0001, 20, 0.5]]
+    >>> load(Path(tmp.name) / "missing.db")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: ...
+    >>> sorted(p.name for p in Path(tmp.name).iterdir())  # reading created nothing
+    ['demo.db']
+    >>> tmp.cleanup()
+    """
     with Store(path, create=False) as s:
         df = s.frame(experiment)
         if with_config and not df.empty:

@@ -172,7 +172,7 @@ def band_of(paper: float, tolerance) -> tuple[float, float]:
     return paper - tolerance, paper + tolerance
 
 
-def tolerance_of(spec: dict, paper: float):
+def tolerance_of(spec: dict, paper: float) -> float | tuple[float, float]:
     """A tolerance entry of paper_figures.json -> what ``compare`` takes: {"absolute": t} -> t;
     {"relative": r} -> r |paper|; {"factor": f} -> the band [paper / f, paper * f] (log-scale
     read-offs); {"relative_of_1_minus": r} -> r (1 - paper) (rates near 1)."""

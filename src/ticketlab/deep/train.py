@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -96,7 +97,7 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return p.permute(0, 2, 3, 1)[b, iy[:, :, None], ix[:, None, :]].permute(0, 3, 1, 2)
 
 
-def loss_fn(task: str):
+def loss_fn(task: str) -> Callable[..., torch.Tensor]:
     """The training loss of a task: cross-entropy for 'classify', mean squared error for 'regress'."""
     return nn.functional.cross_entropy if task == "classify" else nn.functional.mse_loss
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from ..config import ConfigError
+
+if TYPE_CHECKING:
+    from .base import Experiment
 
 __all__ = ["REGISTRY", "available", "get_experiment"]
 
@@ -21,7 +25,7 @@ def available() -> list[str]:
     return list(REGISTRY)
 
 
-def get_experiment(name: str):
+def get_experiment(name: str) -> Experiment:
     """The ``Experiment`` registered as ``name`` (its module is imported on first use); ConfigError
     listing the names for an unknown one."""
     names = available()
