@@ -7,6 +7,11 @@ import math
 
 import numpy as np
 
+__all__ = [
+    "fit_logistic", "transition", "linear_fit", "predict", "capped", "capped_undecided", "near_cells",
+    "log_ratio_se", "spearman", "samples_to_reach", "capped_table", "capped_near", "median_ci",
+]
+
 
 def fit_logistic(x: np.ndarray, k: np.ndarray, n: np.ndarray, ridge: float = 1e-3) -> tuple[float, float] | None:
     """Maximum-likelihood logistic fit p(x) = 1 / (1 + exp(-s (x - x0))) to k successes of n per x.
@@ -150,6 +155,7 @@ def log_ratio_se(m1: float, s1: float, n1: int, m2: float, s2: float, n2: int) -
 
 
 def spearman(x, y) -> float | None:
+    """Spearman rank correlation of x and y over the pairs where both are finite (None below 3 pairs)."""
     from scipy.stats import spearmanr
 
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)

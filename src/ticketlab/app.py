@@ -11,11 +11,13 @@ from pathlib import Path
 from .config import ConfigError
 from .store import DEFAULT_STORE
 
-__all__ = ["DEFAULT_STORE", "REPRODUCE_ORDER", "build_report", "make_config", "paper", "parse_value",
-           "list_store", "load_config_file", "plot_experiment", "reproduce_estimates", "reproduce_names", "run_experiment",
-           "sensitivity_study", "verdict_word"]
+__all__ = [
+    "DEFAULT_STORE", "REPRODUCE_ORDER", "build_report", "make_config", "paper", "parse_value", "list_store",
+    "load_config_file", "plot_experiment", "reproduce_estimates", "reproduce_names", "run_experiment",
+    "sensitivity_study", "verdict_word", "CONFIG_FILE_SUFFIXES", "sensitivity_choices",
+]
 
-# The order `reproduce` runs the experiments in (every registered experiment, cheapest first).
+#: The order `reproduce` runs the experiments in (every registered experiment, cheapest first).
 REPRODUCE_ORDER = ["fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10", "landscape",
                    "fig11", "init"]
 
@@ -34,7 +36,7 @@ def paper() -> dict:
     return paper_values()
 
 
-def parse_value(text: str):
+def parse_value(text: str) -> object:
     """--set values: JSON if it parses ('[100,200]', '0.5', 'true'), a comma list of numbers, else a string.
 
     >>> parse_value("0.5"), parse_value("100,200"), parse_value("exact")
@@ -102,6 +104,7 @@ def _field_names(model, prefix: str = "") -> list[str]:
     return out
 
 
+#: the files ``--config FILE`` reads, by suffix
 CONFIG_FILE_SUFFIXES = (".json", ".toml", ".yaml", ".yml")
 
 

@@ -15,7 +15,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+__all__ = [
+    "LAYOUTS", "ConfigError", "Model", "stable_hash", "reword", "format_validation_error", "build",
+    "OracleSpec", "SolverSpec", "InitSpec", "TrialSpec", "parse_init",
+]
+
 _GROUPS = re.compile(r"^groups:(\d+(,\d+)*)$")
+#: the oracle's support layouts (``OracleSpec.layout``)
 LAYOUTS = ("overlap", "random", "disjoint", "groups:N1,N2,...")
 
 

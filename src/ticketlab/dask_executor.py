@@ -21,7 +21,9 @@ from collections.abc import Callable, Iterable, Iterator
 from . import __version__
 from .config import ConfigError
 
-DEFAULT_CONNECT_TIMEOUT = 5.0  # seconds to reach a scheduler before giving up with a ConfigError
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DaskExecutor"]
+
+DEFAULT_CONNECT_TIMEOUT = 5.0  #: seconds to reach a scheduler before giving up with a ConfigError
 
 
 def _on_worker(fn: Callable, task, torch_threads: int | None, client_version: str):

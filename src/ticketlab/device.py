@@ -7,7 +7,9 @@ import torch
 
 from .config import ConfigError
 
-DTYPES = {"float64": torch.float64, "float32": torch.float32}  # a config's dtype name -> torch dtype
+__all__ = ["DTYPES", "check_device_syntax", "resolve_device"]
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}  #: a config's dtype name -> torch dtype
 
 
 def check_device_syntax(device: str) -> str:

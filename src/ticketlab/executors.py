@@ -7,6 +7,12 @@ finishes, in any order; the sweep writes each result to the store as it arrives.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .dask_executor import DaskExecutor
+
+__all__ = ["LocalExecutor", "make_executor"]
 
 
 class LocalExecutor:
@@ -22,7 +28,9 @@ class LocalExecutor:
         pass
 
 
-def make_executor(kind: str = "local", **kwargs):
+def make_executor(kind: str = "local", **kwargs) -> LocalExecutor | DaskExecutor:
+    """The executor that runs a sweep's chunks: 'local' (this process) or 'dask' (``kwargs`` go to
+    ``DaskExecutor``); ConfigError for any other kind."""
     if kind == "local":
         return LocalExecutor()
     if kind == "dask":

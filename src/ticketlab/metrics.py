@@ -10,7 +10,12 @@ from .oracle import forward
 from .population import population_mse
 from .seeding import TEST, substream
 
-SUCCESS_THRESHOLD = 1e-4  # the paper's verdict: relative error below this recovers W*
+__all__ = [
+    "SUCCESS_THRESHOLD", "align", "permute_neurons", "aligned_relative_error", "test_rmse_exact",
+    "test_rmse_sampled",
+]
+
+SUCCESS_THRESHOLD = 1e-4  #: the paper's verdict: relative error below this recovers W*
 
 
 def align(W: torch.Tensor, W_star: torch.Tensor) -> torch.Tensor:
@@ -32,6 +37,7 @@ def align(W: torch.Tensor, W_star: torch.Tensor) -> torch.Tensor:
 
 
 def permute_neurons(W: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """W with its neurons (last axis) reordered: out[..., :, k] = W[..., :, perm[..., k]] (W (B, d, K), perm (B, K))."""
     return torch.gather(W, -1, perm[..., None, :].expand_as(W))
 
 

@@ -14,6 +14,11 @@ from .config import OracleSpec
 from .population import output_rms
 from .seeding import DATA, substream
 
+__all__ = [
+    "Problem", "forward", "draw_r", "draw_supports", "support_mask", "superset_mask", "draw_trial",
+    "make_problem", "r_tilde", "mask_recall_precision", "mask_accuracy", "pruning_ratio",
+]
+
 
 @dataclass
 class Problem:
@@ -95,6 +100,7 @@ def _intersecting_supports(coords: torch.Tensor, rs: list[int], gen: torch.Gener
 
 
 def draw_supports(spec: OracleSpec, rs: list[int], gen: torch.Generator) -> list[torch.Tensor]:
+    """Each oracle neuron's support (indices of its kept inputs), r_j of them, for the spec's layout."""
     d = spec.d
     if spec.layout == "random":
         return [torch.randperm(d, generator=gen)[:r] for r in rs]
@@ -116,6 +122,7 @@ def draw_supports(spec: OracleSpec, rs: list[int], gen: torch.Generator) -> list
 
 
 def support_mask(supports: list[torch.Tensor], d: int) -> torch.Tensor:
+    """The (d, K) float64 0/1 mask with column j set on ``supports[j]``."""
     M = torch.zeros(d, len(supports), dtype=torch.float64)
     for j, s in enumerate(supports):
         M[s, j] = 1.0
@@ -132,7 +139,7 @@ def superset_mask(M: torch.Tensor, extra: int, gen: torch.Generator) -> torch.Te
 
 
 def draw_trial(spec: OracleSpec, N: int, seed: int, learner_mask: torch.Tensor | None = None,
-               oracle_mask: torch.Tensor | None = None):
+               oracle_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """One trial on the CPU in float64: (X, y, W*, M*, M, sigma). ``oracle_mask`` (d, K) replaces
     the drawn supports (the weights on it, the learner's extra inputs and the data are still drawn)."""
     gen = torch.Generator().manual_seed(substream(seed, DATA))
@@ -152,11 +159,27 @@ def draw_trial(spec: OracleSpec, N: int, seed: int, learner_mask: torch.Tensor |
     return X, y, W_star, M_star, M, sigma
 
 
-def make_problem(spec: OracleSpec, N: int, seeds: list[int], *, device="cpu", dtype=torch.float64,
+def make_problem(spec: OracleSpec, N: int, seeds: list[int], *, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float64,
                  learner_mask: torch.Tensor | None = None, oracle_mask: torch.Tensor | None = None) -> Problem:
     """A batch of trials, one per seed, drawn independently and stacked. ``oracle_mask`` (d, K): your
     own oracle supports (0/1); ``learner_mask`` (d, K): the learner's mask (default: the oracle's
-    plus ``spec.extra`` random inputs per neuron)."""
+    plus ``spec.extra`` random inputs per neuron).
+
+    Two trials, d = 20 inputs, K = 3 neurons of r = 4 kept inputs each, N = 50 samples; the learner
+    keeps 2 more inputs per neuron than the oracle, and its mask contains the oracle's:
+
+    >>> from ticketlab.config import OracleSpec
+    >>> p = make_problem(OracleSpec(d=20, K=3, r=4, extra=2), 50, seeds=[0, 1])
+    >>> p.X.shape, p.y.shape, p.W_star.shape, p.X.dtype
+    (torch.Size([2, 50, 20]), torch.Size([2, 50]), torch.Size([2, 20, 3]), torch.float64)
+    >>> p.oracle_mask.sum(1).tolist(), p.mask.sum(1).tolist()
+    ([[4.0, 4.0, 4.0], [4.0, 4.0, 4.0]], [[6.0, 6.0, 6.0], [6.0, 6.0, 6.0]])
+    >>> bool((p.mask >= p.oracle_mask).all()), bool((p.W_star * (1 - p.oracle_mask) == 0).all())
+    (True, True)
+    >>> bool((make_problem(OracleSpec(d=20, K=3, r=4, extra=2), 50, seeds=[1]).X[0] == p.X[1]).all())
+    True
+    """
     parts = [draw_trial(spec, N, s, learner_mask, oracle_mask) for s in seeds]
     X, y, W, Ms, M, sig = (torch.stack([p[i] if torch.is_tensor(p[i]) else torch.tensor(p[i])
                                         for p in parts]) for i in range(6))

@@ -25,13 +25,14 @@ __all__ = ["STYLE", "PAPER_STYLE", "MISSING_STYLE", "style", "styled", "new_figu
            "rate_grid", "band", "paper_points", "log_axis", "wilson_interval", "completeness", "trials_title",
            "legend_with_missing", "finite", "paper_values"]
 
+#: the rcParams of every figure, applied as a context by ``style`` (never globally)
 STYLE = {"figure.dpi": 110, "savefig.dpi": 150, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3,
          "axes.spines.top": False, "axes.spines.right": False, "legend.fontsize": 7, "legend.framealpha": 0.85,
          "axes.titlesize": 9, "pdf.fonttype": 42}
 
-# the paper's read-offs: black stars, drawn over our data, always labelled "paper"
+#: the paper's read-offs: black stars, drawn over our data, always labelled "paper"
 PAPER_STYLE = dict(marker="*", ms=9, color="black", mfc="gold", mec="black", mew=0.7, ls="none", zorder=6)
-# cells of a grid that hold no trial: hatched, never white (white is 100% success)
+#: cells of a grid that hold no trial: hatched, never white (white is 100% success)
 MISSING_STYLE = dict(facecolor="#fbe3c8", edgecolor="tab:orange", hatch="///", lw=0)
 
 

@@ -10,6 +10,8 @@ import math
 
 import torch
 
+__all__ = ["unit_angle", "relu_kernel", "output_rms", "population_mse", "population_risk"]
+
 
 def unit_angle(uh: torch.Tensor, vh: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """The angle between unit vectors along ``dim`` (broadcast), accurate near 0 and pi:
@@ -75,7 +77,8 @@ def _kernel_grad(U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
     return (term_v + term_u) / (2 * math.pi)
 
 
-def population_risk(W: torch.Tensor, W_star: torch.Tensor, *, with_grad: bool = False):
+def population_risk(W: torch.Tensor, W_star: torch.Tensor, *,
+                    with_grad: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """R(W) = E_x[(g(x; W) - g(x; W*))^2] / 2 for x ~ N(0, I), and optionally its gradient dR/dW.
 
     The gradient is the closed form (no autograd), valid wherever no column of W is zero.

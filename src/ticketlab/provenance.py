@@ -9,6 +9,8 @@ from pathlib import Path
 
 from . import __version__
 
+__all__ = ["provenance"]
+
 
 @functools.cache
 def git_commit() -> str | None:
@@ -30,6 +32,8 @@ def git_commit() -> str | None:
 
 
 def provenance(device: str = "cpu", dtype: str = "float64") -> dict:
+    """What is stored with every result row: code version and commit, library versions, Python, platform,
+    device (and its name), dtype and the Algorithm 1 engine."""
     import numpy
     import torch
 

@@ -54,6 +54,11 @@ import torch
 from .config import ConfigError
 from .oracle import mask_recall_precision
 
+__all__ = [
+    "magnitude_scores", "random_scores", "hessian_gradient_product", "grasp_scores", "prune", "imp_loop",
+    "sparsity", "mask_agreement", "apply_masks",
+]
+
 Tensors = Mapping[str, torch.Tensor]
 
 
@@ -61,7 +66,11 @@ Tensors = Mapping[str, torch.Tensor]
 
 
 def magnitude_scores(weights: Tensors) -> dict[str, torch.Tensor]:
-    """|w| for every weight (the IMP / one-shot magnitude criterion)."""
+    """|w| for every weight (the IMP / one-shot magnitude criterion).
+
+    >>> magnitude_scores({"W": torch.tensor([[1.0, -3.0], [0.5, -0.25]])})["W"].tolist()
+    [[1.0, 3.0], [0.5, 0.25]]
+    """
     return {k: w.detach().abs() for k, w in weights.items()}
 
 
@@ -70,6 +79,13 @@ def random_scores(weights: Tensors, seed: int) -> dict[str, torch.Tensor]:
 
     Drawn in the mapping's order, in float64 on the CPU, then moved to each weight's device: the
     same seed gives the same scores (hence the same random mask) on every device.
+
+    >>> w = {"a": torch.zeros(2, 3), "b": torch.zeros(4, dtype=torch.float32)}
+    >>> s = random_scores(w, seed=7)
+    >>> [(k, tuple(v.shape), v.dtype) for k, v in s.items()]
+    [('a', (2, 3), torch.float64), ('b', (4,), torch.float64)]
+    >>> all(torch.equal(s[k], random_scores(w, seed=7)[k]) for k in w), bool(((s["a"] >= 0) & (s["a"] < 1)).all())
+    (True, True)
     """
     gen = torch.Generator().manual_seed(int(seed))
     return {k: torch.rand(w.shape, generator=gen, dtype=torch.float64).to(w.device) for k, w in weights.items()}
@@ -106,6 +122,19 @@ def grasp_scores(params: Tensors, loss_fn: Callable[[dict[str, torch.Tensor]], t
 
     Returns ``theta (.) H g``: high = keep. This is minus the paper's S(-theta) = -theta (.) H g,
     so pruning the lowest of these removes the weights GraSP removes (largest S).
+
+    On a quadratic L = theta^T A theta / 2, g = A theta and H g = A A theta in closed form: with
+    A = diag(2, 3) and theta = (1, 2), H g = (4, 18) and the scores are theta (.) H g = (4, 36):
+
+    >>> A = torch.diag(torch.tensor([2.0, 3.0], dtype=torch.float64))
+    >>> theta = {"w": torch.tensor([1.0, 2.0], dtype=torch.float64)}
+    >>> grasp_scores(theta, lambda p: 0.5 * p["w"] @ A @ p["w"])["w"].tolist()
+    [4.0, 36.0]
+
+    A pruned weight is held at zero, so it drops out of g and H g, and its score is 0:
+
+    >>> grasp_scores(theta, lambda p: 0.5 * p["w"] @ A @ p["w"], masks={"w": torch.tensor([1.0, 0.0])})["w"].tolist()
+    [4.0, 0.0]
     """
     hg = hessian_gradient_product(params, loss_fn, masks)
     out = {}

@@ -20,6 +20,11 @@ from .experiments import available, get_experiment
 from .provenance import provenance
 from .verdicts import CATEGORIES, withhold_incomplete
 
+__all__ = [
+    "paper_values", "experiment_section", "verdict_word", "CSS_CLASS", "not_run_command", "SENSITIVITY_NOTE",
+    "write_report",
+]
+
 
 
 def paper_values() -> dict:
@@ -71,6 +76,7 @@ def verdict_word(verdict) -> str:
     return {True: "reproduced", False: "not reproduced", None: "undecided"}[verdict]
 
 
+#: verdict category -> CSS class of its badge in the HTML report
 CSS_CLASS = {"reproduced": "ok", "trend only": "trend", "not reproduced": "no", "undecided": "na"}
 
 
@@ -93,6 +99,7 @@ def _trials_line(s: dict) -> str:
     return f"{s['trials']} trials"
 
 
+#: the text above each Sensitivity table of the report
 SENSITIVITY_NOTE = ("The variants of this config that the store holds (same grids, other unstated choices), "
                     "each judged by the same rules; the first is the config shown above. Run more with "
                     "`ticketlab sensitivity FIG --vary ...` (docs/replication.md).")

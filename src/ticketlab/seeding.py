@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = [
+    "RANDOM_START", "LANDSCAPE", "DENSE_START_DISTANCE", "MOMENTS", "substream", "trial_seed", "VALIDATION",
+    "REINIT_LEVEL", "reinit_seed", "random_mask_seed",
+]
+
 # Independent streams of one trial seed, one per use: the one table of every stream number.
 # A number may serve two uses only where no seed ever reaches both: oracle trials and deep IMP runs
 # never share a seed, nor do trials of different experiments (their seeds derive from the experiment
 # name, see experiments.base.Cell.seed_key). Numbers are kept as they were so results do not change.
 DATA, START, TEST, PRUNE = 0, 1, 2, 3
-RANDOM_START = START + 10  # the uniform random start on the mask (init.starts.random_start)
+RANDOM_START = START + 10  #: the uniform random start on the mask (init.starts.random_start)
 ORDER, AUGMENT = 11, 12  # deep training: data order, augmentation (deep runs only; RANDOM_START is oracle-only)
-LANDSCAPE = 40  # random directions around W* (landscape experiment only)
-DENSE_START_DISTANCE = 40  # each trial's dense-start distance lambda (Figures 7-10 only, never with LANDSCAPE)
-MOMENTS = 41  # random vectors and restarts of the moment-based starts
+LANDSCAPE = 40  #: random directions around W* (landscape experiment only)
+DENSE_START_DISTANCE = 40  #: each trial's dense-start distance lambda (Figures 7-10 only, never with LANDSCAPE)
+MOMENTS = 41  #: random vectors and restarts of the moment-based starts
 
 
 def substream(seed: int, stream: int) -> int:
@@ -32,9 +37,9 @@ def trial_seed(base_seed: int, cell_key: str, trial: int) -> int:
 
 
 # Deep streams, appended.
-VALIDATION = 13  # deep data: the validation items held out of a training pool (seeded by the split seed)
+VALIDATION = 13  #: deep data: the validation items held out of a training pool (seeded by the split seed)
 ORACLE_TRAIN, ORACLE_TEST = 100, 102  # deep oracle: inputs and noise of its training pool and test set
-REINIT_LEVEL = 1000  # deep reinit control: offset of the level inside the init stream (see reinit_seed)
+REINIT_LEVEL = 1000  #: deep reinit control: offset of the level inside the init stream (see reinit_seed)
 
 
 def reinit_seed(seed: int, level: int) -> int:

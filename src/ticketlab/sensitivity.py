@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from .config import ConfigError
 
-__all__ = ["ALIASES", "split_choices", "expand_choice", "variant_row", "stored_variants", "diff_label",
-           "format_table"]
+__all__ = [
+    "ALIASES", "split_choices", "expand_choice", "variant_row", "stored_variants", "diff_label",
+    "format_table", "MAX_VARIANTS",
+]
 
+#: most variants one ``--vary`` study may ask for
 MAX_VARIANTS = 64
 
 
@@ -29,7 +32,7 @@ def _batches(value: str) -> list[str]:
     raise ConfigError(f"--vary batches: each choice must be full or fresh:T with a whole T >= 1 (got {value!r})")
 
 
-ALIASES = {"batches": (_batches, ("solver.sampling", "solver.num_batches"))}  # name -> (expand, fields set)
+ALIASES = {"batches": (_batches, ("solver.sampling", "solver.num_batches"))}  #: name -> (expand, fields set)
 
 
 def split_choices(item: str) -> tuple[str, list[str]]:

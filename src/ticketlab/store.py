@@ -24,10 +24,15 @@ from .config import ConfigError
 if TYPE_CHECKING:  # pandas is imported where a frame is built, so that importing DEFAULT_STORE is cheap
     import pandas as pd
 
-__all__ = ["DEFAULT_STORE", "Store", "is_store", "load", "export", "flatten_config", "pack", "unpack"]
+__all__ = [
+    "DEFAULT_STORE", "Store", "is_store", "load", "export", "flatten_config", "pack", "unpack", "SCHEMA",
+    "CLAIM_LEASE", "COLUMNS", "StoreError", "store_error", "check_store_path",
+]
 
+#: the SQLite store used when no --store is given
 DEFAULT_STORE = "ticketlab-results.db"
 
+#: the store's tables: trial rows, claims of trials being run, configs
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (
     trial_id TEXT PRIMARY KEY,
@@ -56,7 +61,8 @@ CREATE TABLE IF NOT EXISTS configs (
 """
 
 
-CLAIM_LEASE = 6 * 3600.0  # seconds after which a claim of a sweep on another host is taken as abandoned
+CLAIM_LEASE = 6 * 3600.0  #: seconds after which a claim of a sweep on another host is taken as abandoned
+#: the columns of a trial row, in table order
 COLUMNS = ("trial_id", "experiment", "config_id", "cell_id", "cell", "trial", "seed", "result", "provenance",
            "created")
 
@@ -66,6 +72,7 @@ class StoreError(ConfigError):
 
 
 def store_error(path, err: BaseException) -> StoreError:
+    """A one-line ``StoreError`` naming the --store path for a database or disk error, with what to do."""
     why = str(err).splitlines()[0] if str(err) else type(err).__name__
     if isinstance(err, sqlite3.DatabaseError) and ("not a database" in why or "malformed" in why):
         why += " (the file is no ticketlab store, or is damaged: restore it, or give another --store)"
@@ -344,7 +351,31 @@ def load(path: str | Path = DEFAULT_STORE, experiment: str | None = None, *,
 
     ``with_config=True`` adds the fields of each row's config as columns named ``config.FIELD``
     (nested ones dotted: ``config.solver.eta``). A missing file raises FileNotFoundError (nothing
-    is created)."""
+    is created).
+
+    A store with one config and two trial rows (rows as ``sweep`` writes them), read back:
+
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = Path(tmp.name) / "demo.db"
+    >>> with Store(path) as s:
+    ...     s.save_config("demo", "c1", {"d": 20, "solver": {"eta": 0.5}})
+    ...     n = s.write([{"trial_id": f"t{i}", "experiment": "demo", "config_id": "c1", "cell_id": "N=50",
+    ...                   "cell": {"N": 50}, "trial": i, "seed": i, "result": {"rel_error": 10.0 ** -(i + 3)},
+    ...                   "provenance": {"device": "cpu", "dtype": "float64"}} for i in range(2)])
+    >>> n
+    2
+    >>> df = load(path, "demo", with_config=True)
+    >>> df[["trial_id", "N", "rel_error", "config.d", "config.solver.eta"]].values.tolist()
+    [['t0', 50, 0.001, 20, 0.5], ['t1', 50, 0.0001, 20, 0.5]]
+    >>> load(Path(tmp.name) / "missing.db")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: ...
+    >>> sorted(p.name for p in Path(tmp.name).iterdir())  # reading created nothing
+    ['demo.db']
+    >>> tmp.cleanup()
+    """
     with Store(path, create=False) as s:
         df = s.frame(experiment)
         if with_config and not df.empty:

@@ -13,11 +13,16 @@ from .experiments import get_experiment
 from .provenance import provenance
 from .store import Store
 
-__all__ = ["DEFAULT_CHUNK", "PROGRESS_SPLIT", "Task", "estimate_seconds", "fmt_duration", "plan", "remaining_per_cell",
-           "run_sweep", "run_task", "trials_per_chunk"]
+__all__ = [
+    "DEFAULT_CHUNK", "PROGRESS_SPLIT", "Task", "estimate_seconds", "fmt_duration", "plan",
+    "remaining_per_cell", "run_sweep", "run_task", "trials_per_chunk", "DEFAULT_MEMORY_BUDGET",
+    "bytes_per_trial", "check_batching", "MAX_TRIALS", "available_memory", "fmt_bytes", "preflight",
+    "TYPICAL_ITERATIONS",
+]
 
+#: trials per chunk when neither --chunk-size nor the memory budget is smaller
 DEFAULT_CHUNK = 32
-DEFAULT_MEMORY_BUDGET = 2 * 2**30  # bytes of trial data held at once by one chunk
+DEFAULT_MEMORY_BUDGET = 2 * 2**30  #: bytes of trial data held at once by one chunk
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,8 @@ def run_task(task: Task) -> list[dict]:
 
 
 def bytes_per_trial(spec) -> int:
+    """Memory one trial of ``spec`` holds while it runs (bytes): the engine's data and the fast engine's copy
+    of the kept columns of X; it sizes the chunks."""
     from .engine.cost import bytes_per_trial as engine_bytes
 
     # the engine's own data plus the copy of the kept columns of X that the fast engine builds per trial
@@ -101,10 +108,10 @@ def trials_per_chunk(spec, chunk_size: int | None = None, memory_budget: int | N
     return max(1, min(chunk_size or DEFAULT_CHUNK, budget // max(1, bytes_per_trial(spec))))
 
 
-PROGRESS_SPLIT = 4  # with a progress bar and no --chunk-size, a cell runs in at least this many chunks
+PROGRESS_SPLIT = 4  #: with a progress bar and no --chunk-size, a cell runs in at least this many chunks
 
 
-MAX_TRIALS = 10_000_000  # trials in one sweep: beyond this the plan alone (ids, seeds) fills gigabytes
+MAX_TRIALS = 10_000_000  #: trials in one sweep: beyond this the plan alone (ids, seeds) fills gigabytes
 
 
 def available_memory(device: str = "cpu") -> int | None:
@@ -132,6 +139,7 @@ def available_memory(device: str = "cpu") -> int | None:
 
 
 def fmt_bytes(n: float) -> str:
+    """A byte count for people, in binary units: '512 B', '1.5 GiB'."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if abs(n) < 1024 or unit == "PiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -279,7 +287,7 @@ def run_sweep(exp_name: str, cfg, store: Store, *, device: str = "cpu", executor
     return {"total": total, "skipped": total - ran, "ran": ran, "written": written}
 
 
-TYPICAL_ITERATIONS = 2500  # iterations per trial to plan with, where an experiment gives none
+TYPICAL_ITERATIONS = 2500  #: iterations per trial to plan with, where an experiment gives none
 
 
 def remaining_per_cell(exp, cfg, store_path) -> dict[int, int]:
@@ -333,6 +341,7 @@ def estimate_seconds(exp, cfg, device="cpu", chunk_size: int | None = None,
 
 
 def fmt_duration(seconds: float) -> str:
+    """A duration for people: '45 s', '12 min', '3.5 h' ('unknown' if not finite)."""
     if not math.isfinite(seconds):
         return "unknown"
     if seconds < 120:

@@ -27,14 +27,22 @@ from pathlib import Path
 
 from .config import ConfigError
 
-__all__ = ["MANIFEST", "CONFIGS", "FORMAT", "is_tables", "check_out", "write_tables", "open_tables", "read_manifest"]
+__all__ = [
+    "MANIFEST", "CONFIGS", "FORMAT", "is_tables", "check_out", "write_tables", "open_tables", "read_manifest",
+    "PARTS", "PLAIN", "INT64", "ARROW_KINDS",
+]
 
+#: a packed folder's manifest: format, files with their sha256, provenance
 MANIFEST = "MANIFEST.json"
+#: a packed folder's configs, config_id -> experiment and config
 CONFIGS = "configs.json"
+#: the format name and version a manifest must carry
 FORMAT = "ticketlab-tables/1"
-PARTS = ("cell", "result", "provenance")  # the JSON columns of a trial row, each packed as typed columns
+PARTS = ("cell", "result", "provenance")  #: the JSON columns of a trial row, each packed as typed columns
+#: the scalar columns of a trial row and their Arrow types
 PLAIN = (("trial_id", "string"), ("experiment", "string"), ("config_id", "string"), ("cell_id", "string"),
          ("trial", "int64"), ("seed", "int64"), ("created", "float64"), ("rowid", "int64"))
+#: the range of an int64 column; a JSON integer outside it is kept as JSON text
 INT64 = (-(2 ** 63), 2 ** 63 - 1)
 
 
@@ -67,6 +75,7 @@ def _kind(values: list) -> str:
     return "json"  # None, dicts, mixed lists, mixed types: the value's own JSON text
 
 
+#: the kind of a JSON field's values -> the Arrow type of its column
 ARROW_KINDS = {"bool": "bool_", "int": "int64", "float": "float64", "str": "string", "json": "string"}
 
 
@@ -261,6 +270,7 @@ def write_tables(trials: dict[str, list[tuple]], configs: list[tuple], out_dir, 
 # --- reading -----------------------------------------------------------------------------------------
 
 def read_manifest(folder) -> dict:
+    """The MANIFEST.json of a packed folder; ConfigError if it cannot be read or is of another format."""
     folder = Path(folder)
     try:
         manifest = json.loads((folder / MANIFEST).read_text())

@@ -18,7 +18,7 @@ from .init import make_start
 from .metrics import SUCCESS_THRESHOLD, aligned_relative_error, test_rmse_exact, test_rmse_sampled
 from .oracle import Problem, make_problem, mask_accuracy, pruning_ratio, r_tilde
 
-__all__ = ["check_problem", "edge", "next_start", "run_bisect", "run_common", "run_trials"]
+__all__ = ["check_problem", "edge", "next_start", "run_bisect", "run_common", "run_trials", "PROBLEM_FIELDS"]
 
 
 def _num(x) -> float | None:
@@ -176,7 +176,7 @@ def _shared_module():
     return shared
 
 
-PROBLEM_FIELDS = ("r_tilde", "r_ave", "mask_accuracy", "pruning_ratio")  # same for every start of a problem
+PROBLEM_FIELDS = ("r_tilde", "r_ave", "mask_accuracy", "pruning_ratio")  #: same for every start of a problem
 
 
 def next_start(n: int, solved: dict[int, bool]) -> int | None:

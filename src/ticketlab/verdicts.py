@@ -18,10 +18,18 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+__all__ = [
+    "CATEGORIES", "Z95", "MAX_FACTOR", "CAPPED_LIMIT", "Estimate", "bound", "Trend", "trend_of",
+    "trials_needed", "Verdict", "band_of", "tolerance_of", "compare", "undecided", "capped_reason",
+    "withhold_incomplete", "from_interval_sign", "LINEAR_R2", "t95", "fit_slope", "linear_shape",
+    "boundary_estimate", "setting_reason", "judge", "capped_note", "from_direction",
+]
+
+#: the four verdicts a claim can get (docs/replication.md)
 CATEGORIES = ("reproduced", "trend only", "not reproduced", "undecided")
-Z95 = 1.959963984540054  # two-sided 95% normal quantile
-MAX_FACTOR = 100  # beyond 100x the trials, "more trials" is not a plan: say so
-CAPPED_LIMIT = 0.05  # a boundary or radius is stated only where fewer than 5% of the trials near it were capped
+Z95 = 1.959963984540054  #: two-sided 95% normal quantile
+MAX_FACTOR = 100  #: beyond 100x the trials, "more trials" is not a plan: say so
+CAPPED_LIMIT = 0.05  #: a boundary or radius is stated only where fewer than 5% of the trials near it were capped
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,9 @@ def trials_needed(est: Estimate, distance: float) -> int | None:
 
 @dataclass(frozen=True)
 class Verdict:
+    """One claim's verdict: its category (one of ``CATEGORIES``), the check with its numbers, the reason,
+    and, if undecided, the trials per cell that would decide it."""
+
     category: str
     check: str  # one line: what was compared, with the numbers
     reason: str = ""  # why this category (and, if undecided, what would decide it)
@@ -161,7 +172,7 @@ def band_of(paper: float, tolerance) -> tuple[float, float]:
     return paper - tolerance, paper + tolerance
 
 
-def tolerance_of(spec: dict, paper: float):
+def tolerance_of(spec: dict, paper: float) -> float | tuple[float, float]:
     """A tolerance entry of paper_figures.json -> what ``compare`` takes: {"absolute": t} -> t;
     {"relative": r} -> r |paper|; {"factor": f} -> the band [paper / f, paper * f] (log-scale
     read-offs); {"relative_of_1_minus": r} -> r (1 - paper) (rates near 1)."""
@@ -251,7 +262,7 @@ def from_interval_sign(mean: float | None, se: float | None, n: int | None, sign
     return trend_of(Estimate.from_se(mean, se, n), sign, what)
 
 
-LINEAR_R2 = 0.9  # a "linear" shape claim needs R^2 >= 0.9 of the straight-line fit
+LINEAR_R2 = 0.9  #: a "linear" shape claim needs R^2 >= 0.9 of the straight-line fit
 
 
 def t95(dof: int | None) -> float:

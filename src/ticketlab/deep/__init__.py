@@ -2,3 +2,5 @@
 
 Knows nothing of the one-hidden-layer engine; shares the pruning criteria of ``ticketlab.pruning``.
 """
+
+__all__ = []

@@ -22,14 +22,23 @@ from .data import load_data
 from .imp import IMPSpec, check_run, finished_levels, level_dir, run_imp
 from .train import TrainSpec
 
-# The quick recipe ``ticketlab reproduce`` runs (<= 2 min on 2 busy cores, one torch thread):
-# LeNet-300-100 on mnist5k, N = 500, 1000, 2000, seeds 0-2, 3 rounds at 36 % (pruning ratio 0, 36,
-# 59, 74 %), output layer at 18 %, rewind to init, SGD lr 0.05 momentum 0.9, batch 64, 8 epochs.
+__all__ = [
+    "QUICK", "CONTROL_LABELS", "METRICS", "family_label", "collect", "paired", "summarize_fig11",
+    "summarize_rows", "MIN_SEEDS", "PAPER_PAIR", "NO_PAPER_NUMBER", "is_paper_setting", "fig11_claims",
+    "FC_TARGETS", "frankle_carbin_checks", "fig11_notes", "plot_fig11", "write_summary", "run_grid",
+    "quick_fig11", "summary_markdown", "stored_recipe", "resolve_report_store",
+]
+
+#: The quick recipe ``ticketlab reproduce`` runs (<= 2 min on 2 busy cores, one torch thread):
+#: LeNet-300-100 on mnist5k, N = 500, 1000, 2000, seeds 0-2, 3 rounds at 36 % (pruning ratio 0, 36,
+#: 59, 74 %), output layer at 18 %, rewind to init, SGD lr 0.05 momentum 0.9, batch 64, 8 epochs.
 QUICK = dict(model="lenet300", data="mnist5k", n_train=(500, 1000, 2000), seeds=(0, 1, 2), rounds=3, rate=0.36,
              output_rate=0.18, train=dict(epochs=8, lr=0.05, batch_size=64))
 
 
+#: control name -> its label in tables and legends
 CONTROL_LABELS = {"none": "ticket", "reinit": "reinit control", "random_mask": "random-mask control"}
+#: the test metrics summarized per level: at the early-stopping step and at the end
 METRICS = ("early_stop_test_error", "test_error")
 
 
@@ -157,7 +166,7 @@ def _interval(g: dict) -> str:
     return f"{g['mean']:+.2f} ± {2 * g['se']:.2f} (2 SE, {len(g['seeds'])} seeds)"
 
 
-MIN_SEEDS = 3  # seeds a paired gain needs before its interval decides a verdict
+MIN_SEEDS = 3  #: seeds a paired gain needs before its interval decides a verdict
 
 
 def _verdict(g: dict):
@@ -173,8 +182,9 @@ def _verdict(g: dict):
     return None
 
 
-# The pair the paper names for its claim 2, fixed in advance: N=30000 pruned 36 % (level 2) vs dense N=35000.
+#: The pair the paper names for its claim 2, fixed in advance: N=30000 pruned 36 % (level 2) vs dense N=35000.
 PAPER_PAIR = {"n_pruned": 30000, "level": 2, "n_dense": 35000}
+#: the claims' note for a family the paper gives no number for
 NO_PAPER_NUMBER = "the paper reports this claim for LeNet-5 on MNIST only (no number for this family)"
 
 
@@ -260,10 +270,10 @@ def fig11_claims(summary: dict, paper: dict) -> list[dict]:
     return claims
 
 
-# Frankle & Carbin's sanity check (ICLR 2019, Figures 3-4, LeNet-300-100): at 51.3 % and 21.1 % of the
-# weights remaining the ticket learns faster (earlier early-stopping iteration) and reaches lower test
-# error than the dense net, and a random reinitialisation (or a random mask) loses that. The levels are
-# fixed in advance (nearest each target), never chosen on test error.
+#: Frankle & Carbin's sanity check (ICLR 2019, Figures 3-4, LeNet-300-100): at 51.3 % and 21.1 % of the
+#: weights remaining the ticket learns faster (earlier early-stopping iteration) and reaches lower test
+#: error than the dense net, and a random reinitialisation (or a random mask) loses that. The levels are
+#: fixed in advance (nearest each target), never chosen on test error.
 FC_TARGETS = (51.3, 21.1)
 
 

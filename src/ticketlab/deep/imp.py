@@ -53,6 +53,11 @@ from .models import build_model, init_model, prunable, seeded
 from .spec import IMPSpec
 from .train import TrainState, initial_state, rewound, train
 
+__all__ = [
+    "run_dir", "level_dir", "finished_levels", "read_spec", "load_level", "to_torch_prune", "prepare_data",
+    "rewind_steps", "check_run", "run_imp",
+]
+
 
 # --------------------------------------------------------------------------- storage
 
@@ -75,10 +80,12 @@ def _cpu(state: dict) -> dict:
 
 
 def run_dir(store: str, spec: IMPSpec) -> str:
+    """The folder of one IMP run: ``<store>/imp/<spec.run_name()>``."""
     return os.path.join(store, "imp", spec.run_name())
 
 
 def level_dir(rdir: str, level: int) -> str:
+    """The folder of one IMP level inside a run: ``<rdir>/level_NN``."""
     return os.path.join(rdir, f"level_{level:02d}")
 
 
@@ -114,6 +121,7 @@ def _check_config(rdir: str, spec: IMPSpec, device: str) -> None:
 
 
 def read_spec(rdir: str) -> IMPSpec:
+    """The ``IMPSpec`` a run was started with (from its config.json)."""
     with open(os.path.join(rdir, "config.json")) as f:
         return IMPSpec(**json.load(f)["spec"])
 

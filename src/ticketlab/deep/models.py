@@ -15,6 +15,11 @@ from ..config import ConfigError
 
 from .spec import INITS, MODELS
 
+__all__ = [
+    "prunable", "output_layer", "LeNet300100", "LeNet5", "CifarResNet", "MLP", "build_model", "reinitialize",
+    "init_model", "seeded",
+]
+
 
 def _refuse_torch_pruned(model: nn.Module) -> None:
     for name, m in model.named_modules():
@@ -58,6 +63,7 @@ def prunable(model: nn.Module, select: str | None = None) -> dict[str, torch.nn.
 
 
 def output_layer(model: nn.Module) -> str:
+    """The name of the output layer's weight: the last prunable parameter (pruned at its own rate)."""
     return list(prunable(model))[-1]
 
 

@@ -15,6 +15,8 @@ import torch
 from ..seeding import DATA, ORACLE_TEST, ORACLE_TRAIN, substream
 from .models import MLP, prunable
 
+__all__ = ["DeepOracleSpec", "make_teacher", "sample", "oracle_data"]
+
 
 @dataclass(frozen=True)
 class DeepOracleSpec:
@@ -44,7 +46,8 @@ def make_teacher(spec: DeepOracleSpec, seed: int) -> tuple[MLP, dict[str, torch.
     return teacher, masks
 
 
-def sample(spec: DeepOracleSpec, teacher: MLP, n: int, seed: int, stream: int = ORACLE_TRAIN):
+def sample(spec: DeepOracleSpec, teacher: MLP, n: int, seed: int,
+           stream: int = ORACLE_TRAIN) -> tuple[torch.Tensor, torch.Tensor]:
     """n samples (X (n, d), y (n, 1)) in float64; noise std = spec.noise * RMS of clean outputs of
     this sample; ``stream``: ORACLE_TRAIN or ORACLE_TEST (``ticketlab.seeding``)."""
     gen = torch.Generator().manual_seed(substream(seed, stream))
@@ -57,7 +60,8 @@ def sample(spec: DeepOracleSpec, teacher: MLP, n: int, seed: int, stream: int = 
     return X, y
 
 
-def oracle_data(spec: DeepOracleSpec, n_train: int, n_test: int, seed: int):
+def oracle_data(spec: DeepOracleSpec, n_train: int, n_test: int,
+                seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, MLP, dict[str, torch.Tensor]]:
     """Train and (noiseless) test samples of one teacher: (X_tr, y_tr, X_te, y_te, teacher, masks)."""
     teacher, masks = make_teacher(spec, seed)
     X, y = sample(spec, teacher, n_train, seed, ORACLE_TRAIN)

@@ -13,8 +13,10 @@ from pydantic import Field, field_validator, model_validator
 
 from ..config import Model
 
-MODELS = ("lenet300", "lenet5", "resnet20", "resnet50", "mlp")  # built by deep.models.build_model
-INITS = ("kaiming_normal", "pytorch")  # applied by deep.models.reinitialize
+__all__ = ["MODELS", "INITS", "TrainSpec", "IMPSpec"]
+
+MODELS = ("lenet300", "lenet5", "resnet20", "resnet50", "mlp")  #: built by deep.models.build_model
+INITS = ("kaiming_normal", "pytorch")  #: applied by deep.models.reinitialize
 
 
 class TrainSpec(Model):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -37,7 +38,16 @@ from ..seeding import AUGMENT, ORDER, substream
 from .data import Dataset
 from .spec import TrainSpec
 
+__all__ = [
+    "lr_at", "make_optimizer", "apply_masks", "masked_step", "loss_fn", "evaluate", "mask_optimizer_state",
+    "TrainState", "TrainResult", "initial_state", "rewound", "train",
+]
+
+
 def lr_at(spec: TrainSpec, step: int, steps_per_epoch: int) -> float:
+    """The learning rate at optimizer step ``step``: the spec's schedule (constant, cosine over all
+    epochs, or step decay by ``gamma`` at each milestone epoch), times a linear warm-up over the first
+    ``warmup_steps``."""
     total = spec.epochs * steps_per_epoch
     if spec.schedule == "cosine":
         lr = spec.lr * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
@@ -52,12 +62,14 @@ def lr_at(spec: TrainSpec, step: int, steps_per_epoch: int) -> float:
 
 
 def make_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
+    """The spec's optimizer over all of the model's parameters: Adam, or SGD with momentum."""
     if spec.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     return torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
 
 
 def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+    """Zero the pruned weights of ``model`` in place (masks: parameter name -> 0/1 tensor of its shape)."""
     pruning.apply_masks(dict(model.named_parameters()), masks)
 
 
@@ -85,7 +97,8 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return p.permute(0, 2, 3, 1)[b, iy[:, :, None], ix[:, None, :]].permute(0, 3, 1, 2)
 
 
-def loss_fn(task: str):
+def loss_fn(task: str) -> Callable[..., torch.Tensor]:
+    """The training loss of a task: cross-entropy for 'classify', mean squared error for 'regress'."""
     return nn.functional.cross_entropy if task == "classify" else nn.functional.mse_loss
 
 
@@ -162,6 +175,9 @@ class TrainState:
 
 @dataclass
 class TrainResult:
+    """What one training run returns: per-epoch history, every validation evaluation, the final and
+    the early-stopping test metrics, and the state to rewind to (if asked)."""
+
     history: list[dict]  # one row per epoch: epoch, step, lr, train_loss, val_error, val_loss, seconds
     evals: list[dict]  # every validation evaluation: step, val_error, val_loss
     test_error: float  # final weights

@@ -12,21 +12,31 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+from typing import TYPE_CHECKING
 
 from ..config import ConfigError
 from .reference import SolveResult, gradient, risk, step_scale
 from .reference import solve as solve_reference
 
-__all__ = ["ENGINES", "SolveResult", "choose", "chosen", "gradient", "mark_used", "resolve", "risk", "solve",
-           "solve_reference", "step_scale", "used"]
+if TYPE_CHECKING:
+    import torch
 
+    from ..config import SolverSpec
+
+__all__ = [
+    "ENGINES", "SolveResult", "choose", "chosen", "gradient", "mark_used", "resolve", "risk", "solve",
+    "solve_reference", "step_scale", "used", "check_engine",
+]
+
+#: the engine choices of ``choose`` and ``--engine``
 ENGINES = ("auto", "fast", "reference")
 _choice = "auto"
 _used: set[str] = set()
 _warned = False
 
 
-def check_engine(name) -> str:
+def check_engine(name: object) -> str:
+    """``name`` if it is one of ``ENGINES``, else ConfigError naming --engine."""
     if name not in ENGINES:
         raise ConfigError(f"--engine: must be one of {', '.join(ENGINES)} (got {name!r})")
     return name
@@ -40,6 +50,7 @@ def choose(name: str) -> str:
 
 
 def chosen() -> str:
+    """This process's engine choice ('auto', 'fast' or 'reference'), as set by ``choose``."""
     return _choice
 
 
@@ -91,11 +102,30 @@ def _load_fast():
     return fast
 
 
-def solve(X, y, mask, W0, solver, *, W_target=None, record_every=0, backend="auto"):
-    """Run Algorithm 1 on a batch of trials.
+def solve(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, W0: torch.Tensor, solver: SolverSpec, *,
+          W_target: torch.Tensor | None = None, record_every: int = 0, backend: str = "auto") -> SolveResult:
+    """Run Algorithm 1 on a batch of B trials.
 
+    X (B, N, d) inputs, y (B, N) targets, mask (B, d, K) 0/1 (the learner's kept weights), W0 (B, d, K)
+    the start; ``solver`` sets eta, beta, the stopping rule and the cap. ``record_every > 0`` records
+    the relative error to ``W_target`` (B, d, K) every that many iterations (``curve``).
     backend: 'reference' (batched torch, any device), 'fast' (compiled per-trial loops on the CPU) or
     'auto' (this process's ``choose``-n engine). The result's ``engine`` says which ran.
+
+    Two trials with an accurate mask, started at 10 % relative distance from W*, recover it:
+
+    >>> from ticketlab.config import OracleSpec, SolverSpec
+    >>> from ticketlab.init import local_start
+    >>> from ticketlab.metrics import aligned_relative_error
+    >>> from ticketlab.oracle import make_problem
+    >>> p = make_problem(OracleSpec(d=20, K=2, r=4, extra=2), 200, seeds=[0, 1])
+    >>> W0 = local_start(p.W_star, p.mask, 0.1, p.seeds)
+    >>> res = solve(p.X, p.y, p.mask, W0, SolverSpec(max_iter=3000, tol=1e-6), backend="reference")
+    >>> res.engine, res.W.shape, res.converged.tolist()
+    ('reference', torch.Size([2, 20, 2]), [True, True])
+    >>> err, _ = aligned_relative_error(res.W, p.W_star)
+    >>> bool((err < 1e-4).all())
+    True
     """
     name = resolve(X.device.type, backend)
     if name == "fast":

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import torch
 
-RATE_BURN_IN = 10  # iterations skipped before fitting the linear rate (transient of the start)
+__all__ = ["RATE_BURN_IN", "fit_rate"]
+
+RATE_BURN_IN = 10  #: iterations skipped before fitting the linear rate (transient of the start)
 
 
 def fit_rate(sums: torch.Tensor) -> torch.Tensor:

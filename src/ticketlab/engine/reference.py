@@ -16,9 +16,14 @@ import torch
 from ..config import SolverSpec
 from .rate import RATE_BURN_IN, fit_rate
 
+__all__ = ["SolveResult", "step_scale", "gradient", "risk", "solve"]
+
 
 @dataclass
 class SolveResult:
+    """Algorithm 1's result for a batch of B trials (every engine returns this; ``engine`` names which
+    ran). Shapes: W (B, d, K); iterations, converged, failed, rate (B,); curve (B, R) at ``curve_iters``."""
+
     W: torch.Tensor  # (B, d, K) final weights
     iterations: torch.Tensor  # (B,) updates performed
     converged: torch.Tensor  # (B,) met the relative-change rule before max_iter

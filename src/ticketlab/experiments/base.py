@@ -14,6 +14,11 @@ from .. import __version__
 from ..config import Model, SolverSpec, TrialSpec, stable_hash
 from ..seeding import trial_seed
 
+__all__ = [
+    "ExperimentConfig", "AGDConfig", "check_r_within_d", "problem_group", "paper_r_spread", "Cell", "TrialRef",
+    "Experiment",
+]
+
 
 class ExperimentConfig(Model):
     """Fields every experiment has; each experiment adds its grid and fixed parameters."""

@@ -25,8 +25,12 @@ from ..device import DTYPES
 from . import masks as mk
 from .base import AGDConfig, Cell, Experiment
 
+__all__ = ["Fig10Config", "Fig10", "EXPERIMENT"]
+
 
 class Fig10Config(AGDConfig):
+    """Figure 10's settings: the oracle, the N grid and the IMP schedule (rate per round, rounds, rewind)."""
+
     d: Annotated[int, Field(ge=2)] = 100
     K: Annotated[int, Field(ge=1)] = 5
     r: Annotated[int, Field(ge=1, description="oracle non-zeros per neuron")] = 20
@@ -46,6 +50,8 @@ class Fig10Config(AGDConfig):
 
 
 class Fig10(Experiment):
+    """Figure 10: test error against the share of weights remaining under IMP, one curve per N."""
+
     name = "fig10"
     title = "Figure 10: iterative magnitude pruning on the oracle model"
     Config = Fig10Config
@@ -224,4 +230,5 @@ class Fig10(Experiment):
                 "Masks are nested across rounds and pruned weights stay exactly zero: the rows record both."]
 
 
+#: the registered experiment (``experiments.get_experiment('fig10')``)
 EXPERIMENT = Fig10()

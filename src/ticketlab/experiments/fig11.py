@@ -20,6 +20,8 @@ from ..deep.fig11 import QUICK, fig11_claims, fig11_notes
 from ..deep.models import MODELS
 from .base import Cell, Experiment, ExperimentConfig
 
+__all__ = ["imp_dir", "Fig11Config", "Fig11", "EXPERIMENT"]
+
 
 def imp_dir(store) -> Path:
     """The IMP folder: a folder given as such (`ticketlab imp --store DIR`), else the folder of the SQLite
@@ -52,6 +54,8 @@ class Fig11Config(ExperimentConfig):
 
 
 class Fig11(Experiment):
+    """Figure 11: IMP on a real network and data set; runs live in the IMP folder tree, not the store."""
+
     name = "fig11"
     title = "Figure 11: lottery tickets on real data (IMP)"
     Config = Fig11Config
@@ -140,4 +144,5 @@ class Fig11(Experiment):
         return fig11_notes(summary, cfg.scale)
 
 
+#: the registered experiment (``experiments.get_experiment('fig11')``)
 EXPERIMENT = Fig11()

@@ -18,8 +18,12 @@ from ..analysis import capped_near, capped_table, linear_fit, near_cells, transi
 from ..config import InitSpec, OracleSpec, TrialSpec
 from .base import AGDConfig, Cell, Experiment, check_r_within_d, paper_r_spread, problem_group
 
+__all__ = ["Fig2Config", "Fig2", "EXPERIMENT"]
+
 
 class Fig2Config(AGDConfig):
+    """Figure 2's settings: the grid of sqrt(r~) and relative start distances lambda at fixed d, K, N."""
+
     d: Annotated[int, Field(ge=2)] = 500
     K: Annotated[int, Field(ge=1)] = 10
     N: Annotated[int, Field(ge=1)] = 5000
@@ -40,6 +44,8 @@ class Fig2Config(AGDConfig):
 
 
 class Fig2(Experiment):
+    """Figure 2: success over (sqrt(r~), lambda), the radius per column and its linear fit in sqrt(r~)."""
+
     name = "fig2"
     title = "Figure 2: radius of the local convex region"
     Config = Fig2Config
@@ -210,4 +216,5 @@ class Fig2(Experiment):
             if cfg.design == "bisect" else [])
 
 
+#: the registered experiment (``experiments.get_experiment('fig2')``)
 EXPERIMENT = Fig2()

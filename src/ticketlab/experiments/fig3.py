@@ -16,8 +16,12 @@ from ..analysis import linear_fit, predict
 from ..config import InitSpec, OracleSpec, SolverSpec, TrialSpec
 from .base import AGDConfig, Cell, Design, Experiment, problem_group
 
+__all__ = ["Fig3Config", "stopped_mean_curve", "Fig3", "EXPERIMENT"]
+
 
 class Fig3Config(AGDConfig):
+    """Figure 3's settings: the r grid and the momentum values (beta = 0 is GD) at fixed d, K, N."""
+
     d: Annotated[int, Field(ge=2)] = 300
     K: Annotated[int, Field(ge=1)] = 10
     N: Annotated[int, Field(ge=1)] = 5000
@@ -61,6 +65,8 @@ def stopped_mean_curve(sub, record_every: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Fig3(Experiment):
+    """Figure 3: error curves and the fitted linear rate against r~^-1/2, AGD against GD."""
+
     name = "fig3"
     title = "Figure 3: convergence rate against sparsity, AGD and GD"
     Config = Fig3Config
@@ -261,4 +267,5 @@ class Fig3(Experiment):
                 "the rate is fitted to the step norms and does not depend on it."]
 
 
+#: the registered experiment (``experiments.get_experiment('fig3')``)
 EXPERIMENT = Fig3()

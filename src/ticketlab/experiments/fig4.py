@@ -17,8 +17,12 @@ from ..analysis import capped_near, capped_table, linear_fit, near_cells, transi
 from ..config import InitSpec, OracleSpec, TrialSpec
 from .base import AGDConfig, Cell, Experiment, check_r_within_d, paper_r_spread
 
+__all__ = ["Fig4Config", "Fig4", "EXPERIMENT"]
+
 
 class Fig4Config(AGDConfig):
+    """Figure 4's settings: the (r~, N) grid at fixed d and K."""
+
     d: Annotated[int, Field(ge=2, description="input dimension")] = 100
     K: Annotated[int, Field(ge=1, description="neurons (the paper does not state K; 5 puts N* near K r~)")] = 5
     r_tilde: Annotated[tuple[int, ...], Field(min_length=1, description="grid of target r~ (r_j drawn in "
@@ -34,6 +38,8 @@ class Fig4Config(AGDConfig):
 
 
 class Fig4(Experiment):
+    """Figure 4: success over (r~, N), the boundary N*(r~) per column and its linear fit."""
+
     name = "fig4"
     title = "Figure 4: sample complexity phase transition"
     Config = Fig4Config
@@ -177,4 +183,5 @@ class Fig4(Experiment):
         return [vd.capped_note(summary["cells"], cfg.solver.max_iter)]
 
 
+#: the registered experiment (``experiments.get_experiment('fig4')``)
 EXPERIMENT = Fig4()

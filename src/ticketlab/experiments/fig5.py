@@ -16,8 +16,12 @@ from ..analysis import capped_near, capped_table, near_cells, transition
 from ..config import InitSpec, OracleSpec, TrialSpec
 from .base import AGDConfig, Cell, Experiment
 
+__all__ = ["Fig5Config", "Fig5", "EXPERIMENT"]
+
 
 class Fig5Config(AGDConfig):
+    """Figure 5's settings: equal r per neuron, the support layouts (one curve each) and the N grid."""
+
     d: Annotated[int, Field(ge=2)] = 100
     K: Annotated[int, Field(ge=1, description="neurons (not stated; 8 lets the layouts reach r~/r_ave of "
                                               "1, 0.66 and 0.37 at d=100, r=20)")] = 8
@@ -29,6 +33,8 @@ class Fig5Config(AGDConfig):
 
 
 class Fig5(Experiment):
+    """Figure 5: success against N for layouts of equal kept weights and falling r~."""
+
     name = "fig5"
     title = "Figure 5: same number of weights, different architectures"
     Config = Fig5Config
@@ -156,4 +162,5 @@ class Fig5(Experiment):
                 "K <= 8, so the smallest ratio is about 0.37."]
 
 
+#: the registered experiment (``experiments.get_experiment('fig5')``)
 EXPERIMENT = Fig5()

@@ -15,8 +15,12 @@ from ..analysis import capped_table, linear_fit, log_ratio_se
 from ..config import InitSpec, OracleSpec, SolverSpec, TrialSpec
 from .base import AGDConfig, Cell, Design, Experiment, check_r_within_d, problem_group
 
+__all__ = ["Fig6Config", "Fig6", "EXPERIMENT"]
+
 
 class Fig6Config(AGDConfig):
+    """Figure 6's settings: the sqrt(r~) grid and the noise levels sigma / E_y at fixed d, K, N."""
+
     d: Annotated[int, Field(ge=2)] = 300
     K: Annotated[int, Field(ge=1)] = 10
     N: Annotated[int, Field(ge=1)] = 1000
@@ -36,6 +40,8 @@ class Fig6Config(AGDConfig):
 
 
 class Fig6(Experiment):
+    """Figure 6: the relative error at convergence against sqrt(r~), one curve per noise level."""
+
     name = "fig6"
     title = "Figure 6: relative error under noise"
     Config = Fig6Config
@@ -198,4 +204,5 @@ class Fig6(Experiment):
                 "cells at different noise levels share their problems (same data, the same noise draw scaled)."]
 
 
+#: the registered experiment (``experiments.get_experiment('fig6')``)
 EXPERIMENT = Fig6()

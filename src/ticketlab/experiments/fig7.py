@@ -22,6 +22,8 @@ from ..trial import run_trials
 from . import masks as mk
 from .base import AGDConfig, Cell, Experiment
 
+__all__ = ["FoundMaskConfig", "found_mask_rows", "notes_common", "Fig7Config", "log_fit", "Fig7", "EXPERIMENT"]
+
 
 class FoundMaskConfig(AGDConfig):
     """The oracle, the dense learner and the mask finder shared by Figures 7-9."""
@@ -83,6 +85,8 @@ def found_mask_rows(cfg: FoundMaskConfig, cell: Cell, seeds: list[int], device: 
 
 
 def notes_common(cfg: FoundMaskConfig) -> list[str]:
+    """The report's notes shared by Figures 7-9: the dense learner, the pruning, the restart, the noise
+    and the test error of ``cfg``."""
     return [
         f"Dense learner: local start at a distance lambda ~ U[{cfg.lam_min}, {cfg.lam_max}] per trial "
         f"(not stated; the spread gives the range of mask accuracies the paper bins), {cfg.pre_iters} AGD "
@@ -100,6 +104,8 @@ def notes_common(cfg: FoundMaskConfig) -> list[str]:
 
 
 class Fig7Config(FoundMaskConfig):
+    """Figure 7's settings: the mask finder's, plus how trials are binned by mask accuracy."""
+
     bin_width: Annotated[float, Field(gt=0, le=1, description="mask accuracy bin width")] = 0.025
     acc_min: Annotated[float, Field(ge=0, le=1, description="lowest accuracy shown")] = 0.7
     min_bin_trials: Annotated[int, Field(ge=1, description="bins with fewer trials are dropped")] = 10
@@ -124,6 +130,8 @@ def log_fit(df: pd.DataFrame) -> dict:
 
 
 class Fig7(Experiment):
+    """Figure 7: test RMSE against the accuracy of found masks, one curve per pruning ratio."""
+
     name = "fig7"
     title = "Figure 7: test error against the accuracy of GraSP masks"
     Config = Fig7Config
@@ -209,4 +217,5 @@ class Fig7(Experiment):
         return out
 
 
+#: the registered experiment (``experiments.get_experiment('fig7')``)
 EXPERIMENT = Fig7()

@@ -30,8 +30,12 @@ from . import masks as mk
 from .base import Cell, Experiment
 from .fig7 import FoundMaskConfig, notes_common
 
+__all__ = ["Fig8Config", "first_below", "Fig8", "EXPERIMENT"]
+
 
 class Fig8Config(FoundMaskConfig):
+    """Figure 8's settings: the mask finder's, the error levels to reach and the accuracy window kept."""
+
     solver: Annotated[SolverSpec, Field(description="Algorithm 1's settings; a tight tol so that W_hat is meaningful "
                                                     "below 1e-6")] = SolverSpec(tol=1e-12)
     levels: Annotated[tuple[float, ...], Field(min_length=1, description="error levels to reach")] = \
@@ -42,11 +46,15 @@ class Fig8Config(FoundMaskConfig):
 
 
 def first_below(curve: np.ndarray, level: float, every: int) -> int | None:
+    """The first iteration at which ``curve`` (recorded every ``every`` iterations) is below ``level``;
+    None if it never is."""
     idx = np.nonzero(curve < level)[0]
     return int(idx[0] * every) if len(idx) else None
 
 
 class Fig8(Experiment):
+    """Figure 8: iterations to reach each error level on masks of accuracy in [acc_low, acc_high]."""
+
     name = "fig8"
     title = "Figure 8: iterations to converge on inaccurate GraSP masks"
     Config = Fig8Config
@@ -200,4 +208,5 @@ class Fig8(Experiment):
         return out
 
 
+#: the registered experiment (``experiments.get_experiment('fig8')``)
 EXPERIMENT = Fig8()

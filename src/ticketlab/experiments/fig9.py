@@ -17,8 +17,12 @@ from ..analysis import capped as capped_rows
 from .base import Cell, Experiment
 from .fig7 import FoundMaskConfig, found_mask_rows, notes_common
 
+__all__ = ["Fig9Config", "samples_to_level", "Fig9", "EXPERIMENT"]
+
 
 class Fig9Config(FoundMaskConfig):
+    """Figure 9's settings: the mask finder's, the pruning ratios and the N grid."""
+
     pruning: Annotated[tuple[float, ...], Field(min_length=1, description="target pruning ratios in [0, 1)")] = \
         (0.1, 0.3, 0.5, 0.7)
     N_grid: Annotated[tuple[int, ...], Field(min_length=1, description="sample sizes")] = tuple(range(25, 251, 25))
@@ -41,6 +45,8 @@ def samples_to_level(ns, med, level) -> int | None:
 
 
 class Fig9(Experiment):
+    """Figure 9: test error against N on found masks, one curve per pruning ratio."""
+
     name = "fig9"
     title = "Figure 9: test error against N on inaccurate GraSP masks"
     Config = Fig9Config
@@ -158,4 +164,5 @@ class Fig9(Experiment):
         return out
 
 
+#: the registered experiment (``experiments.get_experiment('fig9')``)
 EXPERIMENT = Fig9()

@@ -25,6 +25,12 @@ from ..analysis import samples_to_reach
 from ..seeding import trial_seed
 from .base import Cell, Experiment, ExperimentConfig
 
+__all__ = [
+    "DEFAULT_KINDS", "init_study", "study_seed_key", "init_trial", "trial_rows", "study_result",
+    "format_table", "plot_study", "InitConfig", "InitStudy", "EXPERIMENT",
+]
+
+#: the starts the study compares by default (``init.moments.INIT_METHODS``)
 DEFAULT_KINDS = ("tensor", "moments", "moments0", "dense")
 Kind = Literal["tensor", "moments", "moments0", "dense"]
 
@@ -238,6 +244,8 @@ class InitConfig(ExperimentConfig):
 
 
 class InitStudy(Experiment):
+    """The initialization study: error of each moment-based start against N, d and r (Lemma 1)."""
+
     name = "init"
     title = "Initialization from data (method of moments, Lemma 1)"
     Config = InitConfig
@@ -315,4 +323,5 @@ class InitStudy(Experiment):
                 "See docs/tensor-init.md for the derivation and which start to use when."]
 
 
+#: the registered experiment (``experiments.get_experiment('init')``)
 EXPERIMENT = InitStudy()

@@ -16,6 +16,8 @@ from ..analysis import linear_fit
 from ..config import OracleSpec, TrialSpec
 from .base import Cell, Experiment, ExperimentConfig
 
+__all__ = ["LandscapeConfig", "Landscape", "EXPERIMENT"]
+
 
 def _radius_grid(values: tuple[float, ...]) -> tuple[float, ...]:
     from ..landscape.study import RADIUS_GRID_RULE, radius_values
@@ -26,6 +28,9 @@ def _radius_grid(values: tuple[float, ...]) -> tuple[float, ...]:
 
 
 class LandscapeConfig(ExperimentConfig):
+    """The landscape sweep's settings: the (r, N) grid and the radii rho at which points around W* are
+    sampled."""
+
     d: Annotated[int, Field(ge=2)] = 100
     K: Annotated[int, Field(ge=1)] = 5
     r: Annotated[tuple[int, ...], Field(min_length=1, description="kept weights per neuron (grid)")] = (5, 10, 20, 40)
@@ -38,6 +43,8 @@ class LandscapeConfig(ExperimentConfig):
 
 
 class Landscape(Experiment):
+    """The landscape sweep: extreme Hessian eigenvalues at W* and the convex radius per (r~, N) cell."""
+
     name = "landscape"
     title = "Theorem 1 measured: Hessian on the mask and the convex radius"
     Config = LandscapeConfig
@@ -168,4 +175,5 @@ class Landscape(Experiment):
                 "censored (a lower bound)."]
 
 
+#: the registered experiment (``experiments.get_experiment('landscape')``)
 EXPERIMENT = Landscape()

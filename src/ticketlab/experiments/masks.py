@@ -22,11 +22,19 @@ from ..metrics import align, test_rmse_exact
 from ..oracle import Problem, mask_recall_precision
 from ..seeding import DENSE_START_DISTANCE, PRUNE, substream
 
+__all__ = [
+    "METHODS", "SCOPES", "check_choice", "run_agd", "prune_learner", "mask_quality", "IMPResult", "imp",
+    "FoundMask", "trial_lambdas", "find_mask",
+]
+
+#: the pruning criteria a dense learner's mask is found by
 METHODS = ("magnitude", "grasp", "grasp_abs", "random")
+#: where the pruning ratio applies: over all of W, or per neuron
 SCOPES = ("global", "neuron")
 
 
 def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    """``value`` if it is in ``allowed``, else ConfigError naming the parameter ``name`` and the choices."""
     if value not in allowed:
         raise ConfigError(f"invalid {name} {value!r}: choose from {', '.join(allowed)}")
     return value
@@ -91,6 +99,9 @@ def mask_quality(problem: Problem, mask: torch.Tensor, W: torch.Tensor) -> dict[
 
 @dataclass
 class IMPResult:
+    """Per round of ``imp``: the (nested) masks, the trained weights, their exact test RMSE (B,) and the
+    iterations run."""
+
     masks: list[torch.Tensor]  # round 0 = the starting mask, then one per round (nested)
     weights: list[torch.Tensor]  # the trained W of every round
     test_rmse: list[torch.Tensor]  # exact test RMSE of every round's W, (B,) each
@@ -125,6 +136,9 @@ def imp(problem: Problem, W0: torch.Tensor, solver: SolverSpec, *, rate: float, 
 
 @dataclass
 class FoundMask:
+    """A learner mask found by pruning a dense learner, per trial: the problem on that mask, the start of
+    the pruned training, the dense weights it was found at, lambda, and the mask's accuracy and precision."""
+
     problem: Problem  # the trials with the found learner mask
     W0: torch.Tensor  # the start of the pruned training, on the mask
     W_pre: torch.Tensor  # the dense learner's weights the mask was found at

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["power_decompose"]
+
 
 def _apply(T: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """T(I, theta, theta) for T (B, m, m, m), theta (B, L, m) -> (B, L, m)."""

@@ -16,8 +16,14 @@ import math
 
 import torch
 
+__all__ = [
+    "SQRT_2PI", "RELU_HERMITE", "population_moments", "factor_m2", "weights_from_factor",
+    "population_m4_contracted", "hermite3_contract", "hermite4_moment",
+]
+
+#: sqrt(2 pi)
 SQRT_2PI = math.sqrt(2 * math.pi)
-# E[relu(t) He_k(t)] for k = 0..4 (He_k the probabilists' Hermite polynomials).
+#: E[relu(t) He_k(t)] for k = 0..4 (He_k the probabilists' Hermite polynomials).
 RELU_HERMITE = (1 / SQRT_2PI, 0.5, 1 / SQRT_2PI, 0.0, -1 / SQRT_2PI)
 
 

@@ -29,7 +29,13 @@ from ..seeding import MOMENTS, substream
 from .decomp import power_decompose
 from .hermite import factor_m2, hermite4_moment, weights_from_factor
 
-MOMENT_STREAM = MOMENTS  # sub-stream of the trial seed for the moment starts' random vectors
+__all__ = [
+    "MOMENT_STREAM", "MIN_SAMPLES_PER_NEURON", "tensor_init", "support_init", "dense_init",
+    "plain_moments_init", "INIT_METHODS", "init_from_data", "moment_start",
+]
+
+MOMENT_STREAM = MOMENTS  #: sub-stream of the trial seed for the moment starts' random vectors
+#: fewest samples per neuron (N >= this * K) the moment estimators accept
 MIN_SAMPLES_PER_NEURON = 4
 
 
@@ -396,6 +402,7 @@ def plain_moments_init(X, y, mask, seeds, **kw) -> torch.Tensor:
     return support_init(X, y, mask, seeds, rounds=0, **kw)
 
 
+#: start kind -> its function (X, y, mask, seeds, ...) -> W0 (B, d, K)
 INIT_METHODS = {
     "tensor": tensor_init,
     "moments": support_init,

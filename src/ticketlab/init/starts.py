@@ -6,6 +6,8 @@ import torch
 
 from ..seeding import RANDOM_START, START, substream
 
+__all__ = ["local_start", "random_start", "make_start"]
+
 
 def local_start(W_star: torch.Tensor, mask: torch.Tensor, lam: float, seeds: list[int]) -> torch.Tensor:
     """W0 = M (.) W* + P with P Gaussian on the mask, scaled so ||P||_F = lam ||W*||_F.

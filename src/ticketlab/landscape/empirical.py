@@ -11,7 +11,9 @@ import torch
 
 from ..oracle import forward
 
-DENSE_MAX = 1500  # kept weights p up to which the Hessian is formed and eigvalsh'd (see docs/landscape.md)
+__all__ = ["DENSE_MAX", "kept_index", "hessian_on_mask", "hvp_on_mask", "extreme_eigenvalues"]
+
+DENSE_MAX = 1500  #: kept weights p up to which the Hessian is formed and eigvalsh'd (see docs/landscape.md)
 _MEM_BUDGET = 2**28  # bytes of the (chunk, N, p) design tensors formed at once
 
 

@@ -11,6 +11,8 @@ import torch
 from ..population import unit_angle
 from .empirical import DENSE_MAX, _eigsh_extremes, kept_index
 
+__all__ = ["pair_block", "population_hessian", "population_hvp", "population_extremes", "population_hessian_at"]
+
 
 def pair_block(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """E[1{u.x > 0} 1{v.x > 0} x x^T] for x ~ N(0, I), closed form: u, v (..., d) -> (..., d, d).

@@ -15,8 +15,13 @@ from ..seeding import LANDSCAPE, substream
 from .empirical import DENSE_MAX, extreme_eigenvalues, kept_index
 from .population import population_extremes, population_hessian_at
 
-LANDSCAPE_STREAM = LANDSCAPE  # substream of the trial seed for the random directions around W*
-PD_RTOL = 1e-10  # positive definite: lambda_min > PD_RTOL * lambda_max (round-off guard)
+__all__ = [
+    "LANDSCAPE_STREAM", "PD_RTOL", "perturbations", "convex_radius", "RADIUS_GRID_RULE", "radius_values",
+    "check_radius_grid", "analyze_trials", "analyze",
+]
+
+LANDSCAPE_STREAM = LANDSCAPE  #: substream of the trial seed for the random directions around W*
+PD_RTOL = 1e-10  #: positive definite: lambda_min > PD_RTOL * lambda_max (round-off guard)
 
 
 def perturbations(W_star: torch.Tensor, mask: torch.Tensor, seed: int, points: int) -> torch.Tensor:
@@ -42,6 +47,7 @@ def convex_radius(radius_grid: Sequence[float], all_pd: Sequence[bool], pd_at_st
     return float(best)
 
 
+#: what a radius grid must be, worded once for every message
 RADIUS_GRID_RULE = "give one or more finite numbers > 0"
 
 

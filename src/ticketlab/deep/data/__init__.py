@@ -35,6 +35,7 @@ from .files import MNIST_DIRS, cifar_dir, mnist_dir, mnist_folder, mnist_names, 
 __all__ = ["CIFAR_MEAN", "CIFAR_STD", "DATA_KINDS", "MNIST_DIRS", "MNIST_MEAN", "MNIST_STD", "Dataset",
            "default_val_size", "load_data", "mnist_folder", "mnist_names", "parse_oracle", "read_idx"]
 
+#: the forms of a data spec (the CLI's ``--data``), for messages
 DATA_KINDS = ("mnist5k", "digits", "mnist:DIR", "cifar10:DIR", "oracle[:k=v,...]")
 
 

@@ -12,6 +12,8 @@ from ...config import ConfigError
 from ..oracle import DeepOracleSpec, oracle_data
 from .dataset import MNIST_MEAN, MNIST_STD, Dataset
 
+__all__ = ["parse_oracle", "oracle"]
+
 
 def _stratified_split(y: np.ndarray, test_share: float | None, test_per_class: int | None, split_seed: int):
     gen = np.random.default_rng(np.random.SeedSequence([int(split_seed), 7]))
@@ -70,6 +72,8 @@ _ORACLE_KEYS = {"d": int, "widths": str, "r": int, "noise": float, "teacher": in
 
 
 def parse_oracle(arg: str) -> dict:
+    """The options of an ``oracle:key=value,...`` data spec, with the defaults filled in (widths as a
+    tuple); ConfigError naming the key for an unknown key or a bad value."""
     opts = {"d": 32, "widths": "16-8", "r": 8, "noise": 0.0, "teacher": 0, "pool": 5000, "test": 2000}
     for item in filter(None, arg.split(",")):
         key, eq, val = item.partition("=")
@@ -93,6 +97,7 @@ def parse_oracle(arg: str) -> dict:
 
 
 def oracle(arg: str) -> Dataset:
+    """The deep oracle's data set for the options of ``oracle:...`` (float32; its masks travel with it)."""
     o = parse_oracle(arg)
     spec = DeepOracleSpec(o["d"], o["widths"], o["r"], o["noise"])
     X, y, Xt, yt, _, masks = oracle_data(spec, o["pool"], o["test"], o["teacher"])

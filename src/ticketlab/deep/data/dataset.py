@@ -10,7 +10,11 @@ import torch
 from ...config import ConfigError
 from ...seeding import DATA, VALIDATION, substream
 
+__all__ = ["MNIST_MEAN", "MNIST_STD", "CIFAR_MEAN", "CIFAR_STD", "Dataset", "default_val_size"]
+
+#: MNIST's pixel mean and std (after /255), the usual standardization
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+#: CIFAR-10's per-channel pixel means and stds (after /255)
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 

@@ -14,6 +14,8 @@ import torch
 from ...config import ConfigError
 from .dataset import CIFAR_MEAN, CIFAR_STD, MNIST_MEAN, MNIST_STD, Dataset
 
+__all__ = ["read_idx", "MNIST_DIRS", "mnist_names", "mnist_folder", "mnist_dir", "cifar_dir"]
+
 
 def _find(directory: str, names: list[str], what: str) -> str:
     for n in names:
@@ -45,7 +47,7 @@ def read_idx(path: str, expect_ndim: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=head).reshape(dims)
 
 
-MNIST_DIRS = ("", os.path.join("MNIST", "raw"), "raw")  # as given, torchvision's root, its raw folder
+MNIST_DIRS = ("", os.path.join("MNIST", "raw"), "raw")  #: as given, torchvision's root, its raw folder
 
 
 def mnist_names(prefix: str, kind: str, ndim: int) -> list[str]:
@@ -81,6 +83,7 @@ def _mnist_part(prefix: str, img: str, lab: str):
 
 
 def mnist_dir(directory: str) -> Dataset:
+    """MNIST from the IDX files in ``directory`` (see ``mnist_folder``): the official 60,000 / 10,000 split."""
     if not os.path.isdir(directory):
         raise ConfigError(f"invalid data 'mnist:{directory}': {directory!r} is not a directory")
     folder = mnist_folder(directory)
@@ -117,6 +120,8 @@ def _cifar_batch(path: str):
 
 
 def cifar_dir(directory: str) -> Dataset:
+    """CIFAR-10 from the pickled python batches in ``directory``: the official split, standardized per
+    channel with ``CIFAR_MEAN`` / ``CIFAR_STD``."""
     if not os.path.isdir(directory):
         raise ConfigError(f"invalid data 'cifar10:{directory}': {directory!r} is not a directory")
     sub = os.path.join(directory, "cifar-10-batches-py")
