@@ -104,9 +104,9 @@ def _field_info(model_cls, loc):
     return info
 
 
-def format_validation_error(err: ValidationError, model_cls=None, flag_style: bool = False) -> str:
+def format_validation_error(err: ValidationError, model_cls=None, flag_style: bool = False, prefix: str = "") -> str:
     """One line for all bad fields, each 'FIELD: must be ... (got X) [allowed]' (FIELD as --flag with
-    flag_style), joined by '; ' so that the CLI prints exactly one line."""
+    flag_style, after ``prefix``), joined by '; ' so that the CLI prints exactly one line."""
     parts, seen = [], set()
     for e in err.errors():
         msg = reword(e["msg"])
@@ -117,7 +117,7 @@ def format_validation_error(err: ValidationError, model_cls=None, flag_style: bo
         if field in seen:  # one complaint per field (a bad grid point also makes the grid 'too short')
             continue
         seen.add(field)
-        name = "--" + field.replace("_", "-") if flag_style else _loc_name(e["loc"])
+        name = prefix + ("--" + field.replace("_", "-") if flag_style else _loc_name(e["loc"]))
         info = _field_info(model_cls, e["loc"])
         allowed = f" [{info.description}]" if info is not None and info.description else ""
         value = e.get("input")
@@ -132,6 +132,14 @@ def build(model_cls, flag_style: bool = False, **kwargs):
         return model_cls(**kwargs)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, model_cls, flag_style)) from None
+
+
+def bad_value(field: str, rule: str, got, *, hint: str = "") -> ConfigError:
+    """The project's one wording for a bad value, 'FIELD: must ... (got X)[; HINT]', as an error to raise.
+
+    ``rule`` is the requirement, starting with 'must' (as pydantic's reworded messages do); ``got`` is
+    shown by repr; ``hint`` says what to do instead."""
+    return ConfigError(f"{field}: {rule} (got {got!r})" + (f"; {hint}" if hint else ""))
 
 
 class OracleSpec(Model):
@@ -279,8 +287,8 @@ def parse_init(text: str) -> InitSpec:
         try:
             kwargs["lam"] = float(arg)
         except ValueError:
-            raise ConfigError(f"invalid --init {text!r}: the part after ':' must be a number, e.g. local:0.3") from None
+            raise bad_value("--init", "must be KIND or KIND:LAM with a number LAM, e.g. local:0.3", text) from None
     try:
         return build(InitSpec, **kwargs)
     except ConfigError as err:
-        raise ConfigError(f"invalid --init {text!r}: {err}") from None
+        raise ConfigError(f"--init {err}") from None
