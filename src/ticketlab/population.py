@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from .config import Flag, Tensor, validated
+
 
 def unit_angle(uh: torch.Tensor, vh: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """The angle between unit vectors along ``dim`` (broadcast), accurate near 0 and pi:
@@ -75,6 +77,7 @@ def _kernel_grad(U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
     return (term_v + term_u) / (2 * math.pi)
 
 
+@validated(W=Tensor, W_star=Tensor, with_grad=Flag)
 def population_risk(W: torch.Tensor, W_star: torch.Tensor, *, with_grad: bool = False):
     """R(W) = E_x[(g(x; W) - g(x; W*))^2] / 2 for x ~ N(0, I), and optionally its gradient dR/dW.
 

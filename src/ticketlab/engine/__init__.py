@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 import warnings
 
-from ..config import ConfigError
+from ..config import Choice, ConfigError, Instance, NonNegInt, SolverSpec, Tensor, validated
 from .reference import SolveResult, gradient, risk, step_scale
 from .reference import solve as solve_reference
 
@@ -91,6 +91,8 @@ def _load_fast():
     return fast
 
 
+@validated(X=Tensor, y=Tensor, mask=Tensor, W0=Tensor, solver=Instance(SolverSpec), W_target=Tensor | None,
+           record_every=NonNegInt, backend=Choice(ENGINES))
 def solve(X, y, mask, W0, solver, *, W_target=None, record_every=0, backend="auto"):
     """Run Algorithm 1 on a batch of trials.
 
