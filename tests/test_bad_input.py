@@ -352,3 +352,46 @@ def test_model_copy_validates_like_the_constructor():
     with pytest.raises(ConfigError, match="d = 5"):
         exp.default_config("quick").model_copy(update={"d": 5})
     assert SolverSpec().model_copy(update={"eta": 0.1}).eta == 0.1
+
+
+@pytest.mark.parametrize("argv", [["plot", "fig4", "--out", "a_file"], ["plot", "fig4", "--out", "a_file/sub"],
+                                  ["report", "--out", "a_file"], ["report", "--out", "a_file/sub"],
+                                  ["export", "a_file/x.csv"], ["export", "a_dir"]])
+def test_an_output_path_that_is_a_file_or_under_one_is_one_line(argv, tmp_path, capsys):
+    """Issue 18, 6: a plot, report or export path that is a file, a folder, or has no folder above it."""
+    _small_store(tmp_path / "s.db")
+    (tmp_path / "a_file").write_text("keep me")
+    (tmp_path / "a_dir").mkdir()
+    refused([*argv, "--store", "s.db"], capsys, argv[-1].split("/")[0])
+    assert (tmp_path / "a_file").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("argv", [["sweep", "fig4", "--no-progress", "--set", "d=1000000000", "--store", "s.db"],
+                                  ["train", "--d", "100000000", "--K", "2", "--r", "3", "--N", "1000000"]])
+def test_a_huge_d_is_refused_by_the_memory_preflight(argv, capsys):
+    """Issue 18, 6: huge N, d or trials used to end in the allocator's error (N and trials: above)."""
+    t0 = time.perf_counter()
+    line = refused(argv, capsys, "need")
+    assert time.perf_counter() - t0 < 5.0 and "memory" in line
+
+
+def test_an_unreachable_scheduler_is_one_line_up_to_the_process_exit(tmp_path):
+    """Issue 18, 6: the clear line used to be followed by a Client.__del__ traceback at interpreter exit,
+    which only a separate process shows."""
+    pytest.importorskip("distributed")
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-m", "ticketlab", "sweep", *BASE["sweep"], "--scheduler", f"tcp://127.0.0.1:{port}",
+                           "--connect-timeout", "1"],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    lines = [ln for ln in proc.stderr.strip().splitlines() if not ln.startswith("fig4 (")]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "Exception" not in proc.stderr, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: --scheduler: must") and str(port) in lines[0], lines

@@ -162,7 +162,7 @@ def test_resolve_report_store(tmp_path):
     assert resolve_report_store(db) == {"sqlite": db, "imp": tmp_path / "s"}
     (tmp_path / "empty").mkdir()
     for bad in (tmp_path / "empty", tmp_path / "missing"):
-        with pytest.raises(ConfigError, match="invalid --store"):
+        with pytest.raises(ConfigError, match="--store: must"):
             resolve_report_store(bad)
 
 
@@ -182,7 +182,7 @@ def test_report_of_an_imp_folder_shows_its_runs_recipe(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", "--store", str(tmp_path / "empty"), "--out", str(tmp_path / "rep2")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: invalid --store") and len(err.splitlines()) == 1, err
+    assert err.startswith("error: --store: must") and len(err.splitlines()) == 1, err
     assert not (tmp_path / "rep2").exists()
 
 

@@ -34,7 +34,7 @@ def test_lenet5_classic_sizes_and_bad_input():
     assert prunable(m)["classifier.0.weight"].shape == (120, 400)  # 16 x 5 x 5 features on 28x28
     with pytest.raises(ConfigError, match="lenet5"):
         build_model("lenet5", in_shape=(64,))
-    with pytest.raises(ConfigError, match="invalid model"):
+    with pytest.raises(ConfigError, match="model: must be one of"):
         build_model("vgg")
 
 

@@ -7,13 +7,17 @@ canonical JSON of the model) so that a finished trial is found again instead of 
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import re
 import typing
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, InstanceOf, StrictBool, ValidationError,
+                      create_model, field_validator, model_validator)
 
 __all__ = [
     "LAYOUTS", "ConfigError", "Model", "stable_hash", "reword", "format_validation_error", "build",
@@ -26,7 +30,10 @@ LAYOUTS = ("overlap", "random", "disjoint", "groups:N1,N2,...")
 
 
 class ConfigError(ValueError):
-    """A user-facing configuration error: one line per bad field, each naming field and range."""
+    """A user-facing configuration error: one line per bad field, each naming field and range.
+    ``detail``: the message without its field (``bad_value``'s 'must ... (got X)'), or None."""
+
+    detail: str | None = None
 
 
 def _is_number(annotation) -> bool:
@@ -110,9 +117,9 @@ def _field_info(model_cls, loc):
     return info
 
 
-def format_validation_error(err: ValidationError, model_cls=None, flag_style: bool = False) -> str:
+def format_validation_error(err: ValidationError, model_cls=None, flag_style: bool = False, prefix: str = "") -> str:
     """One line for all bad fields, each 'FIELD: must be ... (got X) [allowed]' (FIELD as --flag with
-    flag_style), joined by '; ' so that the CLI prints exactly one line."""
+    flag_style, after ``prefix``), joined by '; ' so that the CLI prints exactly one line."""
     parts, seen = [], set()
     for e in err.errors():
         msg = reword(e["msg"])
@@ -123,11 +130,11 @@ def format_validation_error(err: ValidationError, model_cls=None, flag_style: bo
         if field in seen:  # one complaint per field (a bad grid point also makes the grid 'too short')
             continue
         seen.add(field)
-        name = "--" + field.replace("_", "-") if flag_style else _loc_name(e["loc"])
+        name = prefix + ("--" + field.replace("_", "-") if flag_style else _loc_name(e["loc"]))
         info = _field_info(model_cls, e["loc"])
         allowed = f" [{info.description}]" if info is not None and info.description else ""
         value = e.get("input")
-        shown = "" if isinstance(value, dict) or "(got" in msg else f" (got {value!r})"
+        shown = "" if isinstance(value, dict) or "(got" in msg else f" (got {_shown(value)})"
         parts.append(f"{name}: {msg}{shown}{allowed}")
     return "; ".join(parts)
 
@@ -138,6 +145,23 @@ def build(model_cls, flag_style: bool = False, **kwargs):
         return model_cls(**kwargs)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, model_cls, flag_style)) from None
+
+
+def _shown(value, limit: int = 80) -> str:
+    """repr on one line, cut to ``limit`` characters (a tensor or an array can print many lines)."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def bad_value(field: str, rule: str, got, *, hint: str = "") -> ConfigError:
+    """The project's one wording for a bad value, 'FIELD: must ... (got X)[; HINT]', as an error to raise.
+
+    ``rule`` is the requirement, starting with 'must' (as pydantic's reworded messages do); ``got`` is
+    shown by repr; ``hint`` says what to do instead."""
+    detail = f"{rule} (got {_shown(got)})" + (f"; {hint}" if hint else "")
+    err = ConfigError(f"{field}: {detail}")
+    err.detail = detail
+    return err
 
 
 class OracleSpec(Model):
@@ -285,8 +309,130 @@ def parse_init(text: str) -> InitSpec:
         try:
             kwargs["lam"] = float(arg)
         except ValueError:
-            raise ConfigError(f"invalid --init {text!r}: the part after ':' must be a number, e.g. local:0.3") from None
+            raise bad_value("--init", "must be KIND or KIND:LAM with a number LAM, e.g. local:0.3", text) from None
     try:
         return build(InitSpec, **kwargs)
     except ConfigError as err:
-        raise ConfigError(f"invalid --init {text!r}: {err}") from None
+        raise ConfigError(f"--init {err}") from None
+
+
+# --------------------------------------------------------------------------- raw-argument functions
+# The core's public functions take plain numbers, seeds and tensors as well as config models. Their
+# arguments are checked with the same pydantic rules as a config field (finite floats, no bool or text
+# where a number belongs, ranges) and refused in the same wording, 'FUNCTION PARAM: must ... (got X)',
+# once per call at entry: no decorated function runs inside an iteration loop.
+
+
+def _is_tensor(value):
+    import torch
+
+    if not torch.is_tensor(value):
+        raise ValueError("must be a torch.Tensor")
+    return value
+
+
+def _is_dtype(value):
+    import torch
+
+    if not isinstance(value, torch.dtype):
+        raise ValueError("must be a torch.dtype, e.g. torch.float64")
+    return value
+
+
+def _is_device(value):
+    import torch
+
+    if isinstance(value, torch.device):
+        return value
+    try:  # torch's own parser: the form only; whether this machine has it is resolve_device's to say
+        torch.device(value)
+    except (RuntimeError, TypeError):
+        raise ValueError("must be a device name such as 'cpu' or 'cuda:0', or a torch.device") from None
+    return value
+
+
+Seed = Annotated[int, Field(ge=0, description="a seed: an integer >= 0")]
+Seeds = Annotated[list[Seed], Field(min_length=1, description="one seed (an integer >= 0) per trial")]
+Count = Annotated[int, Field(ge=1, description="an integer >= 1")]
+NonNegInt = Annotated[int, Field(ge=0, description="an integer >= 0")]
+PositiveFloat = Annotated[float, Field(gt=0, description="a finite number > 0")]
+NonNegFloat = Annotated[float, Field(ge=0, description="a finite number >= 0")]
+Fraction = Annotated[float, Field(ge=0, le=1, description="a fraction in [0, 1]")]
+Tol = Annotated[float, Field(gt=0, lt=1, description="a tolerance in (0, 1)")]
+Flag = StrictBool
+Tensor = Annotated[Any, AfterValidator(_is_tensor)]
+Tensors = Mapping[str, Tensor]
+DType = Annotated[Any, AfterValidator(_is_dtype)]
+Device = Annotated[Any, AfterValidator(_is_device)]
+
+
+def Instance(cls):  # noqa: N802 - a type, spelled like one
+    """An argument that must be an instance of ``cls`` (a config model is not rebuilt from a dict)."""
+    return InstanceOf[cls]
+
+
+def Choice(values):  # noqa: N802 - a type, spelled like one
+    """An argument that must be one of ``values``."""
+    return Literal[tuple(values)]
+
+
+class _Arguments(Model):
+    """The checked arguments of one function: a config Model's rules, plus no text where a number belongs
+    (a config file's '5' is a config's business, not a Python caller's). Only given arguments are checked:
+    defaults are the function's own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False, allow_inf_nan=False)
+    number_fields: typing.ClassVar[frozenset] = frozenset()  # set once per function by ``validated``
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value, info):  # replaces Model's: the same rule, the fields looked up once
+        if info.field_name in cls.number_fields:
+            items = value.values() if isinstance(value, Mapping) else value if isinstance(value, (list, tuple)) else (value,)
+            kinds = set(map(type, items))
+            if bool in kinds:
+                raise ValueError("must be a number, not true/false")
+            if str in kinds or bytes in kinds:
+                raise ValueError("must be a number, not text")
+        return value
+
+
+VALIDATED: list = []  # every function ``validated`` wraps, in import order (tests/test_validate_call.py)
+
+
+def validated(**types):
+    """Decorator: check the named arguments against pydantic ``types`` on every call, before the body runs.
+
+    A bad argument raises a ConfigError 'FUNCTION PARAM: must ... (got X) [meaning]', all bad ones on one
+    line. The function then receives its arguments exactly as given (nothing is converted), so its
+    results are unchanged. The wrapper keeps ``argument_types`` (the ``types``) and ``check_arguments``
+    (the check alone) for the generated test."""
+
+    def decorate(fn):
+        sig = inspect.signature(fn)
+        unknown = sorted(set(types) - set(sig.parameters))
+        if unknown:
+            raise TypeError(f"validated({fn.__qualname__}): it has no parameter {', '.join(unknown)}")
+        model = create_model(f"{fn.__name__}_arguments", __base__=_Arguments,
+                             **{name: (tp, None) for name, tp in types.items()})
+        model.number_fields = frozenset(k for k, f in model.model_fields.items() if _is_number(f.annotation))
+        prefix = f"{fn.__name__} "
+
+        def check_arguments(*args, **kwargs) -> None:
+            given = sig.bind(*args, **kwargs).arguments
+            try:
+                model(**{k: v for k, v in given.items() if k in types})
+            except ValidationError as err:
+                raise ConfigError(format_validation_error(err, model, prefix=prefix)) from None
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            check_arguments(*args, **kwargs)
+            return fn(*args, **kwargs)
+
+        wrapper.argument_types = dict(types)
+        wrapper.check_arguments = check_arguments
+        VALIDATED.append(wrapper)
+        return wrapper
+
+    return decorate

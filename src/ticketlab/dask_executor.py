@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 
 from . import __version__
-from .config import ConfigError
+from .config import bad_value
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "DaskExecutor"]
 
@@ -83,7 +83,7 @@ def _positive(name: str, value, kind=int, allow_zero=False):
     if not ok or (kind is int and int(value) != value):
         rng = ">= 0" if allow_zero else "> 0"
         what = "an integer" if kind is int else "a number"
-        raise ConfigError(f"invalid {name} {value!r}: must be {what} {rng}")
+        raise bad_value(name, f"must be {what} {rng}", value)
     return kind(value)
 
 
@@ -110,7 +110,7 @@ class DaskExecutor:
         self.retries = _positive("retries", retries, allow_zero=True)
         self.resubmit = _positive("resubmit", resubmit, allow_zero=True)
         if not (resources is None or resources == "auto" or isinstance(resources, dict)):
-            raise ConfigError(f"invalid resources {resources!r}: must be a dict like {{'GPU': 1}}, 'auto' or None")
+            raise bad_value("resources", "must be a dict like {'GPU': 1}, 'auto' or None", resources)
         self.resources = resources
         timeout = _positive("connect_timeout", connect_timeout, kind=float)
         self._cluster = None
@@ -120,15 +120,15 @@ class DaskExecutor:
 
         if address is not None:
             if not isinstance(address, str) or not address.strip():
-                raise ConfigError(f"invalid --scheduler {address!r}: give a scheduler address like tcp://host:8786")
+                raise bad_value("--scheduler", "must be a scheduler address like tcp://host:8786", address)
             self.address = address.strip()
             try:
                 self.client = Client(self.address, timeout=timeout, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as err:
                 _defuse_half_built_client(err)
-                raise ConfigError(f"invalid --scheduler {self.address!r}: no Dask scheduler reachable there within "
-                                  f"{timeout:g} s ({type(err).__name__}); start one with `dask scheduler` or "
-                                  "check the address and port") from None
+                raise bad_value("--scheduler", "must be a reachable Dask scheduler", self.address,
+                                hint=f"none answered within {timeout:g} s ({type(err).__name__}); start one with "
+                                "`dask scheduler` or check the address and port") from None
             self._check_workers()
         else:
             n = _positive("--workers", workers)
@@ -150,9 +150,9 @@ class DaskExecutor:
             self.client.close()
             shown = "; ".join(f"{w}: {v if isinstance(v, str) else type(v).__name__ + ': ' + str(v)}"
                               for w, v in list(bad.items())[:3])
-            raise ConfigError(f"invalid --scheduler {self.address!r}: {len(bad)} of its {len(found)} workers do "
-                              f"not run ticketlab {__version__} like this client ({shown}); install the same "
-                              "ticketlab version in the workers' environment")
+            raise bad_value("--scheduler", f"must have workers that run ticketlab {__version__} like this client",
+                            self.address, hint=f"{len(bad)} of its {len(found)} workers do not ({shown}); install "
+                            "the same ticketlab version in the workers' environment")
 
     def _resources(self, task) -> dict | None:
         if self.resources != "auto":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from .config import ConfigError
+from .config import bad_value
 
 __all__ = ["DTYPES", "check_device_syntax", "resolve_device"]
 
@@ -16,7 +16,7 @@ def check_device_syntax(device: str) -> str:
     """Only the form of a device name, for work that runs elsewhere (Dask workers check CUDA themselves)."""
     if device == "cpu" or device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
         return device
-    raise ConfigError(f"invalid --device {device!r}: must be 'cpu', 'cuda' or 'cuda:N'")
+    raise bad_value("--device", "must be 'cpu', 'cuda' or 'cuda:N'", device)
 
 
 def resolve_device(device: str, dtype: str | None = None) -> str:
@@ -27,16 +27,20 @@ def resolve_device(device: str, dtype: str | None = None) -> str:
         return "cpu"
     if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
         if not torch.cuda.is_available():
-            raise ConfigError(f"invalid --device {device!r}: CUDA is not available on this machine; use --device cpu")
+            raise bad_value("--device", "must be a device of this machine", device,
+                            hint="CUDA is not available on this machine; use --device cpu")
         index = int(device[5:]) if ":" in device else 0
         if index >= torch.cuda.device_count():
-            raise ConfigError(f"invalid --device {device!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+            raise bad_value("--device", f"must be cuda:0 .. cuda:{torch.cuda.device_count() - 1}", device,
+                            hint=f"only {torch.cuda.device_count()} CUDA device(s) present")
         return device
     if device == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise ConfigError(f"invalid --device {device!r}: MPS is not available on this machine; use --device cpu")
+            raise bad_value("--device", "must be a device of this machine", device,
+                            hint="MPS is not available on this machine; use --device cpu")
         if dtype == "float64":
-            raise ConfigError(f"invalid --device {device!r}: MPS has no float64; use --dtype float32 or --device cpu")
+            raise bad_value("--device", "must support the dtype float64", device,
+                            hint="MPS has no float64; use --dtype float32 or --device cpu")
         return device
-    raise ConfigError(f"invalid --device {device!r}: must be 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    raise bad_value("--device", "must be 'cpu', 'cuda', 'cuda:N' or 'mps'", device)

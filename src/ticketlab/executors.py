@@ -37,6 +37,6 @@ def make_executor(kind: str = "local", **kwargs) -> LocalExecutor | DaskExecutor
         from .dask_executor import DaskExecutor
 
         return DaskExecutor(**kwargs)
-    from .config import ConfigError
+    from .config import bad_value
 
-    raise ConfigError(f"invalid --executor {kind!r}: must be 'local' or 'dask'")
+    raise bad_value("--executor", "must be 'local' or 'dask'", kind)

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from .config import Count, Seeds, Tensor, validated
 from .oracle import forward
 from .population import population_mse
 from .seeding import TEST, substream
@@ -53,6 +54,7 @@ def test_rmse_exact(W: torch.Tensor, W_star: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(population_mse(W.double(), W_star.double()))
 
 
+@validated(W=Tensor, W_star=Tensor, seeds=Seeds, n_test=Count, chunk=Count)
 def test_rmse_sampled(W: torch.Tensor, W_star: torch.Tensor, seeds: list[int], n_test: int,
                       chunk: int = 20_000) -> torch.Tensor:
     """RMSE of g(x;W) against the noiseless oracle on n_test fresh Gaussian inputs per trial."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import OracleSpec
+from .config import Count, Device, DType, Instance, OracleSpec, Seed, Seeds, Tensor, validated
 from .population import output_rms
 from .seeding import DATA, substream
 
@@ -138,6 +138,7 @@ def superset_mask(M: torch.Tensor, extra: int, gen: torch.Generator) -> torch.Te
     return M
 
 
+@validated(spec=Instance(OracleSpec), N=Count, seed=Seed, learner_mask=Tensor | None, oracle_mask=Tensor | None)
 def draw_trial(spec: OracleSpec, N: int, seed: int, learner_mask: torch.Tensor | None = None,
                oracle_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """One trial on the CPU in float64: (X, y, W*, M*, M, sigma). ``oracle_mask`` (d, K) replaces
@@ -159,6 +160,8 @@ def draw_trial(spec: OracleSpec, N: int, seed: int, learner_mask: torch.Tensor |
     return X, y, W_star, M_star, M, sigma
 
 
+@validated(spec=Instance(OracleSpec), N=Count, seeds=Seeds, device=Device, dtype=DType, learner_mask=Tensor | None,
+           oracle_mask=Tensor | None)
 def make_problem(spec: OracleSpec, N: int, seeds: list[int], *, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float64,
                  learner_mask: torch.Tensor | None = None, oracle_mask: torch.Tensor | None = None) -> Problem:

@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from .config import Flag, Tensor, validated
+
 __all__ = ["unit_angle", "relu_kernel", "output_rms", "population_mse", "population_risk"]
 
 
@@ -77,6 +79,7 @@ def _kernel_grad(U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
     return (term_v + term_u) / (2 * math.pi)
 
 
+@validated(W=Tensor, W_star=Tensor, with_grad=Flag)
 def population_risk(W: torch.Tensor, W_star: torch.Tensor, *,
                     with_grad: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """R(W) = E_x[(g(x; W) - g(x; W*))^2] / 2 for x ~ N(0, I), and optionally its gradient dR/dW.

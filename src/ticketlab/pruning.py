@@ -51,7 +51,8 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from .config import ConfigError
+from .config import Choice, ConfigError, Flag, Fraction, NonNegInt, Seed, validated
+from .config import Tensors as TensorMap
 from .oracle import mask_recall_precision
 
 __all__ = [
@@ -74,6 +75,7 @@ def magnitude_scores(weights: Tensors) -> dict[str, torch.Tensor]:
     return {k: w.detach().abs() for k, w in weights.items()}
 
 
+@validated(weights=TensorMap, seed=Seed)
 def random_scores(weights: Tensors, seed: int) -> dict[str, torch.Tensor]:
     """Uniform(0, 1) scores from a CPU ``torch.Generator`` seeded with ``seed``.
 
@@ -162,6 +164,8 @@ def _check_fraction(name: str, value: float) -> float:
     return value
 
 
+@validated(scores=TensorMap, masks=TensorMap, fraction=Fraction, scope=Choice(("layerwise", "global")),
+           of=Choice(("kept", "total")), overrides=Mapping[str, Fraction] | None, batched=Flag)
 def prune(scores: Tensors, masks: Tensors, fraction: float, *, scope: str = "layerwise", of: str = "kept",
           overrides: Mapping[str, float] | None = None, batched: bool = False) -> dict[str, torch.Tensor]:
     """New nested masks with the lowest-scored kept weights removed.
@@ -237,6 +241,7 @@ def _prune_group(scores, masks, group, frac, of, batched):
 # --------------------------------------------------------------------------- the IMP loop
 
 
+@validated(train_level=Callable, next_masks=Callable, rounds=NonNegInt)
 def imp_loop(masks, train_level: Callable, next_masks: Callable, rounds: int) -> list:
     """Iterative magnitude pruning, the one loop every IMP in ticketlab runs.
 

@@ -201,6 +201,12 @@ class Store:
         """Claim a chunk for ``owner``: 'done' (all stored), 'busy' (another live sweep holds one of them)
         or 'mine'. Claims of dead processes on this host, and old ones from elsewhere, lapse."""
         self._check_writable()
+        try:
+            return self._claim(trial_ids, owner)
+        except sqlite3.Error as err:  # e.g. a full disk: one line naming the store, like a failed write
+            raise store_error(self.path, err) from None
+
+    def _claim(self, trial_ids: list[str], owner: str) -> str:
         host = socket.gethostname()
         now = time.time()
         with self._conn:
@@ -238,6 +244,12 @@ class Store:
         """Record a config as run now. The id ignores the trial count and scale (more trials extend a
         sweep), so a row already there keeps the larger trial count and takes the new time."""
         self._check_writable()
+        try:
+            self._save_config(experiment, config_id, config)
+        except sqlite3.Error as err:
+            raise store_error(self.path, err) from None
+
+    def _save_config(self, experiment: str, config_id: str, config: dict) -> None:
         with self._conn:
             row = self._conn.execute("SELECT config FROM configs WHERE config_id = ?", (config_id,)).fetchone()
             if row is not None and json.loads(row[0]).get("trials", 0) > config.get("trials", 0):

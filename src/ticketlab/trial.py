@@ -12,7 +12,7 @@ import time
 import torch
 
 from . import engine
-from .config import TrialSpec
+from .config import Choice, Device, Instance, Seeds, Tensor, TrialSpec, validated
 from .device import DTYPES
 from .init import make_start
 from .metrics import SUCCESS_THRESHOLD, aligned_relative_error, test_rmse_exact, test_rmse_sampled
@@ -49,6 +49,8 @@ def _per_trial(metric, W: torch.Tensor, W_star: torch.Tensor) -> torch.Tensor:
     return torch.cat([metric(W[b:b + 1], W_star[b:b + 1]).reshape(1) for b in range(len(W))])
 
 
+@validated(spec=Instance(TrialSpec), seeds=Seeds, device=Device, backend=Choice(engine.ENGINES),
+           problem=Instance(Problem) | None, W0=Tensor | None)
 def run_trials(spec: TrialSpec, seeds: list[int], *, device: str = "cpu", backend: str = "auto",
                problem: Problem | None = None, W0: torch.Tensor | None = None) -> list[dict]:
     """Run ``spec`` once per seed (batched) and return one result dict per trial.
@@ -117,6 +119,7 @@ def _common_solver_fields(spec: TrialSpec) -> dict:
     return spec.solver.model_dump(exclude={"beta"})
 
 
+@validated(specs=list[Instance(TrialSpec)], seeds=Seeds, device=Device, backend=Choice(engine.ENGINES))
 def run_common(specs: list[TrialSpec], seeds: list[int], *, device: str = "cpu",
                backend: str = "auto") -> list[list[dict]]:
     """Run several trial specs that share their problems (the ``common`` design): for each seed the
@@ -201,6 +204,7 @@ def edge(n: int, solved: dict[int, bool]) -> int:
     return max([i for i, ok in solved.items() if ok and i < first_fail], default=-1)
 
 
+@validated(specs=list[Instance(TrialSpec)], seeds=Seeds, device=Device, backend=Choice(engine.ENGINES))
 def run_bisect(specs: list[TrialSpec], seeds: list[int], *, device: str = "cpu",
                backend: str = "auto") -> list[list[dict]]:
     """The common design's grid of start distances by bisection (design='bisect', Figure 2).

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from ..config import ConfigError
+from ..config import bad_value
 from .data import load_data
 from .imp import IMPSpec, check_run, finished_levels, level_dir, run_imp
 from .train import TrainSpec
@@ -55,7 +55,7 @@ def collect(store: str) -> list[dict]:
     to the last epoch, and nothing is chosen on the test set)."""
     root = os.path.join(store, "imp")
     if not os.path.isdir(root):
-        raise ConfigError(f"invalid store {store!r}: no imp runs under {root!r}")
+        raise bad_value("store", "must hold IMP runs", store, hint=f"no imp runs under {root!r}")
     rows = []
     for name in sorted(os.listdir(root)):
         rdir = os.path.join(root, name)
@@ -135,7 +135,7 @@ def summarize_fig11(store: str, metric: str = "early_stop_test_error") -> dict:
     last step), the mean validation error and early-stopping step; per N the level chosen on
     validation error. Judging the claims is ``fig11_claims``'s."""
     if metric not in METRICS:
-        raise ConfigError(f"invalid metric {metric!r}: must be one of {', '.join(METRICS)}")
+        raise bad_value("metric", f"must be one of {', '.join(METRICS)}", metric)
     return {"store": store, "metric": metric, "families": summarize_rows(collect(store), metric)}
 
 
@@ -584,8 +584,8 @@ def resolve_report_store(path, default_name: str = "ticketlab-results.db") -> di
         db = p / default_name
         out = {"sqlite": db if db.is_file() else None, "imp": p if (p / "imp").is_dir() else None}
         if out["sqlite"] is None and out["imp"] is None:
-            raise ConfigError(f"invalid --store {str(p)!r}: a folder without IMP runs (imp/) or {default_name}")
+            raise bad_value("--store", f"must be a folder with IMP runs (imp/) or {default_name}", str(p))
         return out
     if p.is_file():
         return {"sqlite": p, "imp": p.parent if (p.parent / "imp").is_dir() else None}
-    raise ConfigError(f"invalid --store {str(p)!r}: no such file or folder")
+    raise bad_value("--store", "must be an existing file or folder", str(p))

@@ -44,7 +44,7 @@ import time
 import torch
 
 from .. import __version__
-from ..config import ConfigError
+from ..config import bad_value
 from ..device import DTYPES, resolve_device
 from ..pruning import imp_loop, magnitude_scores, mask_agreement, prune, random_scores, sparsity
 from ..seeding import PRUNE, START, random_mask_seed, reinit_seed, substream
@@ -107,8 +107,9 @@ def _check_config(rdir: str, spec: IMPSpec, device: str) -> None:
         if old != new:
             diff = [f"{k}: stored {old.get(k)!r} vs now {new.get(k)!r}" for k in sorted(set(old) | set(new))
                     if old.get(k) != new.get(k)]
-            raise ConfigError(f"store {rdir!r} holds a run with other settings ({'; '.join(diff)}); "
-                              "use another --store or remove that directory")
+            raise bad_value("--store", "must hold no run or a run with these settings", rdir,
+                            hint=f"it holds other settings ({', '.join(diff)}); use another --store or remove "
+                            "that directory")
         return
     os.makedirs(rdir, exist_ok=True)
     _atomic_json(path, {"identity": spec.identity(), "spec": spec.model_dump(mode="json"),
@@ -136,7 +137,8 @@ def load_level(rdir: str, level: int, device="cpu", factory=None):
     if factory is not None:
         model = factory()
     elif spec.model.startswith("custom:"):
-        raise ConfigError(f"run {rdir!r} holds the custom model {spec.model!r}: pass its factory to load_level")
+        raise bad_value("factory", f"must be given to load_level for the custom model {spec.model!r}", factory,
+                        hint=f"run {rdir!r} holds a custom model")
     else:
         data = load_data(spec.data, split_seed=spec.split_seed)
         model = build_model(spec.model, in_shape=data.in_shape, num_classes=data.num_classes, widths=spec.widths)
@@ -154,7 +156,7 @@ def to_torch_prune(model: torch.nn.Module, masks: dict[str, torch.Tensor]) -> to
     for name, m in masks.items():
         mod_name, _, attr = name.rpartition(".")
         if mod_name not in modules or not hasattr(modules[mod_name], attr):
-            raise ConfigError(f"invalid mask {name!r}: the model has no such parameter")
+            raise bad_value("masks", "must name parameters of the model", name)
         tprune.custom_from_mask(modules[mod_name], attr, m.to(torch.bool))
     return model
 
@@ -180,8 +182,9 @@ def _random_masks(spec: IMPSpec, ticket_masks: dict, level: int) -> dict:
 def prepare_data(spec: IMPSpec, pool: Dataset) -> Dataset:
     """The run's data: the validation items held out of the pool, then the run's n_train subset."""
     if tuple(pool.x_test.shape[1:]) != tuple(pool.x_train.shape[1:]):
-        raise ConfigError(f"invalid data {spec.data!r}: test inputs have shape {tuple(pool.x_test.shape[1:])}, "
-                          f"training inputs {tuple(pool.x_train.shape[1:])}")
+        raise bad_value("data", "must have test inputs shaped like its training inputs", spec.data,
+                        hint=f"test inputs have shape {tuple(pool.x_test.shape[1:])}, training inputs "
+                        f"{tuple(pool.x_train.shape[1:])}")
     n_val = spec.val_size if spec.val_size is not None else default_val_size(len(pool.x_train))
     return pool.holdout(n_val, spec.split_seed).subset(spec.n_train, spec.seed)
 
@@ -192,8 +195,8 @@ def rewind_steps(spec: IMPSpec, n_train: int) -> tuple[int, int]:
     total = spec.train.epochs * spe
     k = spec.rewind * (spe if spec.rewind_unit == "epochs" else 1)
     if k > total:
-        raise ConfigError(f"invalid rewind {spec.rewind} {spec.rewind_unit}: the run has only {total} steps "
-                          f"({spec.train.epochs} epochs x {spe} batches)")
+        raise bad_value("rewind", f"must be within the run's {total} steps ({spec.train.epochs} epochs x {spe} "
+                        "batches)", f"{spec.rewind} {spec.rewind_unit}")
     return k, total
 
 
@@ -204,9 +207,11 @@ def check_run(spec: IMPSpec, device: str = "cpu", data: Dataset | None = None, f
     dtype = DTYPES[spec.dtype]
     custom = spec.model.startswith("custom:")
     if custom and (factory is None or data is None):
-        raise ConfigError(f"invalid model {spec.model!r}: a custom model needs factory= and data= in run_imp")
+        raise bad_value("model", "must be built in, or custom:NAME with its factory and data", spec.model,
+                        hint="a custom model needs factory= and data= in run_imp")
     if not custom and factory is not None:
-        raise ConfigError(f"invalid factory: model {spec.model!r} is built in; name it 'custom:NAME' to use a factory")
+        raise bad_value("factory", "must be None for a built-in model", factory,
+                        hint=f"model {spec.model!r} is built in; name it 'custom:NAME' to use a factory")
     pool = data if data is not None else load_data(spec.data, split_seed=spec.split_seed)
     data = prepare_data(spec, pool)
     k, _ = rewind_steps(spec, len(data.x_train))
@@ -226,8 +231,8 @@ def check_run(spec: IMPSpec, device: str = "cpu", data: Dataset | None = None, f
             model.eval()
             model(data.x_train[:1].to(device=dev, dtype=dtype))
         except RuntimeError as e:
-            raise ConfigError(f"invalid model {spec.model!r} for inputs of shape {tuple(data.x_train.shape[1:])}: "
-                              f"{str(e).splitlines()[0]}") from None
+            raise bad_value("model", f"must accept inputs of shape {tuple(data.x_train.shape[1:])}", spec.model,
+                            hint=str(e).splitlines()[0]) from None
     return dev, dtype, pool, data, k, fresh, model, weights
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import ConfigError
+from ..config import bad_value
 
 from .spec import INITS, MODELS
 
@@ -26,10 +26,10 @@ def _refuse_torch_pruned(model: nn.Module) -> None:
         orig = [p[:-5] for p, _ in m.named_parameters(recurse=False) if p.endswith("_orig")]
         if orig:
             where = f"{name}.{orig[0]}" if name else orig[0]
-            raise ConfigError(f"invalid model: {where!r} is already pruned by torch.nn.utils.prune (it has "
-                              f"{orig[0]}_orig and a mask hook); call torch.nn.utils.prune.remove(module, "
-                              f"{orig[0]!r}) first, or pass the unpruned module; its mask can be given back "
-                              "with ticketlab.deep.imp.to_torch_prune")
+            raise bad_value("model", "must be a module without torch.nn.utils.prune masks", type(model).__name__,
+                            hint=f"{where!r} is already pruned by torch.nn.utils.prune (it has {orig[0]}_orig and a "
+                            f"mask hook); call torch.nn.utils.prune.remove(module, {orig[0]!r}) first, or pass the "
+                            "unpruned module; its mask can be given back with ticketlab.deep.imp.to_torch_prune")
 
 
 def prunable(model: nn.Module, select: str | None = None) -> dict[str, torch.nn.Parameter]:
@@ -57,8 +57,9 @@ def prunable(model: nn.Module, select: str | None = None) -> dict[str, torch.nn.
             if by_type or any(fnmatch.fnmatchcase(full, it) for it in items if it not in types):
                 out[full] = p
     if not out:
-        raise ConfigError(f"invalid params {select!r}: selects no parameter (module types here: "
-                          f"{', '.join(sorted(types))}; names like {', '.join(n for n, _ in list(model.named_parameters())[:3])})")
+        raise bad_value("params", "must select at least one parameter", select,
+                        hint=f"module types here: {', '.join(sorted(types))}; names like "
+                        f"{', '.join(n for n, _ in list(model.named_parameters())[:3])}")
     return out
 
 
@@ -196,11 +197,12 @@ def build_model(name: str, in_shape=(1, 28, 28), num_classes: int = 10, widths=N
         return LeNet300100(in_shape, num_classes)
     if name == "lenet5":
         if len(in_shape) != 3:
-            raise ConfigError(f"invalid model 'lenet5' for input shape {in_shape}: needs images (C, H, W)")
+            raise bad_value("model", f"must fit the input shape {in_shape}", name, hint="lenet5 needs images (C, H, W)")
         return LeNet5(in_shape, num_classes)
     if name in ("resnet20", "resnet50"):
         if len(in_shape) != 3 or min(in_shape[1:]) < 8:
-            raise ConfigError(f"invalid model {name!r} for input shape {in_shape}: needs images (C, H, W), H, W >= 8")
+            raise bad_value("model", f"must fit the input shape {in_shape}", name,
+                            hint=f"{name} needs images (C, H, W), H, W >= 8")
         if name == "resnet20":
             return CifarResNet(_Basic, (3, 3, 3), (16, 32, 64), in_shape, num_classes)
         return CifarResNet(_Bottleneck, (3, 4, 6, 3), (64, 128, 256, 512), in_shape, num_classes)
@@ -209,7 +211,7 @@ def build_model(name: str, in_shape=(1, 28, 28), num_classes: int = 10, widths=N
         for s in in_shape:
             n_in *= s
         return MLP([n_in, *(widths or (64, 32)), num_classes])
-    raise ConfigError(f"invalid model {name!r}: must be one of {', '.join(MODELS)}")
+    raise bad_value("model", f"must be one of {', '.join(MODELS)}", name)
 
 
 
@@ -218,7 +220,7 @@ def reinitialize(model: nn.Module, init: str) -> nn.Module:
     'kaiming_normal' redraws every Linear/Conv2d weight from N(0, 2 / fan_in) (He et al. 2015, OpenLTH's
     default), biases and batch-norm keeping PyTorch's init."""
     if init not in INITS:
-        raise ConfigError(f"invalid init {init!r}: must be one of {', '.join(INITS)}")
+        raise bad_value("init", f"must be one of {', '.join(INITS)}", init)
     if init == "kaiming_normal":
         with torch.no_grad():
             for m in model.modules():
@@ -244,5 +246,5 @@ def seeded(factory, seed: int, init: str = "pytorch") -> nn.Module:
         torch.manual_seed(int(seed))
         model = factory()
         if not isinstance(model, nn.Module):
-            raise ConfigError(f"invalid model factory {factory!r}: returned {type(model).__name__}, not an nn.Module")
+            raise bad_value("factory", "must return an nn.Module", factory, hint=f"it returned {type(model).__name__}")
         return reinitialize(model, init)

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .. import pruning
-from ..config import ConfigError
+from ..config import bad_value
 from ..seeding import AUGMENT, ORDER, substream
 from .data import Dataset
 from .spec import TrainSpec
@@ -230,7 +230,7 @@ def train(model: nn.Module, masks: dict[str, torch.Tensor], data: Dataset, spec:
     spe = math.ceil(n / spec.batch_size)
     total_steps = spec.epochs * spe
     if start.step > total_steps:
-        raise ConfigError(f"invalid start step {start.step}: the run has only {total_steps} steps")
+        raise bad_value("start", f"must be at a step within the run's {total_steps} steps", start.step)
     order_gen = torch.Generator()
     order_gen.set_state(start.order_gen)
     aug_gen = torch.Generator()
@@ -287,7 +287,8 @@ def train(model: nn.Module, masks: dict[str, torch.Tensor], data: Dataset, spec:
         opt.zero_grad(set_to_none=True)
         loss = crit(model(xb), yb)
         if not torch.isfinite(loss):
-            raise ConfigError(f"training diverged at step {step}: loss {float(loss)} (lower --lr, now {spec.lr})")
+            raise bad_value("lr", "must be small enough for the loss to stay finite", spec.lr,
+                            hint=f"training diverged at step {step} (loss {float(loss)}); lower --lr")
         loss.backward()
         masked_step(model, masks, opt)
         epoch_loss += float(loss.detach()) * len(idx)

@@ -14,7 +14,7 @@ import importlib.util
 import warnings
 from typing import TYPE_CHECKING
 
-from ..config import ConfigError
+from ..config import Choice, ConfigError, Instance, NonNegInt, SolverSpec, Tensor, validated
 from .reference import SolveResult, gradient, risk, step_scale
 from .reference import solve as solve_reference
 
@@ -102,6 +102,8 @@ def _load_fast():
     return fast
 
 
+@validated(X=Tensor, y=Tensor, mask=Tensor, W0=Tensor, solver=Instance(SolverSpec), W_target=Tensor | None,
+           record_every=NonNegInt, backend=Choice(ENGINES))
 def solve(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, W0: torch.Tensor, solver: SolverSpec, *,
           W_target: torch.Tensor | None = None, record_every: int = 0, backend: str = "auto") -> SolveResult:
     """Run Algorithm 1 on a batch of B trials.

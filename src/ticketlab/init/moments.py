@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ..config import ConfigError
+from ..config import Choice, ConfigError, Count, Flag, NonNegInt, Seeds, Tensor, validated
 from ..seeding import MOMENTS, substream
 from .decomp import power_decompose
 from .hermite import factor_m2, hermite4_moment, weights_from_factor
@@ -235,6 +235,8 @@ def _assigned(Ufac: torch.Tensor, Mu: torch.Tensor) -> torch.Tensor:
     return _restrict(torch.gather(Ufac, 2, perm[:, None, :].expand_as(Ufac)), Mu)
 
 
+@validated(X=Tensor, y=Tensor, mask=Tensor, seeds=Seeds, use_mask=Flag, restarts=Count, power_iters=Count,
+           subspace_iters=NonNegInt, center=Flag)
 def tensor_init(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, seeds: list[int], *, use_mask: bool = True,
                 restarts: int = 10, power_iters: int = 50, subspace_iters: int = 10,
                 center: bool = True) -> torch.Tensor:
@@ -303,6 +305,8 @@ def _all_have_unique(mask: torch.Tensor) -> torch.Tensor:
     return (_unique_coordinates(m).sum(-2) >= 1).all(-1).cpu()
 
 
+@validated(X=Tensor, y=Tensor, mask=Tensor, seeds=Seeds, rounds=NonNegInt, iters=Count, first_iters=Count,
+           start=Choice(("auto", "unique", "tensor", "supports")))
 def support_init(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, seeds: list[int], *, rounds: int = 3,
                  iters: int = 10, first_iters: int = 30, start: str = "auto", **tensor_kw) -> torch.Tensor:
     """The mask-aware moment start W0 (B, d, K) on the mask.
@@ -411,6 +415,7 @@ INIT_METHODS = {
 }
 
 
+@validated(kind=Choice(INIT_METHODS), X=Tensor, y=Tensor, mask=Tensor, seeds=Seeds)
 def init_from_data(kind: str, X, y, mask, seeds, **kw) -> torch.Tensor:
     """W0 (B, d, K) by one of ``INIT_METHODS`` from data alone."""
     if kind not in INIT_METHODS:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import torch
 
+from ..config import PositiveFloat, Seeds, Tensor, validated
 from ..seeding import RANDOM_START, START, substream
 
 __all__ = ["local_start", "random_start", "make_start"]
 
 
+@validated(W_star=Tensor, mask=Tensor, lam=PositiveFloat, seeds=Seeds)
 def local_start(W_star: torch.Tensor, mask: torch.Tensor, lam: float, seeds: list[int]) -> torch.Tensor:
     """W0 = M (.) W* + P with P Gaussian on the mask, scaled so ||P||_F = lam ||W*||_F.
 
@@ -25,6 +27,7 @@ def local_start(W_star: torch.Tensor, mask: torch.Tensor, lam: float, seeds: lis
     return torch.stack(out).to(device=W_star.device, dtype=W_star.dtype)
 
 
+@validated(mask=Tensor, seeds=Seeds)
 def random_start(mask: torch.Tensor, seeds: list[int]) -> torch.Tensor:
     """Entries uniform on [-0.5, 0.5] on the mask: the oracle's own distribution, no knowledge of W*."""
     out = []

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import torch
 
+from ..config import Fraction, NonNegInt, Seed, Tensor, Tol, validated
 from ..oracle import forward
 
 __all__ = ["DENSE_MAX", "kept_index", "hessian_on_mask", "hvp_on_mask", "extreme_eigenvalues"]
@@ -29,6 +30,7 @@ def _kink_weight(Z: torch.Tensor, W: torch.Tensor, bandwidth: float) -> torch.Te
     return torch.exp(-0.5 * (u / bandwidth) ** 2) / (bandwidth * math.sqrt(2 * math.pi) * norm)
 
 
+@validated(X=Tensor, y=Tensor, W=Tensor, mask=Tensor, bandwidth=Fraction)
 def hessian_on_mask(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, mask: torch.Tensor, *,
                     bandwidth: float = 0.0) -> torch.Tensor:
     """The Hessian of f on the kept coordinates, dense: (P, p, p) for P points W (P, d, K) sharing one
@@ -105,6 +107,7 @@ def _eigsh_extremes(matvec, p: int, seed: int, tol: float) -> tuple[float, float
     return float(out[0]), float(out[1])
 
 
+@validated(X=Tensor, y=Tensor, W=Tensor, mask=Tensor, bandwidth=Fraction, dense_max=NonNegInt, tol=Tol, seed=Seed)
 def extreme_eigenvalues(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, mask: torch.Tensor, *,
                         bandwidth: float = 0.0, dense_max: int = DENSE_MAX, tol: float = 1e-8,
                         seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, str]:

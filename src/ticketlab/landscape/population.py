@@ -8,6 +8,7 @@ import math
 import numpy as np
 import torch
 
+from ..config import NonNegInt, Seed, Tensor, Tol, validated
 from ..population import unit_angle
 from .empirical import DENSE_MAX, _eigsh_extremes, kept_index
 
@@ -73,6 +74,7 @@ def population_hvp(W_star: torch.Tensor, mask: torch.Tensor, V: torch.Tensor) ->
     return out * mask / (2 * math.pi * K**2)
 
 
+@validated(W_star=Tensor, mask=Tensor, dense_max=NonNegInt, tol=Tol, seed=Seed)
 def population_extremes(W_star: torch.Tensor, mask: torch.Tensor, *, dense_max: int = DENSE_MAX,
                         tol: float = 1e-8, seed: int = 0) -> tuple[float, float]:
     """(lambda_min, lambda_max) of population_hessian(W*, M) for one trial, dense or Lanczos."""

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..config import ConfigError, OracleSpec
+from ..config import (Choice, ConfigError, Count, Device, DType, Flag, Fraction, Instance, NonNegInt, OracleSpec, Seed,
+                      Seeds, Tensor, validated)
 from ..oracle import make_problem, r_tilde
 from ..seeding import LANDSCAPE, substream
 from .empirical import DENSE_MAX, extreme_eigenvalues, kept_index
@@ -24,6 +25,7 @@ LANDSCAPE_STREAM = LANDSCAPE  #: substream of the trial seed for the random dire
 PD_RTOL = 1e-10  #: positive definite: lambda_min > PD_RTOL * lambda_max (round-off guard)
 
 
+@validated(W_star=Tensor, mask=Tensor, seed=Seed, points=Count)
 def perturbations(W_star: torch.Tensor, mask: torch.Tensor, seed: int, points: int) -> torch.Tensor:
     """``points`` unit-Frobenius-norm Gaussian directions on the mask (points, d, K), from the trial's
     own stream. The same directions serve every radius (common random numbers across rho)."""
@@ -89,6 +91,8 @@ def _validate(N, points, bandwidth, hessian, dense_max):
         raise ConfigError(f"invalid dense_max (got {dense_max!r}): must be >= 0")
 
 
+@validated(oracle_spec=Instance(OracleSpec), N=Count, seeds=Seeds, points=Count, hessian=Choice(("smoothed", "generalized")),
+           bandwidth=Fraction, dense_max=NonNegInt, population=Flag, both=Flag, device=Device, dtype=DType)
 def analyze_trials(oracle_spec: OracleSpec, N: int, seeds: Sequence[int], radius_grid: Sequence[float] = (
         0.02, 0.05, 0.1, 0.2, 0.3, 0.5), points: int = 8, *, hessian: str = "smoothed", bandwidth: float = 0.05,
         dense_max: int = DENSE_MAX, population: bool = True, both: bool = True, device: str = "cpu",
@@ -171,6 +175,7 @@ def analyze_trials(oracle_spec: OracleSpec, N: int, seeds: Sequence[int], radius
     return out
 
 
+@validated(oracle_spec=Instance(OracleSpec), N=Count, seed=Seed, points=Count)
 def analyze(oracle_spec: OracleSpec, N: int, seed: int, radius_grid: Sequence[float] = (
         0.02, 0.05, 0.1, 0.2, 0.3, 0.5), points: int = 8, **kw) -> dict:
     """``analyze_trials`` for one seed: one JSON-ready dict (keys listed in docs/landscape.md)."""

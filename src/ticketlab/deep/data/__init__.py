@@ -27,7 +27,7 @@ A run uses the first ``n_train`` images of the training pool permuted by a gener
 
 from __future__ import annotations
 
-from ...config import ConfigError
+from ...config import bad_value
 from .builtin import digits, mnist5k, oracle, parse_oracle
 from .dataset import CIFAR_MEAN, CIFAR_STD, MNIST_MEAN, MNIST_STD, Dataset, default_val_size
 from .files import MNIST_DIRS, cifar_dir, mnist_dir, mnist_folder, mnist_names, read_idx
@@ -52,4 +52,4 @@ def load_data(spec: str, *, split_seed: int = 0) -> Dataset:
         return cifar_dir(arg)
     if kind == "oracle":
         return oracle(arg)
-    raise ConfigError(f"invalid data {spec!r}: must be one of {', '.join(DATA_KINDS)}")
+    raise bad_value("data", f"must be one of {', '.join(DATA_KINDS)}", spec)

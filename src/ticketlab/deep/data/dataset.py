@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ...config import ConfigError
+from ...config import bad_value
 from ...seeding import DATA, VALIDATION, substream
 
 __all__ = ["MNIST_MEAN", "MNIST_STD", "CIFAR_MEAN", "CIFAR_STD", "Dataset", "default_val_size"]
@@ -42,22 +42,22 @@ class Dataset:
         """Your own data as tensors (inputs (n, ...) float; labels long for 'classify', float targets
         (n, k) for 'regress'); checked here so a bad shape fails before any training."""
         if task not in ("classify", "regress"):
-            raise ConfigError(f"invalid task {task!r}: must be 'classify' or 'regress'")
+            raise bad_value("task", "must be 'classify' or 'regress'", task)
         x_train, x_test = torch.as_tensor(x_train).float(), torch.as_tensor(x_test).float()
         y_train, y_test = torch.as_tensor(y_train), torch.as_tensor(y_test)
         for part, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
             if len(x) != len(y) or len(x) == 0:
-                raise ConfigError(f"invalid data {name!r}: {part} has {len(x)} inputs and {len(y)} targets "
-                                  "(need as many, at least one)")
+                raise bad_value("data", f"must have as many {part} targets as inputs, at least one", name,
+                                hint=f"{part} has {len(x)} inputs and {len(y)} targets")
         if x_test.shape[1:] != x_train.shape[1:]:
-            raise ConfigError(f"invalid data {name!r}: test inputs have shape {tuple(x_test.shape[1:])}, training "
-                              f"inputs {tuple(x_train.shape[1:])}")
+            raise bad_value("data", "must have test inputs shaped like its training inputs", name,
+                            hint=f"test inputs have shape {tuple(x_test.shape[1:])}, training inputs {tuple(x_train.shape[1:])}")
         if task == "classify":
             y_train, y_test = y_train.long(), y_test.long()
             k = int(max(y_train.max(), y_test.max())) + 1
             num_classes = num_classes or k
             if k > num_classes or min(int(y_train.min()), int(y_test.min())) < 0:
-                raise ConfigError(f"invalid data {name!r}: labels must be in 0..{num_classes - 1}")
+                raise bad_value("data", f"must have labels in 0..{num_classes - 1}", name)
         else:
             y_train, y_test = y_train.float(), y_test.float()
             num_classes = num_classes or (y_train.shape[1] if y_train.ndim > 1 else 1)
@@ -72,11 +72,11 @@ class Dataset:
             xs, ys = [], []
             for batch in loader:
                 if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-                    raise ConfigError(f"invalid {part} loader: batches must be (inputs, targets) pairs")
+                    raise bad_value(f"{part}_loader", "must yield (inputs, targets) pairs", type(batch).__name__)
                 xs.append(torch.as_tensor(batch[0]))
                 ys.append(torch.as_tensor(batch[1]))
             if not xs:
-                raise ConfigError(f"invalid {part} loader: it yields no batches")
+                raise bad_value(f"{part}_loader", "must yield at least one batch", "none")
             return torch.cat(xs), torch.cat(ys)
 
         return cls.from_tensors(*read(train_loader, "train"), *read(test_loader, "test"), **kw)
@@ -86,8 +86,8 @@ class Dataset:
         seed and every n_train); the training pool keeps the rest, in its order."""
         n_pool = len(self.x_train)
         if not 0 <= n_val < n_pool:
-            raise ConfigError(f"invalid val_size {n_val}: must be in [0, {n_pool - 1}] for data {self.name!r} "
-                              f"(training pool of {n_pool})")
+            raise bad_value("val_size", f"must be in [0, {n_pool - 1}] for data {self.name!r} (training pool of "
+                            f"{n_pool})", n_val)
         gen = torch.Generator().manual_seed(substream(split_seed, VALIDATION))
         perm = torch.randperm(n_pool, generator=gen)
         val, keep = perm[:n_val], perm[n_val:].sort().values
@@ -102,7 +102,7 @@ class Dataset:
         if n_train is None:
             n_train = n_pool
         if not 1 <= n_train <= n_pool:
-            raise ConfigError(f"invalid n_train {n_train}: must be in [1, {n_pool}] for data {self.name!r}")
+            raise bad_value("n_train", f"must be in [1, {n_pool}] for data {self.name!r}", n_train)
         gen = torch.Generator().manual_seed(substream(seed, DATA))
         idx = torch.randperm(n_pool, generator=gen)[:n_train]
         info = dict(self.info, n_train=n_train, subset_seed=seed)

@@ -11,7 +11,7 @@ import pickle
 import numpy as np
 import torch
 
-from ...config import ConfigError
+from ...config import ConfigError, bad_value
 from .dataset import CIFAR_MEAN, CIFAR_STD, MNIST_MEAN, MNIST_STD, Dataset
 
 __all__ = ["read_idx", "MNIST_DIRS", "mnist_names", "mnist_folder", "mnist_dir", "cifar_dir"]
@@ -85,14 +85,15 @@ def _mnist_part(prefix: str, img: str, lab: str):
 def mnist_dir(directory: str) -> Dataset:
     """MNIST from the IDX files in ``directory`` (see ``mnist_folder``): the official 60,000 / 10,000 split."""
     if not os.path.isdir(directory):
-        raise ConfigError(f"invalid data 'mnist:{directory}': {directory!r} is not a directory")
+        raise bad_value("data", "must name a directory after 'mnist:'", f"mnist:{directory}",
+                        hint=f"{directory!r} is not a directory")
     folder = mnist_folder(directory)
     paths = {p: _mnist_paths(folder, p) for p in ("train", "t10k")}  # all present before any parsing
     xtr, ytr = _mnist_part("train", *paths["train"])
     xte, yte = _mnist_part("t10k", *paths["t10k"])
     if xte.shape[1:] != xtr.shape[1:]:
-        raise ConfigError(f"invalid data 'mnist:{directory}': test images are {tuple(xte.shape[2:])} pixels, "
-                          f"training images {tuple(xtr.shape[2:])}; both files must hold images of one size")
+        raise bad_value("data", "must hold test and training images of one size", f"mnist:{directory}",
+                        hint=f"test images are {tuple(xte.shape[2:])} pixels, training images {tuple(xtr.shape[2:])}")
     return Dataset("mnist", xtr, ytr, xte, yte, "classify", tuple(xtr.shape[1:]), 10,
                    {"source": folder, "n_pool": len(xtr), "n_test": len(xte)})
 
@@ -123,7 +124,8 @@ def cifar_dir(directory: str) -> Dataset:
     """CIFAR-10 from the pickled python batches in ``directory``: the official split, standardized per
     channel with ``CIFAR_MEAN`` / ``CIFAR_STD``."""
     if not os.path.isdir(directory):
-        raise ConfigError(f"invalid data 'cifar10:{directory}': {directory!r} is not a directory")
+        raise bad_value("data", "must name a directory after 'cifar10:'", f"cifar10:{directory}",
+                        hint=f"{directory!r} is not a directory")
     sub = os.path.join(directory, "cifar-10-batches-py")
     if os.path.isdir(sub):
         directory = sub
