@@ -22,6 +22,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, InstanceOf, 
 __all__ = [
     "LAYOUTS", "ConfigError", "Model", "stable_hash", "reword", "format_validation_error", "build",
     "OracleSpec", "SolverSpec", "InitSpec", "TrialSpec", "parse_init",
+    "bad_value", "validated", "Instance", "Choice", "VALIDATED",
 ]
 
 _GROUPS = re.compile(r"^groups:(\d+(,\d+)*)$")
@@ -397,6 +398,7 @@ class _Arguments(Model):
         return value
 
 
+#: every function ``validated`` wraps (tests/test_validate_call.py)
 VALIDATED: list = []  # every function ``validated`` wraps, in import order (tests/test_validate_call.py)
 
 
