@@ -137,3 +137,44 @@ def prefer_union_shared(N: int, K: int, r_sum: int, u: int, itemsize: int, membe
     """The shared engine's union loops beat its dense BLAS products for this group?"""
     union, dense = shared_time(N, K, r_sum, u, itemsize, members)
     return union <= dense
+
+
+# What a trial costs besides Algorithm 1's iterations, and the trials that run no Algorithm 1 at all.
+# Measured on the development machine with one torch thread (min of 1-3 repeats, at the quick
+# grids; python -m benchmarks.cost_model compares the whole-sweep estimates with measured sweeps).
+# Setting up a trial (drawing X, y, W*, the mask and the start; the metrics at the end): about 1 ms
+# and 70 ns per value of X (Figure 4's cells: 1.4-1.8 ms at N = 50-250, d = 100; Figure 3: 16 ms at
+# N = 2000, d = 100; the init study's X of 16,000 x 1,000 values dominates its trials).
+TRIAL_SETUP_S = 1e-3
+DRAW_S = 7e-8
+# The landscape study (landscape/study.py): per trial, 1 + radii x points weight matrices, each a
+# Hessian on the p kept weights (built from the N samples: ~N p^2 work) and its eigenvalues (p^3),
+# twice (the empirical and the population Hessian); fitted to the quick grid's eight cells
+# (p = 25-200, N = 500-2000: 0.06-0.81 s a trial).
+LANDSCAPE_TRIAL_S = 0.05
+HESSIAN_S = 2.6e-10  # per sample, kept weight squared and point
+EIGEN_S = 4.3e-10  # per kept weight cubed and eigendecomposition
+# The initialization study (experiments/init.py): every kind on the same data. A mask-aware kind
+# (tensor, moments, moments0) does power iterations and restarts over the union of kept columns
+# (~N u work, many passes); the dense method of moments forms a d x d second moment (~N d^2).
+# Fitted to the quick grid (d = 100-1000, N = 1000-16000: 0.01-0.22 s a masked kind, up to 0.9 s dense).
+INIT_KIND_S = 0.03
+INIT_MASKED_S = 2.7e-7  # per sample and kept column
+INIT_DENSE_S = 5.5e-11  # per sample and d^2
+
+
+def setup_time(N: int, d: int) -> float:
+    """Seconds to set up and measure one trial: draw its N x d data, start, metrics."""
+    return TRIAL_SETUP_S + DRAW_S * N * d
+
+
+def landscape_trial_time(N: int, p: int, points: int) -> float:
+    """Seconds of one landscape trial: ``points`` weight matrices (W* included), p kept weights."""
+    return LANDSCAPE_TRIAL_S + points * (HESSIAN_S * N * p * p + 2 * EIGEN_S * p**3)
+
+
+def init_trial_time(N: int, d: int, u: int, kinds) -> float:
+    """Seconds of one initialization-study trial running ``kinds`` on N x d data whose mask keeps u columns."""
+    masked = sum(k != "dense" for k in kinds)
+    dense = sum(k == "dense" for k in kinds)
+    return (INIT_KIND_S * len(kinds) + masked * INIT_MASKED_S * N * u + dense * INIT_DENSE_S * N * d * d)
