@@ -204,3 +204,22 @@ def test_resumed_bar_counts_only_the_remaining_trials(tmp_path, monkeypatch):
     assert sweep.estimate_seconds(exp, cfg, remaining=left, split=8) == pytest.approx(full * 5 / 8)
     bar, per_cell, _ = _count(monkeypatch, "fig4", cfg, db)
     assert bar.total == 5 and sum(bar.updates) == 5 and len(bar.updates) >= 4
+
+
+def test_reproduce_estimate_of_a_resume_counts_only_what_the_store_lacks(tmp_path):
+    from ticketlab.app import reproduce_estimates
+
+    exp = get_experiment("fig4")
+    cfg = exp.default_config("quick")
+    db = tmp_path / "r.db"
+    with Store(db) as st:
+        st.save_config(exp.name, cfg.config_id(), cfg.model_dump(mode="json"))
+        first = sweep.plan(exp, cfg, st)[0][0]  # the first cell, all its trials
+        st.write(sweep.run_task(first))
+    full = reproduce_estimates(["fig4"], "quick")["fig4"]
+    part = reproduce_estimates(["fig4"], "quick", store=db)["fig4"]
+    cell = exp.cells(cfg)[first.cell_index]
+    assert sweep.estimate_seconds(exp, cfg) == pytest.approx(full)
+    assert 0 < part < full
+    assert full - part == pytest.approx(sweep.estimate_seconds(exp, cfg, remaining={first.cell_index: cfg.trials}))
+    assert sweep.trial_seconds(exp, cfg, cell) > 0
