@@ -223,3 +223,24 @@ def test_reproduce_estimate_of_a_resume_counts_only_what_the_store_lacks(tmp_pat
     assert 0 < part < full
     assert full - part == pytest.approx(sweep.estimate_seconds(exp, cfg, remaining={first.cell_index: cfg.trials}))
     assert sweep.trial_seconds(exp, cfg, cell) > 0
+
+
+def test_landscape_beyond_the_dense_limit_is_lanczos_by_hand():
+    """p = 2000 kept weights > 1500: no p x p Hessian; (29 + 1) points x 4e-7 s x N=2000 x 2000 =
+    48 s + 0.035 s fixed (measured here: 1.85 s a point, 55 s for 30 points). Just below the limit,
+    p = 1500, the dense path: 29 x (2.1e-10 x 2000 x 1500^2 + 2 x 3.4e-10 x 1500^3) = 29 x (0.945 +
+    2.295) s = 93.96 s + 0.035 s."""
+    assert cost.landscape_trial_time(2000, 2000, 29) == pytest.approx(48.035)
+    assert cost.landscape_trial_time(2000, 1500, 29) == pytest.approx(93.995)
+
+
+def test_gpu_estimate_counts_every_solve_of_a_trial():
+    """On a GPU an IMP trial solves once per level (rounds + 1), Figure 8 twice: the estimate is that
+    many Algorithm 1 sweeps of the cell; the landscape has no GPU model and keeps the CPU estimate."""
+    f10 = get_experiment("fig10")
+    cfg = make_config(f10, "quick", 4, ["N_grid=100", "rounds=3", "max_iter=100"])
+    one = cost.estimate(100, cfg.d, cfg.K, cfg.K * cfg.r, 100, 4, "cuda", batch=4, max_iter=100)
+    assert sweep.estimate_seconds(f10, cfg, "cuda") == pytest.approx(4 * one)
+    land = get_experiment("landscape")
+    lcfg = land.default_config("quick")
+    assert sweep.estimate_seconds(land, lcfg, "cuda") == pytest.approx(sweep.estimate_seconds(land, lcfg))

@@ -405,17 +405,21 @@ def estimate_seconds(exp, cfg, device="cpu", chunk_size: int | None = None,
         members[cell.group] = members.get(cell.group, 0) + 1
     together = exp.solved_together(cfg)
     threads = trial_threads(exp, cfg)
+    kind = trial_workload(exp, cfg)
     for ci, cell in enumerate(cells):
         n = cfg.trials if remaining is None else remaining.get(ci, 0)
         if n == 0:
             continue
         s = cell.spec
         per = trials_per_chunk(s, chunk_size, memory_budget)
-        if str(device or "cpu").startswith("cuda"):
+        if str(device or "cpu").startswith("cuda") and kind not in ("landscape", "init"):
+            # the GPU model is Algorithm 1's (batched, launch-bound): Figure 8 solves twice, IMP once a level;
+            # the landscape and init studies have no GPU model here and keep the CPU one
+            solves = cfg.rounds + 1 if kind == "imp" else 2 if hasattr(cfg, "levels") else 1
             r_sum = sum(s.oracle.r_values()) + s.oracle.K * s.oracle.extra
             its = min(s.solver.max_iter, typical_iterations(exp, cfg))
-            total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, n, "cuda", dtype=s.dtype,
-                              batch=per, max_iter=s.solver.max_iter)
+            total += solves * estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, n, "cuda", dtype=s.dtype,
+                                       batch=per, max_iter=s.solver.max_iter)
             continue
         m = members[cell.group] if cell.group is not None and together else 1
         size = split_size(n, per, split if chunk_size is None else 1, threads)
