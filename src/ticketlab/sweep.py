@@ -18,7 +18,7 @@ __all__ = [
     "remaining_per_cell", "run_sweep", "run_task", "trials_per_chunk", "DEFAULT_MEMORY_BUDGET",
     "bytes_per_trial", "check_batching", "MAX_TRIALS", "available_memory", "fmt_bytes", "preflight",
     "TYPICAL_ITERATIONS", "split_size", "trial_threads", "trial_workload", "trial_seconds",
-    "typical_iterations",
+    "typical_iterations", "WORKLOADS",
 ]
 
 #: trials per chunk when neither --chunk-size nor the memory budget is smaller
@@ -312,6 +312,7 @@ def run_sweep(exp_name: str, cfg, store: Store, *, device: str = "cpu", executor
 
 
 TYPICAL_ITERATIONS = 2500  #: iterations per trial to plan with, where an experiment gives none
+WORKLOADS = ("agd", "found_mask", "imp", "landscape", "init")  #: what a trial's cost is made of (trial_seconds)
 
 
 def typical_iterations(exp, cfg) -> int:
@@ -326,20 +327,14 @@ def typical_iterations(exp, cfg) -> int:
 
 
 def trial_workload(exp, cfg) -> str:
-    """What a trial of ``exp`` does, for its cost: 'agd' (Algorithm 1 on the cell's mask), 'found_mask'
-    (Figures 7-9: a dense learner, pruned, then Algorithm 1 on the found mask), 'imp' (Figure 10: one
-    solve per round on a shrinking mask), 'landscape' (Hessians, no Algorithm 1) or 'init' (the
-    moment starts, no Algorithm 1)."""
-    from .experiments.fig7 import FoundMaskConfig
-    from .experiments.fig10 import Fig10Config
-    from .experiments.init import InitConfig
-    from .experiments.landscape import LandscapeConfig
-
-    for kind, cls in (("found_mask", FoundMaskConfig), ("imp", Fig10Config), ("landscape", LandscapeConfig),
-                      ("init", InitConfig)):
-        if isinstance(cfg, cls):
-            return kind
-    return "agd"
+    """What a trial of ``exp`` does, for its cost (the experiment's ``workload``): 'agd' (Algorithm 1
+    on the cell's mask, the default), 'found_mask' (Figures 7-9: a dense learner, pruned, then
+    Algorithm 1 on the found mask), 'imp' (Figure 10: one solve per level on a shrinking mask),
+    'landscape' (Hessians, no Algorithm 1) or 'init' (the moment starts, no Algorithm 1)."""
+    kind = getattr(exp, "workload", "agd")
+    if kind not in WORKLOADS:
+        raise ValueError(f"{exp.name}.workload: must be one of {', '.join(WORKLOADS)} (got {kind!r})")
+    return kind
 
 
 def trial_seconds(exp, cfg, cell, members: int = 1) -> float:

@@ -55,6 +55,7 @@ class Fig10(Experiment):
     name = "fig10"
     title = "Figure 10: iterative magnitude pruning on the oracle model"
     Config = Fig10Config
+    workload = "imp"  # what a trial costs (sweep.trial_workload)
     typical_iterations = {"quick": 1240}  # per round; quick: the mean of the quick sweep (benchmarks/cost_model.py); the paper's: sweep.TYPICAL_ITERATIONS
 
     def presets(self):

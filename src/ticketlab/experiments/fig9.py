@@ -50,6 +50,7 @@ class Fig9(Experiment):
     name = "fig9"
     title = "Figure 9: test error against N on inaccurate GraSP masks"
     Config = Fig9Config
+    workload = "found_mask"  # what a trial costs (sweep.trial_workload)
     typical_iterations = {"quick": 700}  # quick: the mean of the quick sweep (benchmarks/cost_model.py); the paper's: sweep.TYPICAL_ITERATIONS
 
     def presets(self):
