@@ -23,6 +23,11 @@ data exceed the cache streams about 10 GB/s per core. They sit between the quiet
 runs of the benchmark, so on this machine the estimates land within ~2x either way (the
 benchmark's entry (c) prints model and measurement side by side); they are meant for planning,
 not for scheduling to the second.
+
+Below them: a trial's setup, the in-cache speedup of small trials, and the work of the trials that
+run no Algorithm 1 (the landscape's Hessians, the init study's moments); ``sweep.trial_seconds``
+composes them per experiment, and ``python -m benchmarks.cost_model`` prints the whole-sweep estimate
+beside the measured time of every quick figure (docs/performance.md, "Estimate against measurement").
 """
 
 from __future__ import annotations
