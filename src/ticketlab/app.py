@@ -246,16 +246,19 @@ def reproduce_names(only: str | None = None) -> list[str]:
     return names
 
 
-def reproduce_estimates(names: list[str], scale: str, device: str = "cpu") -> dict[str, float]:
-    """The planning estimate of each store sweep among ``names`` at ``scale`` (seconds)."""
+def reproduce_estimates(names: list[str], scale: str, device: str = "cpu", store=None) -> dict[str, float]:
+    """The planning estimate of each store sweep among ``names`` at ``scale`` (seconds); with
+    ``store``, of only the trials it does not hold yet (a resumed reproduce)."""
     from .experiments import get_experiment
-    from .sweep import estimate_seconds
+    from .sweep import estimate_seconds, remaining_per_cell
 
     out = {}
     for name in names:
         exp = get_experiment(name)
         if exp.sweeps:
-            out[name] = estimate_seconds(exp, exp.default_config(scale), device)
+            cfg = exp.default_config(scale)
+            left = remaining_per_cell(exp, cfg, store) if store is not None else None
+            out[name] = estimate_seconds(exp, cfg, device, remaining=left)
     return out
 
 

@@ -17,7 +17,8 @@ __all__ = [
     "DEFAULT_CHUNK", "PROGRESS_SPLIT", "Task", "estimate_seconds", "fmt_duration", "plan",
     "remaining_per_cell", "run_sweep", "run_task", "trials_per_chunk", "DEFAULT_MEMORY_BUDGET",
     "bytes_per_trial", "check_batching", "MAX_TRIALS", "available_memory", "fmt_bytes", "preflight",
-    "TYPICAL_ITERATIONS",
+    "TYPICAL_ITERATIONS", "split_size", "trial_threads", "trial_workload", "trial_seconds",
+    "typical_iterations", "WORKLOADS",
 ]
 
 #: trials per chunk when neither --chunk-size nor the memory budget is smaller
@@ -111,6 +112,29 @@ def trials_per_chunk(spec, chunk_size: int | None = None, memory_budget: int | N
 PROGRESS_SPLIT = 4  #: with a progress bar and no --chunk-size, a cell runs in at least this many chunks
 
 
+def split_size(todo: int, per: int, split: int = 1, threads: int = 1) -> int:
+    """Trials per chunk of a cell with ``todo`` trials left: ``per`` (trials_per_chunk), or with
+    ``split`` > 1 small enough for at least ``split`` chunks (the bar moves after each), but never
+    fewer than the ``threads`` trials the engine runs side by side (a smaller chunk idles cores)."""
+    if split <= 1:
+        return max(1, per)
+    return max(1, min(per, max(todo // split, min(todo, threads))))
+
+
+def trial_threads(exp, cfg) -> int:
+    """How many trials of a chunk run side by side in this process: the fast engines solve one trial
+    per torch thread (``torch.get_num_threads()``, which follows OMP_NUM_THREADS, within the cores
+    this process may use); the landscape and init studies run their trials one after another."""
+    if trial_workload(exp, cfg) in ("landscape", "init"):
+        return 1
+    import os
+
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(torch.get_num_threads(), cores))
+
+
 MAX_TRIALS = 10_000_000  #: trials in one sweep: beyond this the plan alone (ids, seeds) fills gigabytes
 
 
@@ -178,7 +202,8 @@ def plan(exp, cfg, store: Store, device: str = "cpu", chunk_size: int | None = N
          memory_budget: int | None = None, engine: str = "auto", split: int = 1) -> tuple[list[Task], int]:
     """The chunks still to run, and how many trials the config has in all. ``split`` > 1 cuts each
     cell's remaining trials into at least that many chunks (so that a progress bar moves within a
-    cell; each trial's numbers do not depend on its batch)."""
+    cell; each trial's numbers do not depend on its batch), each of at least as many trials as run
+    side by side (``split_size``)."""
     check_batching(chunk_size, memory_budget)
     refs = exp.trials(cfg)
     done = store.existing([r.trial_id for r in refs])
@@ -196,9 +221,8 @@ def plan(exp, cfg, store: Store, device: str = "cpu", chunk_size: int | None = N
     for members in units.values():
         ci = members[0]
         todo = by_cell[ci]
-        per = trials_per_chunk(cells[ci].spec, chunk_size, memory_budget)
-        if split > 1:
-            per = max(1, min(per, math.ceil(len(todo) / split)))
+        per = split_size(len(todo), trials_per_chunk(cells[ci].spec, chunk_size, memory_budget), split,
+                         trial_threads(exp, cfg))
         for i in range(0, len(todo), per):
             part = todo[i:i + per]
             group = tuple((cj, tuple(r.trial_id for r in by_cell[cj][i:i + per])) for cj in members[1:])
@@ -288,6 +312,57 @@ def run_sweep(exp_name: str, cfg, store: Store, *, device: str = "cpu", executor
 
 
 TYPICAL_ITERATIONS = 2500  #: iterations per trial to plan with, where an experiment gives none
+WORKLOADS = ("agd", "found_mask", "imp", "landscape", "init")  #: what a trial's cost is made of (trial_seconds)
+
+
+def typical_iterations(exp, cfg) -> int:
+    """Iterations a trial of ``cfg`` runs on average, to plan with: the experiment's measured
+    ``typical_iterations`` (a number, or one per scale: a custom config takes the paper's), else
+    TYPICAL_ITERATIONS; never more than max_iter. Iteration counts are deterministic (same config
+    and seeds, same counts), so a measured mean is a property of the grid, not of the machine."""
+    t = getattr(exp, "typical_iterations", TYPICAL_ITERATIONS)
+    if isinstance(t, dict):
+        t = t.get(cfg.scale, t.get("paper", TYPICAL_ITERATIONS))
+    return int(t)
+
+
+def trial_workload(exp, cfg) -> str:
+    """What a trial of ``exp`` does, for its cost (the experiment's ``workload``): 'agd' (Algorithm 1
+    on the cell's mask, the default), 'found_mask' (Figures 7-9: a dense learner, pruned, then
+    Algorithm 1 on the found mask), 'imp' (Figure 10: one solve per level on a shrinking mask),
+    'landscape' (Hessians, no Algorithm 1) or 'init' (the moment starts, no Algorithm 1)."""
+    kind = getattr(exp, "workload", "agd")
+    if kind not in WORKLOADS:
+        raise ValueError(f"{exp.name}.workload: must be one of {', '.join(WORKLOADS)} (got {kind!r})")
+    return kind
+
+
+def trial_seconds(exp, cfg, cell, members: int = 1) -> float:
+    """Seconds one trial of ``cell`` takes on one core (engine.cost): setup, then its workload's work.
+    members > 1: one member of a group sharing its problems (design='common', the shared engine)."""
+    from .engine import cost
+
+    s = cell.spec
+    o = s.oracle
+    setup = cost.setup_time(s.N, o.d)
+    kind = trial_workload(exp, cfg)
+    if kind == "landscape":
+        points = 1 + len(cfg.radius_grid) * cfg.points
+        return setup + cost.landscape_trial_time(s.N, sum(o.r_values()), points)
+    if kind == "init":
+        return setup + cost.init_trial_time(s.N, o.d, min(o.d, sum(o.r_values())), cfg.kinds)
+    its = min(s.solver.max_iter, typical_iterations(exp, cfg))
+
+    def solve(r_sum, iterations):
+        return iterations * cost.iteration_time(s.N, o.d, o.K, max(1, round(r_sum)), dtype=s.dtype, members=members)
+
+    dense = o.d * o.K
+    if kind == "found_mask":  # pre_iters on the dense learner, then the pruned training (Figure 8: twice)
+        solves = 2 if hasattr(cfg, "levels") else 1
+        return setup + solve(dense, cfg.pre_iters) + solves * solve((1 - cell.params["pruning"]) * dense, its)
+    if kind == "imp":  # the dense training and one per round, each on (1 - rate) of the previous mask
+        return setup + sum(solve(dense * (1 - cfg.rate) ** k, its) for k in range(cfg.rounds + 1))
+    return setup + solve(sum(o.r_values()) + o.K * o.extra, its)
 
 
 def remaining_per_cell(exp, cfg, store_path) -> dict[int, int]:
@@ -307,36 +382,44 @@ def remaining_per_cell(exp, cfg, store_path) -> dict[int, int]:
 
 
 def estimate_seconds(exp, cfg, device="cpu", chunk_size: int | None = None,
-                     memory_budget: int | None = None, remaining: dict[int, int] | None = None) -> float:
-    """A planning estimate of a sweep's wall time on this machine (or one GPU, for a CUDA device),
-    from the engine's cost model (good to about 2x). Iterations per trial: the experiment's
-    ``typical_iterations`` (measured where given) or 2500, at most max_iter; on a GPU the batches
-    are sized as ``plan`` sizes them. ``remaining`` (cell index -> trials still to run, from
+                     memory_budget: int | None = None, remaining: dict[int, int] | None = None,
+                     split: int = PROGRESS_SPLIT) -> float:
+    """A planning estimate of a sweep's wall time in this process (or on one GPU, for a CUDA device),
+    from the engine's cost model (good to about 2x; ``python -m benchmarks.cost_model`` compares it
+    with measured quick sweeps). Each trial costs ``trial_seconds``; a chunk runs ``trial_threads``
+    trials side by side, chunks one after another, cut as ``plan`` cuts them (``split``: the
+    progress split of a run with a bar). Iterations per trial: ``typical_iterations``; on a GPU the
+    batches are sized as ``plan`` sizes them. ``remaining`` (cell index -> trials still to run, from
     ``remaining_per_cell``) estimates a resume: only those trials count."""
-    import os
-
     from .engine.cost import estimate
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     total = 0.0
     cells = exp.cells(cfg)
     members = {}  # design='common': how many cells share each group's problems
     for cell in cells:
         members[cell.group] = members.get(cell.group, 0) + 1
     together = exp.solved_together(cfg)
+    threads = trial_threads(exp, cfg)
+    kind = trial_workload(exp, cfg)
     for ci, cell in enumerate(cells):
         n = cfg.trials if remaining is None else remaining.get(ci, 0)
         if n == 0:
             continue
         s = cell.spec
-        r_sum = sum(s.oracle.r_values()) + s.oracle.K * s.oracle.extra
-        its = min(s.solver.max_iter, getattr(exp, "typical_iterations", TYPICAL_ITERATIONS))
-        if str(device or "cpu").startswith("cuda"):
-            total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, n, "cuda", dtype=s.dtype,
-                              batch=trials_per_chunk(s, chunk_size, memory_budget), max_iter=s.solver.max_iter)
-        else:
-            total += estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, n, cores=cores, dtype=s.dtype,
-                              members=members[cell.group] if cell.group is not None and together else 1)
+        per = trials_per_chunk(s, chunk_size, memory_budget)
+        if str(device or "cpu").startswith("cuda") and kind not in ("landscape", "init"):
+            # the GPU model is Algorithm 1's (batched, launch-bound): Figure 8 solves twice, IMP once a level;
+            # the landscape and init studies have no GPU model here and keep the CPU one
+            solves = cfg.rounds + 1 if kind == "imp" else 2 if hasattr(cfg, "levels") else 1
+            r_sum = sum(s.oracle.r_values()) + s.oracle.K * s.oracle.extra
+            its = min(s.solver.max_iter, typical_iterations(exp, cfg))
+            total += solves * estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, n, "cuda", dtype=s.dtype,
+                                       batch=per, max_iter=s.solver.max_iter)
+            continue
+        m = members[cell.group] if cell.group is not None and together else 1
+        size = split_size(n, per, split if chunk_size is None else 1, threads)
+        rounds = (n // size) * math.ceil(size / threads) + math.ceil((n % size) / threads)
+        total += rounds * trial_seconds(exp, cfg, cell, members=m)
     return total * exp.solved_fraction(cfg)
 
 

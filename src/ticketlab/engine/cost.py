@@ -23,6 +23,11 @@ data exceed the cache streams about 10 GB/s per core. They sit between the quiet
 runs of the benchmark, so on this machine the estimates land within ~2x either way (the
 benchmark's entry (c) prints model and measurement side by side); they are meant for planning,
 not for scheduling to the second.
+
+Below them: a trial's setup, the in-cache speedup of small trials, and the work of the trials that
+run no Algorithm 1 (the landscape's Hessians, the init study's moments); ``sweep.trial_seconds``
+composes them per experiment, and ``python -m benchmarks.cost_model`` prints the whole-sweep estimate
+beside the measured time of every quick figure (docs/performance.md, "Estimate against measurement").
 """
 
 from __future__ import annotations
@@ -45,6 +50,13 @@ TORCH_STEP_S = 1.5e-3
 # CUDA_FLOPS once the products are large (an effective float64 rate of batched products there).
 CUDA_STEP_S = 0.75e-3
 CUDA_FLOPS = {8: 8e12, 4: 16e12}
+# A trial whose data stay in cache (N u itemsize <= CACHE_BYTES: every quick figure) runs either
+# kernel about this much faster than the rates above, which hold for trials streaming from memory
+# (benchmark entry (c), N = 5000: union at 0.7-1.2 of the model). Measured on whole quick sweeps
+# (python -m benchmarks.cost_model, one thread): Figures 2-8 ran 1.7-2.4x faster than the rates
+# above on a quiet machine and 1.3-1.7x at load 2.5 on the 2 cores. Planning only: the layout rule
+# (prefer_union) compares the two kernels at the same residency, so it does not change.
+CACHED_SPEEDUP = 1.6
 
 
 def _itemsize(dtype) -> int:
@@ -78,9 +90,10 @@ def iteration_time(N: int, d: int, K: int, r_sum: int, backend: str = "fast", dt
     isz = _itemsize(dtype)
     if backend == "fast":
         u = min(d, r_sum)
-        if members > 1:
+        if members > 1:  # the shared engine's rates were measured at in-cache shapes already
             return min(shared_time(N, K, r_sum, u, isz, members))
-        return min(union_time(N, K, r_sum, u, isz), layout_time(N, K, u * K, u, isz))
+        t = min(union_time(N, K, r_sum, u, isz), layout_time(N, K, u * K, u, isz))
+        return t / CACHED_SPEEDUP if N * u * isz <= CACHE_BYTES else t
     if backend == "reference":  # dense batched products, the whole batch streamed every iteration
         compute = 4 * N * d * K / TORCH_FLOPS[isz]
         memory = 2 * N * d * isz / BANDWIDTH
@@ -137,3 +150,56 @@ def prefer_union_shared(N: int, K: int, r_sum: int, u: int, itemsize: int, membe
     """The shared engine's union loops beat its dense BLAS products for this group?"""
     union, dense = shared_time(N, K, r_sum, u, itemsize, members)
     return union <= dense
+
+
+# What a trial costs besides Algorithm 1's iterations, and the trials that run no Algorithm 1 at all.
+# Measured with one torch thread at the quick grids, twice: on a quiet machine (load ~1.6 on the 2
+# cores, only niced jobs besides) and on a busy one (load ~4: every job twice slower); the constants
+# sit between the two, as the kernel rates above do (python -m benchmarks.cost_model compares whole
+# sweeps with the estimate; docs/performance.md, section "Estimate against measurement").
+# Setting up a trial (drawing X, y, W*, the mask and the start; the metrics at the end): about 1 ms
+# and 40 ns per value of X (the draw alone: 22 ns a value quiet; 1.4-1.8 ms a Figure 4 trial busy at
+# N = 50-250, d = 100; the init study's X of 16,000 x 1,000 values dominates its trials).
+TRIAL_SETUP_S = 1e-3
+DRAW_S = 40e-9
+# The landscape study (landscape/study.py): per trial, 1 + radii x points weight matrices, each a
+# Hessian on the p kept weights (built from the N samples: ~N p^2 work) and its eigenvalues (p^3),
+# twice (the empirical and the population Hessian); fitted to the quick grid's eight cells
+# (p = 25-200, N = 500-2000: 0.02-0.53 s a trial quiet, 0.06-0.81 s busy).
+LANDSCAPE_TRIAL_S = 0.035
+HESSIAN_S = 2.1e-10  # per sample, kept weight squared and point (1.75e-10 quiet, 2.6e-10 busy)
+EIGEN_S = 3.4e-10  # per kept weight cubed and eigendecomposition (2.6e-10 quiet, 4.3e-10 busy)
+# Beyond DENSE_MAX kept weights (landscape/empirical.py) the extremes come from Lanczos on Hessian-
+# vector products, no population Hessian: measured 1.0 s a point at N = 2000, p = 1600 and 1.85 s at
+# p = 2000 (one thread, load 2), about LANCZOS_S per sample and kept weight (the matvec count grows with p).
+LANDSCAPE_DENSE_MAX = 1500
+LANCZOS_S = 4e-7
+# The initialization study (experiments/init.py): every kind on the same data. A mask-aware kind
+# (tensor, moments, moments0) does power iterations and restarts over the union of kept columns
+# (~N u work, many passes, whatever d); the dense method of moments forms a d x d second moment
+# (~N d^2). Quick grid (d = 100-1000, N = 1000-16000), quiet: the three masked kinds 0.064 s
+# together at N = 1000 and 0.20 s at N = 16000 (u <= 50), dense 0.41 s at d = 1000, N = 16000; busy
+# about twice that.
+INIT_KIND_S = 0.025
+INIT_MASKED_S = 9e-8  # per sample and kept column
+INIT_DENSE_S = 3.5e-11  # per sample and d^2
+
+
+def setup_time(N: int, d: int) -> float:
+    """Seconds to set up and measure one trial: draw its N x d data, start, metrics."""
+    return TRIAL_SETUP_S + DRAW_S * N * d
+
+
+def landscape_trial_time(N: int, p: int, points: int) -> float:
+    """Seconds of one landscape trial: ``points`` weight matrices (W* included), p kept weights
+    (Lanczos, and the generalized Hessian once more at W*, beyond LANDSCAPE_DENSE_MAX)."""
+    if p > LANDSCAPE_DENSE_MAX:
+        return LANDSCAPE_TRIAL_S + (points + 1) * LANCZOS_S * N * p
+    return LANDSCAPE_TRIAL_S + points * (HESSIAN_S * N * p * p + 2 * EIGEN_S * p**3)
+
+
+def init_trial_time(N: int, d: int, u: int, kinds) -> float:
+    """Seconds of one initialization-study trial running ``kinds`` on N x d data whose mask keeps u columns."""
+    masked = sum(k != "dense" for k in kinds)
+    dense = sum(k == "dense" for k in kinds)
+    return (INIT_KIND_S * len(kinds) + masked * INIT_MASKED_S * N * u + dense * INIT_DENSE_S * N * d * d)

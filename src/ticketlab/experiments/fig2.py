@@ -52,7 +52,7 @@ class Fig2(Experiment):
     # measured mean on a sample of the paper grid (one trial per cell at sqrt(r~) = 10, 15, 20 and four
     # start distances: 1,591 / 3,735 / 10,000 iterations; the large-r~ columns run to the cap, see
     # docs/performance.md, issue 14) - for the sweep's cost estimate
-    typical_iterations = 5100
+    typical_iterations = {"quick": 3230, "paper": 5100}  # quick: the mean of the quick sweep (benchmarks/cost_model.py)
 
     def presets(self):
         return {

@@ -70,6 +70,7 @@ class Fig3(Experiment):
     name = "fig3"
     title = "Figure 3: convergence rate against sparsity, AGD and GD"
     Config = Fig3Config
+    typical_iterations = {"quick": 3710}  # quick: the mean of the quick sweep (benchmarks/cost_model.py); the paper's: sweep.TYPICAL_ITERATIONS
 
     def presets(self):
         return {"quick": dict(d=100, N=2000, trials=6, r=(10, 30, 60)), "paper": dict(trials=20)}

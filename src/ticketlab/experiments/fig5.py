@@ -38,6 +38,7 @@ class Fig5(Experiment):
     name = "fig5"
     title = "Figure 5: same number of weights, different architectures"
     Config = Fig5Config
+    typical_iterations = {"quick": 4650}  # quick: the mean of the quick sweep (benchmarks/cost_model.py); the paper's: sweep.TYPICAL_ITERATIONS
 
     def presets(self):
         return {"quick": dict(trials=12, N=tuple(range(120, 361, 30)), solver=dict(max_iter=5000)), "paper": dict(trials=100)}

@@ -45,6 +45,7 @@ class Fig6(Experiment):
     name = "fig6"
     title = "Figure 6: relative error under noise"
     Config = Fig6Config
+    typical_iterations = {"quick": 2100}  # quick: the mean of the quick sweep (benchmarks/cost_model.py); the paper's: sweep.TYPICAL_ITERATIONS
 
     def presets(self):
         return {"quick": dict(d=100, K=5, N=500, trials=6, sqrt_r_tilde=(3.0, 4.0, 5.0, 6.0),

@@ -135,6 +135,7 @@ class Fig7(Experiment):
     name = "fig7"
     title = "Figure 7: test error against the accuracy of GraSP masks"
     Config = Fig7Config
+    workload = "found_mask"  # what a trial costs (sweep.trial_workload)
 
     def presets(self):
         return {"quick": dict(trials=24, solver=dict(max_iter=2000), test_error="exact", min_bin_trials=3, bin_width=0.05),

@@ -58,6 +58,8 @@ class Fig8(Experiment):
     name = "fig8"
     title = "Figure 8: iterations to converge on inaccurate GraSP masks"
     Config = Fig8Config
+    workload = "found_mask"  # what a trial costs (sweep.trial_workload)
+    typical_iterations = {"quick": 3000}  # quick: the mean of the quick sweep (benchmarks/cost_model.py); the paper's: sweep.TYPICAL_ITERATIONS
 
     def presets(self):
         return {"quick": dict(trials=8, pruning=(0.4, 0.6), solver=dict(max_iter=3000, tol=1e-10), test_error="exact",

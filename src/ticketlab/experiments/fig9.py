@@ -50,6 +50,8 @@ class Fig9(Experiment):
     name = "fig9"
     title = "Figure 9: test error against N on inaccurate GraSP masks"
     Config = Fig9Config
+    workload = "found_mask"  # what a trial costs (sweep.trial_workload)
+    typical_iterations = {"quick": 700}  # quick: the mean of the quick sweep (benchmarks/cost_model.py); the paper's: sweep.TYPICAL_ITERATIONS
 
     def presets(self):
         return {"quick": dict(trials=4, pruning=(0.1, 0.7), N_grid=(25, 50, 100, 200), solver=dict(max_iter=1500),

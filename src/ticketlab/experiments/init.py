@@ -249,6 +249,7 @@ class InitStudy(Experiment):
     name = "init"
     title = "Initialization from data (method of moments, Lemma 1)"
     Config = InitConfig
+    workload = "init"  # what a trial costs (sweep.trial_workload)
 
     def presets(self):
         return {"quick": dict(N=(1000, 4000, 16000), r=(10,), d=(100, 300, 1000), trials=2),

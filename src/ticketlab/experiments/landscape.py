@@ -48,6 +48,7 @@ class Landscape(Experiment):
     name = "landscape"
     title = "Theorem 1 measured: Hessian on the mask and the convex radius"
     Config = LandscapeConfig
+    workload = "landscape"  # what a trial costs (sweep.trial_workload)
 
     def presets(self):
         return {"quick": dict(trials=2, r=(5, 10, 20, 40), N=(500, 2000), points=4),
