@@ -2,16 +2,28 @@
 records that an interrupt came, then raises KeyboardInterrupt as Python's own handler would. A
 library that swallows the KeyboardInterrupt (an import cut short, leaving numpy or numba half
 loaded) can then fail in odd ways; the CLI consults ``hit()`` and reports any such failure as the
-interrupt it is: one line, exit status 130. Standard library only: it must load first and fast."""
+interrupt it is: one line, exit status 130. Standard library only: it must load first and fast.
+
+Python runs a signal handler only between bytecodes, so a Ctrl-C that lands in one long C call (a
+paper-scale Hessian's eigendecomposition, a big matrix product) would wait for it to return, for
+minutes. (Numerical libraries release the GIL in such calls, so the watchdog below can run.) A watchdog thread therefore wakes on the signal itself (``signal.set_wakeup_fd``), gives the
+main thread ``GRACE_S`` seconds to unwind normally, and then leaves with status 130; a second Ctrl-C
+leaves at once. Leaving that way loses nothing: finished chunks are committed SQLite transactions
+(the kill -9 tests in tests/test_faults.py check that a hard stop keeps exactly the committed trials)."""
 
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
+import threading
 
 MESSAGE = "interrupted: finished trials are saved; rerun the same command to resume"
 _hits: list[int] = []
+_reported: list[bool] = []
+#: seconds the watchdog lets the main thread unwind after a Ctrl-C before it leaves with status 130
+GRACE_S = 5.0
 
 
 def _on_sigint(signum, frame):
@@ -20,8 +32,45 @@ def _on_sigint(signum, frame):
 
 
 def install() -> None:
+    """Record interrupts and start the watchdog (from the main thread, before any library loads)."""
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _on_sigint)
+        _start_watchdog()
+
+
+def _start_watchdog() -> None:
+    try:
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    except (ValueError, OSError):  # not the main thread, or no pipe: the handler alone still works
+        return
+
+    def watch() -> None:
+        deadline = None
+        while True:
+            timeout = None if deadline is None else max(0.0, deadline - _now())
+            ready, _, _ = select.select([r], [], [], timeout)
+            if not ready:  # the grace ran out and the main thread is still busy (a long C call)
+                exit_interrupted(line=not _reported)
+            if signal.SIGINT not in os.read(r, 64):
+                continue
+            if deadline is not None:  # a second Ctrl-C: leave now
+                exit_interrupted(line=not _reported)
+            deadline = _now() + GRACE_S
+
+    threading.Thread(target=watch, name="ticketlab-interrupt", daemon=True).start()
+
+
+def _now() -> float:
+    import time
+
+    return time.monotonic()
+
+
+def mark_reported() -> None:
+    """The interrupt line has been printed (the watchdog then leaves without printing it again)."""
+    _reported.append(True)
 
 
 def hit() -> bool:
@@ -36,5 +85,25 @@ def exit_interrupted(line: bool = True) -> None:
         pass
     if line:
         sys.stderr.write(MESSAGE + "\n")
+        _reported.append(True)
     sys.stderr.flush()
     os._exit(130)
+
+
+def console() -> None:
+    """The ``ticketlab`` command: install the handler before the CLI (and torch, numba) load, run it,
+    and turn an interrupt wherever it surfaced into one line and exit status 130."""
+    install()
+    try:
+        from .cli import main
+
+        rc = main()
+    except BaseException as err:  # an interrupt may surface as another error from a half-loaded library
+        if hit() or isinstance(err, KeyboardInterrupt):
+            exit_interrupted(line=not _reported)
+        raise
+    if rc == 130:  # main printed the line; leave at once, whatever half-loaded library is still around
+        exit_interrupted(line=False)
+    if hit():  # a Ctrl-C that some library swallowed: the run did not finish as asked
+        exit_interrupted(line=not _reported)
+    raise SystemExit(rc)

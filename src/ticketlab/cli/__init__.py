@@ -53,6 +53,12 @@ _register_all()
 
 from .._interrupt import MESSAGE as INTERRUPTED
 from .._interrupt import hit as _interrupt_hit
+from .._interrupt import mark_reported as _mark_reported
+
+
+def _say_interrupted() -> None:
+    typer.echo(INTERRUPTED, err=True)
+    _mark_reported()
 
 
 def _one_line(text) -> str:
@@ -71,16 +77,16 @@ def main(argv: list[str] | None = None) -> int:
         rv = app(args=argv, standalone_mode=False)
     except Exception as err:
         if _interrupt_hit():  # a Ctrl-C that a library turned into another error: still the interrupt
-            typer.echo(INTERRUPTED, err=True)
+            _say_interrupted()
             return 130
         return _handle(err)
     except (KeyboardInterrupt, BaseException) as err:
         if isinstance(err, KeyboardInterrupt) or _interrupt_hit():
-            typer.echo(INTERRUPTED, err=True)
+            _say_interrupted()
             return 130
         raise
     if rv == 130:  # typer turns Ctrl-C into exit status 130 and returns it
-        typer.echo(INTERRUPTED, err=True)
+        _say_interrupted()
     return rv if isinstance(rv, int) else 0
 
 
@@ -92,7 +98,7 @@ def _handle(err: Exception) -> int:
     except ConfigError as err:
         return _error(err)
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo(INTERRUPTED, err=True)
+        _say_interrupted()
         return 130
     except MemoryError:
         return _error("out of memory: lower --chunk-size or --memory-budget, or the grid's N, d or trials")
@@ -103,12 +109,12 @@ def _handle(err: Exception) -> int:
         return _error(f"{where}{err.strerror or err}")
     except ImportError as err:
         if "partially initialized" in str(err):  # an import cut short by Ctrl-C
-            typer.echo(INTERRUPTED, err=True)
+            _say_interrupted()
             return 130
         raise
     except Exception as err:  # click's usage errors (typer vendors click) carry their own exit code
         if type(err).__name__ == "Abort":  # click turns Ctrl-C into Abort
-            typer.echo(INTERRUPTED, err=True)
+            _say_interrupted()
             return 130
         if type(err).__name__ == "NoArgsIsHelpError" and hasattr(err, "show"):
             err.show()
