@@ -375,3 +375,25 @@ def test_the_readme_example_output_matches_a_run_of_its_command(capsys):
         assert re.sub(number, "#", want) == re.sub(number, "#", line), (want, line)
         for a, b in zip(re.findall(number, want), re.findall(number, line)):
             assert float(b) == pytest.approx(float(a), rel=2e-3), (want, line)
+
+
+def test_reproduce_takes_engine_and_records_it(tmp_path):
+    """`reproduce --engine reference` runs every sweep on the chosen engine and stores that choice; a bad
+    choice is refused before anything runs."""
+    from ticketlab.cli import main
+    from ticketlab import engine
+
+    db, out = tmp_path / "r.db", tmp_path / "rep"
+    previous = engine.chosen()
+    try:
+        rc = main(["reproduce", "--only", "fig7", "--engine", "reference", "--store", str(db), "--out", str(out),
+                   "--no-progress"])
+    finally:
+        engine.choose(previous)
+    assert rc == 0
+    with sqlite3.connect(db) as c:
+        prov = [json.loads(p) for (p,) in c.execute("SELECT provenance FROM trials")]
+    assert prov and {p["engine"] for p in prov} == {"reference"} and {p["engine_choice"] for p in prov} == {"reference"}
+    assert main(["reproduce", "--only", "fig7", "--engine", "numba", "--store", str(tmp_path / "x.db"),
+                 "--out", str(out)]) == 2
+    assert not (tmp_path / "x.db").exists()

@@ -68,6 +68,10 @@ def confirm_run(yes: bool):
     return confirm
 
 
+ENGINE_HELP = ("Algorithm 1 engine: auto (fast on the CPU if numba is installed), fast (numba, CPU) or "
+               "reference (batched torch); stored with each row")
+
+
 def register(app: typer.Typer) -> None:
     @app.command(help="Run one experiment of the paper as a resumable sweep into the result store. "
                       "EXPERIMENT is fig2..fig11, landscape or init. Finished trials are never recomputed: "
@@ -88,8 +92,7 @@ def register(app: typer.Typer) -> None:
         show_config: bool = typer.Option(False, "--show-config", help="print the validated config as JSON and "
                                                                       "exit (nothing runs)"),
         executor: str = typer.Option("local", help="local (this process) or dask (a LocalCluster of --workers)"),
-        engine: str = typer.Option("auto", help="Algorithm 1 engine: auto (fast on the CPU if numba is installed), "
-                                                "fast (numba, CPU) or reference (batched torch); stored with each row"),
+        engine: str = typer.Option("auto", help=ENGINE_HELP),
         scheduler: str = typer.Option(None, help="address of an existing Dask scheduler, e.g. tcp://host:8786"),
         workers: int = typer.Option(2, help="worker processes for --executor dask"),
         connect_timeout: float = typer.Option(5.0, "--connect-timeout",
@@ -207,14 +210,18 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", help="cpu, cuda or cuda:N"),
         only: str = typer.Option(None, help="comma-separated subset, e.g. fig3,fig4"),
         yes: bool = typer.Option(False, "--yes", "-y", help="run the paper scale without asking"),
+        engine: str = typer.Option("auto", help=ENGINE_HELP),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
         as_json: bool = typer.Option(False, "--json", help="print timings and paths as JSON"),
     ) -> int:
+        from .. import engine as engines
+
+        engines.choose(engines.check_engine(engine))
         names = reproduce_names(only)
         if scale != "quick":
             from ..sweep import fmt_duration
 
-            estimates = reproduce_estimates(names, scale, device)
+            estimates = reproduce_estimates(names, scale, device, store)  # a resume: only what the store lacks
             for name, est in estimates.items():
                 typer.echo(f"{name}: estimated {fmt_duration(est)} {_where(device)}", err=True)
             typer.echo(f"total: about {fmt_duration(sum(estimates.values()))} (a GPU or a Dask cluster shortens this: "
