@@ -124,7 +124,8 @@ def test_ctrl_c_at_any_moment_exits_130_with_one_line(tmp_path, delay):
         return
     text = err.decode()
     before_handler = ("ticketlab" not in text or 'ticketlab/__main__.py", line 1, in <module>' in text
-                      or ("ticketlab/_interrupt.py" in text and "ticketlab/cli" not in text))
+                      or (("ticketlab/_interrupt.py" in text or "ticketlab/_console.py" in text)
+                          and "ticketlab/cli" not in text))
     if "Traceback" in text and text.rstrip().endswith("KeyboardInterrupt") and before_handler:
         # the signal landed in the interpreter's start-up or while it read the handler's own module
         # (__main__.py line 1), before any handler could be installed: Python's default applies

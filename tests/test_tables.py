@@ -82,7 +82,23 @@ def test_report_from_the_tables_gives_the_same_verdicts(store, tmp_path):
     assert claims(a) == claims(b) and len(claims(a)) > 0
     assert [s["config"] for s in a["sections"]] == [s["config"] for s in b["sections"]]
     text = (tmp_path / "b" / "report.md").read_text()
-    assert f"ticketlab pack {folder} --store {store} --force" in text  # not-run commands never write the folder
+    # a not-run command unpacks to a store of the reader's own (the packing machine's path means nothing
+    # elsewhere), runs into it and packs again; the folder itself is never written by a sweep
+    assert f"ticketlab unpack {folder} --store paper.db && ticketlab sweep " in text
+    assert f"ticketlab pack {folder} --store paper.db --force" in text and str(store) not in text
+
+
+def test_unpack_command_round_trip(store, tmp_path):
+    from ticketlab.cli import main
+
+    folder = tmp_path / "packed"
+    pack(store, folder)
+    back = tmp_path / "back.db"
+    assert main(["unpack", str(folder), "--store", str(back)]) == 0
+    assert _rows(sqlite3.connect(back)) == _rows(sqlite3.connect(store))
+    assert main(["unpack", str(folder), "--store", str(back)]) == 2  # never overwrites a store
+    assert main(["unpack", str(tmp_path / "nothing"), "--store", str(tmp_path / "n.db")]) == 2
+    assert not (tmp_path / "n.db").exists()
 
 
 def test_odd_values_stay_exact(tmp_path):

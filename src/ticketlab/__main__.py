@@ -1,3 +1,3 @@
-from ._interrupt import console
+from ._console import console
 
 console()

@@ -77,6 +77,11 @@ def hit() -> bool:
     return bool(_hits)
 
 
+def reported() -> bool:
+    """Whether the interrupt line has already been printed."""
+    return bool(_reported)
+
+
 def exit_interrupted(line: bool = True) -> None:
     """Print the one line and leave with status 130, whatever half-loaded library is still around."""
     try:
@@ -88,22 +93,3 @@ def exit_interrupted(line: bool = True) -> None:
         _reported.append(True)
     sys.stderr.flush()
     os._exit(130)
-
-
-def console() -> None:
-    """The ``ticketlab`` command: install the handler before the CLI (and torch, numba) load, run it,
-    and turn an interrupt wherever it surfaced into one line and exit status 130."""
-    install()
-    try:
-        from .cli import main
-
-        rc = main()
-    except BaseException as err:  # an interrupt may surface as another error from a half-loaded library
-        if hit() or isinstance(err, KeyboardInterrupt):
-            exit_interrupted(line=not _reported)
-        raise
-    if rc == 130:  # main printed the line; leave at once, whatever half-loaded library is still around
-        exit_interrupted(line=False)
-    if hit():  # a Ctrl-C that some library swallowed: the run did not finish as asked
-        exit_interrupted(line=not _reported)
-    raise SystemExit(rc)

@@ -83,11 +83,11 @@ CSS_CLASS = {"reproduced": "ok", "trend only": "trend", "not reproduced": "no", 
 def not_run_command(name: str, store) -> str:
     """The exact command that runs a missing experiment into this store (a folder of packed tables is
     read-only: run into an SQLite store, then pack it again)."""
-    from .tables import is_tables, read_manifest
+    from .tables import is_tables
 
-    if is_tables(store):
-        source = read_manifest(store).get("source") or "ticketlab-results.db"
-        return f"ticketlab sweep {name} --store {source} && ticketlab pack {store} --store {source} --force"
+    if is_tables(store):  # unpack to a store of one's own (the packing machine's path means nothing here)
+        return (f"ticketlab unpack {store} --store paper.db && ticketlab sweep {name} --store paper.db && "
+                f"ticketlab pack {store} --store paper.db --force")
     return f"ticketlab sweep {name} --store {store}"
 
 

@@ -293,3 +293,20 @@ def register(app: typer.Typer) -> None:
                    f"({size / 1e6:.2f} MB); read it with `ticketlab report --store {out}`")
         return 0
 
+    @app.command(help="Unpack a folder of packed tables (ticketlab pack) into a new SQLite store, to resume or "
+                      "extend its sweeps; pack it again afterwards.")
+    def unpack(
+        folder: Path = typer.Argument(..., help="a folder written by `ticketlab pack`"),
+        store: Path = typer.Option(..., help="the SQLite store to create (must not exist)"),
+    ) -> int:
+        from ..store import check_store_path
+        from ..store import unpack as do_unpack
+
+        if store.exists():
+            raise ConfigError(f"--store {str(store)!r}: exists; unpack into a new file")
+        check_store_path(store)
+        do_unpack(folder, store)
+        typer.echo(f"unpacked {folder} into {store}; resume with `ticketlab sweep FIG --store {store}`, then "
+                   f"`ticketlab pack {folder} --store {store} --force`")
+        return 0
+
