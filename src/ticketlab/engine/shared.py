@@ -36,6 +36,22 @@ from .reference import SolveResult, step_scale
 BLOCK = 128  # samples per block: a block's Z and C for all members stay in L2 between the passes
 
 
+@njit(cache=True, nogil=True, fastmath=_FLAGS, inline="always")
+def _four_blocks(Pp, idx, p, s0, L):
+    """Samples s0 .. s0+L-1 of the columns that stored coordinates p .. p+3 read (views into Pp)."""
+    return (Pp[idx[p], s0:s0 + L], Pp[idx[p + 1], s0:s0 + L], Pp[idx[p + 2], s0:s0 + L],
+            Pp[idx[p + 3], s0:s0 + L])
+
+
+@njit(cache=True, nogil=True, fastmath=_FLAGS, inline="always")
+def _add4(g, p, a0, a1, a2, a3):
+    """g[p .. p+3] += (a0, a1, a2, a3)."""
+    g[p] += a0
+    g[p + 1] += a1
+    g[p + 2] += a2
+    g[p + 3] += a3
+
+
 @njit(cache=True, nogil=True, fastmath=_FLAGS)
 def _gradient_members(P, Y, b, idx, seg_off, seg_len, W, G, active, na, K, Z, C):
     """G[m] = sum over batch b's samples of d(loss_m)/d(stored weights of member m), up to 1/(nb K),
@@ -58,10 +74,7 @@ def _gradient_members(P, Y, b, idx, seg_off, seg_len, W, G, active, na, K, Z, C)
                 Z[q, j, :L] = 0
             t = 0
             while t + 4 <= m:
-                r0 = Pp[idx[o + t], s0:s0 + L]
-                r1 = Pp[idx[o + t + 1], s0:s0 + L]
-                r2 = Pp[idx[o + t + 2], s0:s0 + L]
-                r3 = Pp[idx[o + t + 3], s0:s0 + L]
+                r0, r1, r2, r3 = _four_blocks(Pp, idx, o + t, s0, L)
                 q = 0
                 while q + 2 <= na:  # two members a pass: each column block load serves 8 multiply-adds
                     w, v = W[active[q]], W[active[q + 1]]
@@ -102,10 +115,7 @@ def _gradient_members(P, Y, b, idx, seg_off, seg_len, W, G, active, na, K, Z, C)
             o, m = seg_off[j], seg_len[j]
             t = 0
             while t + 4 <= m:
-                r0 = Pp[idx[o + t], s0:s0 + L]
-                r1 = Pp[idx[o + t + 1], s0:s0 + L]
-                r2 = Pp[idx[o + t + 2], s0:s0 + L]
-                r3 = Pp[idx[o + t + 3], s0:s0 + L]
+                r0, r1, r2, r3 = _four_blocks(Pp, idx, o + t, s0, L)
                 q = 0
                 while q + 2 <= na:
                     c, e = C[q, j], C[q + 1, j]
@@ -121,15 +131,8 @@ def _gradient_members(P, Y, b, idx, seg_off, seg_len, W, G, active, na, K, Z, C)
                         b1 += x1 * es
                         b2 += x2 * es
                         b3 += x3 * es
-                    g, h = G[active[q]], G[active[q + 1]]
-                    g[o + t] += a0
-                    g[o + t + 1] += a1
-                    g[o + t + 2] += a2
-                    g[o + t + 3] += a3
-                    h[o + t] += b0
-                    h[o + t + 1] += b1
-                    h[o + t + 2] += b2
-                    h[o + t + 3] += b3
+                    _add4(G[active[q]], o + t, a0, a1, a2, a3)
+                    _add4(G[active[q + 1]], o + t, b0, b1, b2, b3)
                     q += 2
                 if q < na:
                     c = C[q, j]
@@ -140,11 +143,7 @@ def _gradient_members(P, Y, b, idx, seg_off, seg_len, W, G, active, na, K, Z, C)
                         a1 += r1[s] * cs
                         a2 += r2[s] * cs
                         a3 += r3[s] * cs
-                    g = G[active[q]]
-                    g[o + t] += a0
-                    g[o + t + 1] += a1
-                    g[o + t + 2] += a2
-                    g[o + t + 3] += a3
+                    _add4(G[active[q]], o + t, a0, a1, a2, a3)
                 t += 4
             while t < m:
                 r0 = Pp[idx[o + t], s0:s0 + L]
