@@ -9,7 +9,8 @@ every member's weights, so X is read once an iteration for all M members (matrix
 
 Same semantics as ``reference.solve`` member by member: the update, the relative-change stopping
 rule, the divergence rule, freezing a finished member at its last iterate, the rate fit and the
-curve. Members may differ in their targets y (noise), their starts and their momentum beta; they
+curve (the update is the fast engine's own step, ``fast._agd_step``, as are its union layout and
+column blocks). Members may differ in their targets y (noise), their starts and their momentum beta; they
 share eta, tol, max_iter, the step convention and the sampling. A finished member drops out of the
 products, so the others run on alone. Needs a 0/1 mask and starts on it (the union layout);
 ``trial.run_common`` falls back to solving alone otherwise.
@@ -20,7 +21,6 @@ tests check 1e-10 relative against the reference and identical iteration counts 
 
 from __future__ import annotations
 
-import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
