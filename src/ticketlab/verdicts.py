@@ -22,7 +22,8 @@ __all__ = [
     "CATEGORIES", "Z95", "MAX_FACTOR", "CAPPED_LIMIT", "Estimate", "bound", "Trend", "trend_of",
     "trials_needed", "Verdict", "band_of", "tolerance_of", "compare", "undecided", "capped_reason",
     "withhold_incomplete", "from_interval_sign", "LINEAR_R2", "t95", "fit_slope", "linear_shape",
-    "boundary_estimate", "setting_reason", "judge", "capped_note", "from_direction",
+    "boundary_estimate", "setting_reason", "judge", "capped_note", "from_direction", "point_trend",
+    "pruning_order", "at_pruning_ratios",
 ]
 
 #: the four verdicts a claim can get (docs/replication.md)
@@ -335,6 +336,49 @@ def judge(estimate: Estimate, paper, tolerance, trend: Trend, *, what: str, pape
     if reasons:
         return Verdict("undecided", v.check, "; ".join(reasons))
     return v
+
+
+def point_trend(trend: Trend, holds: str, reversed_: str = "the order is reversed",
+                unresolved: str = "the order is unresolved") -> Trend:
+    """The overall trend as the claims at single points cite it: the same decision, a short text."""
+    return Trend(trend.holds, {True: holds, False: reversed_, None: unresolved}[trend.holds])
+
+
+def pruning_order(ests: dict[float, Estimate], what: str, *, few: str, no_interval: str,
+                  intervals: str = "intervals") -> Trend:
+    """"More pruning needs less" over estimates by pruning ratio: holds when the most pruned one's
+    interval lies wholly below the least pruned one's, reversed when wholly above, else unresolved.
+    ``what`` names the quantity in the text; ``few``: the text with fewer than 2 ratios;
+    ``no_interval``: the text when an extreme lacks an interval."""
+    xs = sorted(ests)
+    if len(xs) < 2:
+        return Trend(None, few)
+    a, b = ests[xs[0]], ests[xs[-1]]  # least and most pruned
+    if not (a.has_interval and b.has_interval):
+        return Trend(None, no_interval)
+    holds = True if b.high < a.low else False if b.low > a.high else None
+    return Trend(holds, f"{what} at {xs[-1]:.0%} {b.text()} vs at {xs[0]:.0%} {a.text()} (the first should be "
+                        f"smaller, {intervals} disjoint)")
+
+
+def at_pruning_ratios(ref: dict[str, float], ests: dict[float, Estimate], withheld: dict[float, list], tol: dict,
+                      trend: Trend, *, claim: str, what: str, missing: str, command: str) -> list[dict]:
+    """One claim per paper read-off at a pruning ratio (``ref``: '40%' -> value): the estimate at that
+    ratio judged against the value within ``tolerance_of(tol, value)`` and ``trend``, withheld for
+    ``withheld[ratio]``; undecided, not run, where no estimate is at that ratio. ``claim``, ``what``
+    and ``missing`` are formatted with key (the '40%') and pv (the paper's value); ``command`` runs
+    the missing cells."""
+    out = []
+    for key, pv in ref.items():
+        p = float(key.rstrip("%")) / 100
+        text = claim.format(key=key, pv=pv)
+        q = next((q for q in ests if abs(q - p) < 1e-9), None)
+        if q is None:
+            out.append(undecided(missing.format(key=key, pv=pv), f"not run (run `{command}`)").claim(text, str(pv), "n/a"))
+            continue
+        out.append(judge(ests[q], pv, tolerance_of(tol, pv), trend, what=what.format(key=key, pv=pv),
+                         withheld=withheld[q]).claim(text, str(pv), ests[q].text()))
+    return out
 
 
 def capped_note(cells: list[dict], max_iter: int) -> str:

@@ -201,6 +201,68 @@ def _gradient_rows(D, y, s0, nb, seg_off, seg_len, w_off, W, G, Z8, C8, z, K):
                     g[i] += res * x[i]
 
 
+@njit(cache=True, nogil=True, fastmath=_FLAGS, inline="always")
+def _start_norm(W, tiny):
+    """||W|| in float64, at least tiny: the scale of the divergence rule."""
+    n2 = 0.0
+    for p in range(W.shape[0]):
+        n2 += float(W[p]) * float(W[p])
+    return max(math.sqrt(n2), tiny)
+
+
+@njit(cache=True, nogil=True, fastmath=_FLAGS, inline="always")
+def _agd_step(t, W, W_prev, W_new, G, gm, inv, step, beta, norm0, tol, divf, tiny, burn_in, acc,
+              record_every, curve, err2_rest, W_t, tnorm):
+    """Iteration t of Algorithm 1 on one trial's stored coordinates, given its gradient sums G.
+    Returns RUNNING, CONVERGED or FAILED.
+
+    W <- W - step inv gm G + beta (W - W_prev), W_prev <- the old W (W_new is scratch); the relative
+    change and the divergence test (norm0: the start's norm), the rate sums acc (5) past burn_in,
+    and every record_every iterations the error curve against W_t (err2_rest: the squared error of
+    the coordinates not stored, tnorm: the target's norm). The one update both engines run (the
+    shared engine per member). inline='always' puts it into each caller before LLVM runs, so the
+    caller's constants fold into it as if written there (a plain call stays a call: LLVM keeps the
+    separate 1/(nb K) factor and rounds differently). numba's cache keys a kernel on its own file:
+    after editing this function, also touch shared.py (or clear __pycache__).
+    """
+    NP = W.shape[0]
+    diff2 = 0.0
+    w2 = 0.0
+    wn2 = 0.0
+    for p in range(NP):
+        W_new[p] = W[p] - step * (G[p] * inv * gm[p]) + beta * (W[p] - W_prev[p])
+        wn = W_new[p]  # the stored iterate (rounded to float32 there), as the reference measures it
+        dd = float(wn) - float(W[p])
+        diff2 += dd * dd
+        w2 += float(W[p]) * float(W[p])
+        wn2 += float(wn) * float(wn)
+    diff = math.sqrt(diff2)
+    rel = diff / max(math.sqrt(w2), tiny)
+    bad = (not math.isfinite(rel)) or math.sqrt(wn2) > divf * norm0
+    if t + 1 > burn_in and math.isfinite(rel) and diff > 0:
+        tt = float(t + 1)
+        ly = math.log(diff)
+        acc[0] += 1.0
+        acc[1] += tt
+        acc[2] += tt * tt
+        acc[3] += ly
+        acc[4] += tt * ly
+    for p in range(NP):  # W_prev <- W, W <- W_new without allocating
+        W_prev[p] = W[p]
+        W[p] = W_new[p]
+    if record_every > 0 and curve.shape[0] > 0 and (t + 1) % record_every == 0:
+        e2 = err2_rest
+        for p in range(NP):
+            e = float(W[p]) - float(W_t[p])
+            e2 += e * e
+        curve[(t + 1) // record_every] = math.sqrt(e2) / tnorm
+    if bad:
+        return FAILED
+    if rel < tol:
+        return CONVERGED
+    return RUNNING
+
+
 @njit(cache=True, nogil=True, fastmath=_FLAGS)
 def _agd(P, idx, D, y, seg_off, seg_len, w_off, gm, W, W_t, err2_rest, tnorm, T, nb, step,
          beta, tol, divf, tiny, max_iter, burn_in, record_every, curve, acc):
@@ -223,11 +285,7 @@ def _agd(P, idx, D, y, seg_off, seg_len, w_off, gm, W, W_t, err2_rest, tnorm, T,
     rows = D.shape[0] > 0
     W_prev = W.copy()
     W_new = np.empty(NP, dtype=dt)
-    norm0 = 0.0
-    for p in range(NP):
-        norm0 += float(W[p]) * float(W[p])
-    norm0 = max(math.sqrt(norm0), tiny)
-    record = record_every > 0 and curve.shape[0] > 0
+    norm0 = _start_norm(W, tiny)
     inv = 1.0 / (nb * K)
     status = RUNNING
     it = 0
@@ -236,43 +294,10 @@ def _agd(P, idx, D, y, seg_off, seg_len, w_off, gm, W, W_t, err2_rest, tnorm, T,
             _gradient_rows(D, y, (t % T) * nb, nb, seg_off, seg_len, w_off, W, G, Z8, C8, z, K)
         else:
             _gradient_union(P, y, t % T, idx, seg_off, seg_len, W, G, Z, C, K)
-        diff2 = 0.0
-        w2 = 0.0
-        wn2 = 0.0
-        for p in range(NP):
-            g = G[p] * inv * gm[p]
-            W_new[p] = W[p] - step * g + beta * (W[p] - W_prev[p])
-            wn = W_new[p]  # the stored iterate (rounded to float32 there), as the reference measures it
-            dd = float(wn) - float(W[p])
-            diff2 += dd * dd
-            w2 += float(W[p]) * float(W[p])
-            wn2 += float(wn) * float(wn)
-        diff = math.sqrt(diff2)
-        rel = diff / max(math.sqrt(w2), tiny)
-        bad = (not math.isfinite(rel)) or math.sqrt(wn2) > divf * norm0
-        if t + 1 > burn_in and math.isfinite(rel) and diff > 0:
-            tt = float(t + 1)
-            ly = math.log(diff)
-            acc[0] += 1.0
-            acc[1] += tt
-            acc[2] += tt * tt
-            acc[3] += ly
-            acc[4] += tt * ly
+        status = _agd_step(t, W, W_prev, W_new, G, gm, inv, step, beta, norm0, tol, divf, tiny, burn_in, acc,
+                           record_every, curve, err2_rest, W_t, tnorm)
         it += 1
-        for p in range(NP):  # W_prev <- W, W <- W_new without allocating
-            W_prev[p] = W[p]
-            W[p] = W_new[p]
-        if record and (t + 1) % record_every == 0:
-            e2 = err2_rest
-            for p in range(NP):
-                e = float(W[p]) - float(W_t[p])
-                e2 += e * e
-            curve[(t + 1) // record_every] = math.sqrt(e2) / tnorm
-        if bad:
-            status = FAILED
-            break
-        if rel < tol:
-            status = CONVERGED
+        if status != RUNNING:
             break
     return it, status
 
@@ -295,15 +320,25 @@ def _plan(mask: np.ndarray, W0: np.ndarray, N: int, itemsize: int, layout: str =
     if layout == "auto":
         layout = "union" if exact and cost.prefer_union(N, K, int(r.sum()), len(cols), itemsize) else "dense"
     if layout == "union":
-        pos = np.full(d, -1, dtype=np.int64)
-        pos[cols] = np.arange(len(cols))
-        rows = np.concatenate([np.flatnonzero(kept[:, j]) for j in range(K)])
-        seg_off = np.concatenate([[0], np.cumsum(r)[:-1]]).astype(np.int64)
-        return cols, pos[rows], seg_off, r, seg_off, rows, np.repeat(np.arange(K), r), "union"
+        cols, idx, seg_off, seg_len, rows, cj = _union_plan(mask)
+        return cols, idx, seg_off, seg_len, seg_off, rows, cj, "union"
     u = len(cols)
     seg_len = np.full(K, u, dtype=np.int64)
     return (cols, np.empty(0, np.int64), np.zeros(K, np.int64), seg_len, np.arange(K, dtype=np.int64) * u,
             np.tile(cols, K), np.repeat(np.arange(K), u), "dense")
+
+
+def _union_plan(mask: np.ndarray) -> tuple:
+    """The union layout of a 0/1 mask: (cols, idx, seg_off, seg_len, rows, cols_of_W), as in ``_plan``."""
+    d, K = mask.shape
+    kept = mask != 0
+    cols = np.flatnonzero(kept.any(1))
+    r = kept.sum(0).astype(np.int64)
+    pos = np.full(d, -1, dtype=np.int64)
+    pos[cols] = np.arange(len(cols))
+    rows = np.concatenate([np.flatnonzero(kept[:, j]) for j in range(K)])
+    seg_off = np.concatenate([[0], np.cumsum(r)[:-1]]).astype(np.int64)
+    return cols, pos[rows], seg_off, r, rows, np.repeat(np.arange(K), r)
 
 
 def _columns(X: np.ndarray, cols: np.ndarray, T: int, nb: int) -> np.ndarray:

@@ -9,7 +9,8 @@ every member's weights, so X is read once an iteration for all M members (matrix
 
 Same semantics as ``reference.solve`` member by member: the update, the relative-change stopping
 rule, the divergence rule, freezing a finished member at its last iterate, the rate fit and the
-curve. Members may differ in their targets y (noise), their starts and their momentum beta; they
+curve (the update is the fast engine's own step, ``fast._agd_step``, as are its union layout and
+column blocks). Members may differ in their targets y (noise), their starts and their momentum beta; they
 share eta, tol, max_iter, the step convention and the sampling. A finished member drops out of the
 products, so the others run on alone. Needs a 0/1 mask and starts on it (the union layout);
 ``trial.run_common`` falls back to solving alone otherwise.
@@ -20,7 +21,6 @@ tests check 1e-10 relative against the reference and identical iteration counts 
 
 from __future__ import annotations
 
-import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -29,12 +29,27 @@ from numba import njit
 
 from ..config import SolverSpec
 from . import cost
+from .fast import _FLAGS, CONVERGED, FAILED, RUNNING, _agd_step, _columns, _start_norm, _union_plan
 from .rate import RATE_BURN_IN, fit_rate
 from .reference import SolveResult, step_scale
 
-_FLAGS = {"reassoc", "contract"}
-RUNNING, CONVERGED, FAILED = 0, 1, 2
 BLOCK = 128  # samples per block: a block's Z and C for all members stay in L2 between the passes
+
+
+@njit(cache=True, nogil=True, fastmath=_FLAGS, inline="always")
+def _four_blocks(Pp, idx, p, s0, L):
+    """Samples s0 .. s0+L-1 of the columns that stored coordinates p .. p+3 read (views into Pp)."""
+    return (Pp[idx[p], s0:s0 + L], Pp[idx[p + 1], s0:s0 + L], Pp[idx[p + 2], s0:s0 + L],
+            Pp[idx[p + 3], s0:s0 + L])
+
+
+@njit(cache=True, nogil=True, fastmath=_FLAGS, inline="always")
+def _add4(g, p, a0, a1, a2, a3):
+    """g[p .. p+3] += (a0, a1, a2, a3)."""
+    g[p] += a0
+    g[p + 1] += a1
+    g[p + 2] += a2
+    g[p + 3] += a3
 
 
 @njit(cache=True, nogil=True, fastmath=_FLAGS)
@@ -59,10 +74,7 @@ def _gradient_members(P, Y, b, idx, seg_off, seg_len, W, G, active, na, K, Z, C)
                 Z[q, j, :L] = 0
             t = 0
             while t + 4 <= m:
-                r0 = Pp[idx[o + t], s0:s0 + L]
-                r1 = Pp[idx[o + t + 1], s0:s0 + L]
-                r2 = Pp[idx[o + t + 2], s0:s0 + L]
-                r3 = Pp[idx[o + t + 3], s0:s0 + L]
+                r0, r1, r2, r3 = _four_blocks(Pp, idx, o + t, s0, L)
                 q = 0
                 while q + 2 <= na:  # two members a pass: each column block load serves 8 multiply-adds
                     w, v = W[active[q]], W[active[q + 1]]
@@ -103,10 +115,7 @@ def _gradient_members(P, Y, b, idx, seg_off, seg_len, W, G, active, na, K, Z, C)
             o, m = seg_off[j], seg_len[j]
             t = 0
             while t + 4 <= m:
-                r0 = Pp[idx[o + t], s0:s0 + L]
-                r1 = Pp[idx[o + t + 1], s0:s0 + L]
-                r2 = Pp[idx[o + t + 2], s0:s0 + L]
-                r3 = Pp[idx[o + t + 3], s0:s0 + L]
+                r0, r1, r2, r3 = _four_blocks(Pp, idx, o + t, s0, L)
                 q = 0
                 while q + 2 <= na:
                     c, e = C[q, j], C[q + 1, j]
@@ -122,15 +131,8 @@ def _gradient_members(P, Y, b, idx, seg_off, seg_len, W, G, active, na, K, Z, C)
                         b1 += x1 * es
                         b2 += x2 * es
                         b3 += x3 * es
-                    g, h = G[active[q]], G[active[q + 1]]
-                    g[o + t] += a0
-                    g[o + t + 1] += a1
-                    g[o + t + 2] += a2
-                    g[o + t + 3] += a3
-                    h[o + t] += b0
-                    h[o + t + 1] += b1
-                    h[o + t + 2] += b2
-                    h[o + t + 3] += b3
+                    _add4(G[active[q]], o + t, a0, a1, a2, a3)
+                    _add4(G[active[q + 1]], o + t, b0, b1, b2, b3)
                     q += 2
                 if q < na:
                     c = C[q, j]
@@ -141,11 +143,7 @@ def _gradient_members(P, Y, b, idx, seg_off, seg_len, W, G, active, na, K, Z, C)
                         a1 += r1[s] * cs
                         a2 += r2[s] * cs
                         a3 += r3[s] * cs
-                    g = G[active[q]]
-                    g[o + t] += a0
-                    g[o + t + 1] += a1
-                    g[o + t + 2] += a2
-                    g[o + t + 3] += a3
+                    _add4(G[active[q]], o + t, a0, a1, a2, a3)
                 t += 4
             while t < m:
                 r0 = Pp[idx[o + t], s0:s0 + L]
@@ -219,11 +217,7 @@ def _agd_members(P, idx, D, gm, Y, seg_off, seg_len, W, W_t, err2_rest, tnorm, T
     W_new = np.empty(NP, dtype=dt)
     norm0 = np.empty(M)
     for q in range(M):
-        n2 = 0.0
-        for p in range(NP):
-            n2 += float(W[q, p]) * float(W[q, p])
-        norm0[q] = max(math.sqrt(n2), tiny)
-    record = record_every > 0 and curve.shape[1] > 0
+        norm0[q] = _start_norm(W[q], tiny)
     inv = 1.0 / (nb * K)
     active = np.arange(M)
     na = M
@@ -235,64 +229,17 @@ def _agd_members(P, idx, D, gm, Y, seg_off, seg_len, W, W_t, err2_rest, tnorm, T
         else:
             _gradient_members(P, Y, t % T, idx, seg_off, seg_len, W, G, active, na, K, Z, C)
         keep = 0
-        for q in range(na):
+        for q in range(na):  # the fast engine's update, member by member
             mm = active[q]
-            w, wp, g = W[mm], W_prev[mm], G[mm]
-            bm = beta[mm]
-            diff2 = 0.0
-            w2 = 0.0
-            wn2 = 0.0
-            for p in range(NP):
-                W_new[p] = w[p] - step * (g[p] * inv * gm[p]) + bm * (w[p] - wp[p])
-                wn = W_new[p]  # the stored iterate (rounded to float32 there), as the reference measures it
-                dd = float(wn) - float(w[p])
-                diff2 += dd * dd
-                w2 += float(w[p]) * float(w[p])
-                wn2 += float(wn) * float(wn)
-            diff = math.sqrt(diff2)
-            rel = diff / max(math.sqrt(w2), tiny)
-            bad = (not math.isfinite(rel)) or math.sqrt(wn2) > divf * norm0[mm]
-            if t + 1 > burn_in and math.isfinite(rel) and diff > 0:
-                tt = float(t + 1)
-                ly = math.log(diff)
-                rate_acc[mm, 0] += 1.0
-                rate_acc[mm, 1] += tt
-                rate_acc[mm, 2] += tt * tt
-                rate_acc[mm, 3] += ly
-                rate_acc[mm, 4] += tt * ly
+            status[mm] = _agd_step(t, W[mm], W_prev[mm], W_new, G[mm], gm, inv, step, beta[mm], norm0[mm], tol,
+                                   divf, tiny, burn_in, rate_acc[mm], record_every, curve[mm], err2_rest[mm],
+                                   W_t[mm], tnorm[mm])
             iters[mm] += 1
-            for p in range(NP):
-                wp[p] = w[p]
-                w[p] = W_new[p]
-            if record and (t + 1) % record_every == 0:
-                e2 = err2_rest[mm]
-                wt = W_t[mm]
-                for p in range(NP):
-                    e = float(w[p]) - float(wt[p])
-                    e2 += e * e
-                curve[mm, (t + 1) // record_every] = math.sqrt(e2) / tnorm[mm]
-            if bad:
-                status[mm] = FAILED
-            elif rel < tol:
-                status[mm] = CONVERGED
-            else:
+            if status[mm] == RUNNING:
                 active[keep] = mm
                 keep += 1
         na = keep
     return 0
-
-
-def _union_plan(mask: np.ndarray):
-    """Stored columns and per-neuron segments of the union layout (see ``fast._plan``)."""
-    d, K = mask.shape
-    kept = mask != 0
-    cols = np.flatnonzero(kept.any(1))
-    r = kept.sum(0).astype(np.int64)
-    pos = np.full(d, -1, dtype=np.int64)
-    pos[cols] = np.arange(len(cols))
-    rows = np.concatenate([np.flatnonzero(kept[:, j]) for j in range(K)])
-    seg_off = np.concatenate([[0], np.cumsum(r)[:-1]]).astype(np.int64)
-    return cols, pos[rows], seg_off, r, rows, np.repeat(np.arange(K), r)
 
 
 def _dense_plan(mask: np.ndarray):
@@ -351,8 +298,7 @@ def solve(X: torch.Tensor, Y: torch.Tensor, mask: torch.Tensor, W0: torch.Tensor
         if name == "auto":
             name = "union" if cost.prefer_union_shared(N, K, len(rows), len(cols), Xn.itemsize, M) else "dense"
         if name == "union":
-            Xt = Xn[g][:T * nb].T[cols].reshape(len(cols), T, nb)
-            P, D = np.ascontiguousarray(Xt.transpose(1, 0, 2)), np.empty((0, 0), dtype=npdt)
+            P, D = _columns(Xn[g], cols, T, nb), np.empty((0, 0), dtype=npdt)
         else:
             cols, rows, cj = _dense_plan(Mn[g])
             D, P = np.ascontiguousarray(Xn[g][:T * nb][:, cols]), np.empty((0, 0, 1), dtype=npdt)

@@ -157,16 +157,8 @@ class Fig8(Experiment):
             capped[r["pruning"]] = vd.capped_reason(r["trials"] - lv["reached"], r["trials"],
                                                     f"at {r['pruning']:.0%} pruning (never reached {deepest:g})")
         text = ", ".join(f"{p:.0%}: {e.text()}" for p, e in ests.items()) or "no trials in the window"
-        xs = sorted(ests)
-        trend = vd.Trend(None, "fewer than 2 pruning ratios with trials")
-        if len(xs) >= 2:
-            a, b = ests[xs[0]], ests[xs[-1]]  # least and most pruned
-            if a.has_interval and b.has_interval:
-                holds = True if b.high < a.low else False if b.low > a.high else None
-                trend = vd.Trend(holds, f"median at {xs[-1]:.0%} {b.text()} vs at {xs[0]:.0%} {a.text()} (the first "
-                                 "should be smaller, intervals disjoint)")
-            else:
-                trend = vd.Trend(None, "too few trials for a median interval at an extreme ratio")
+        trend = vd.pruning_order(ests, "median", few="fewer than 2 pruning ratios with trials",
+                                 no_interval="too few trials for a median interval at an extreme ratio")
         withheld = [next((c for c in capped.values() if c), None)]
         out = [vd.judge(vd.Estimate(None, n=max((e.n for e in ests.values()), default=None)), None, None, trend,
                         what="", withheld=withheld).claim(
@@ -178,19 +170,11 @@ class Fig8(Experiment):
              "deepest level": deepest},
             {"d": 100, "K": 5, "r": 20, "N": 200, "accuracy window": [0.85, 0.9], "deepest level": 1e-6},
             "ticketlab sweep fig8 --scale paper")
-        pt_trend = vd.Trend(trend.holds, {True: "fewer iterations with more pruning", False: "the order is reversed",
-                                          None: "the order is unresolved"}[trend.holds])
-        for key, pv in ref.items():
-            p = float(key.rstrip("%")) / 100
-            claim = f"At {key} pruning, about {pv} iterations reach 1e-6"
-            e = next((e for q, e in ests.items() if abs(q - p) < 1e-9), None)
-            if e is None:
-                out.append(vd.undecided(f"no cell at {key} pruning", "not run (run `ticketlab sweep fig8 --scale "
-                                        "paper`)").claim(claim, str(pv), "n/a"))
-                continue
-            out.append(vd.judge(e, pv, vd.tolerance_of(tol, pv), pt_trend, what=f"median iterations at {key}",
-                                withheld=[capped[next(q for q in ests if abs(q - p) < 1e-9)], setting])
-                       .claim(claim, str(pv), e.text()))
+        out += vd.at_pruning_ratios(ref, ests, {q: [capped[q], setting] for q in ests}, tol,
+                                    vd.point_trend(trend, "fewer iterations with more pruning"),
+                                    claim="At {key} pruning, about {pv} iterations reach 1e-6",
+                                    what="median iterations at {key}", missing="no cell at {key} pruning",
+                                    command="ticketlab sweep fig8 --scale paper")
         return out
 
     def notes(self, cfg):

@@ -120,13 +120,8 @@ class Fig9(Experiment):
                 idx = [j for j in (i - 1, i) if j >= 0]
             capped[c["pruning"]] = vd.capped_reason(sum(c["capped"][j] for j in idx), sum(c["trials"][j] for j in idx),
                                                     f"near the crossing at {c['pruning']:.0%} pruning")
-        xs = sorted(ests)
-        trend = vd.Trend(None, "fewer than 2 pruning ratios")
-        if len(xs) >= 2:
-            a, b = ests[xs[0]], ests[xs[-1]]
-            holds = True if b.high < a.low else False if b.low > a.high else None
-            trend = vd.Trend(holds, f"samples at {xs[-1]:.0%} {b.text()} vs at {xs[0]:.0%} {a.text()} (the first "
-                             "should be smaller, grid intervals disjoint)")
+        trend = vd.pruning_order(ests, "samples", few="fewer than 2 pruning ratios", intervals="grid intervals",
+                                 no_interval="an extreme pruning ratio has no interval")
         ours = f"samples until the median test RMSE stays <= {cfg.level:g}: " + ", ".join(
             f"{c['pruning']:.0%}: {ests[c['pruning']].text()} (at the largest N {c['floor']:.2g})"
             for c in summary["series"])
@@ -136,18 +131,11 @@ class Fig9(Experiment):
             "samples to the floor (~1e-3): " + ", ".join(f"{k}: {v}" for k, v in ref.items()), ours)]
         setting = vd.setting_reason({"d": cfg.d, "K": cfg.K, "r": cfg.r}, {"d": 100, "K": 5, "r": 20},
                                     "ticketlab sweep fig9 --scale paper")
-        pt_trend = vd.Trend(trend.holds, {True: "fewer samples with more pruning", False: "the order is reversed",
-                                          None: "the order is unresolved"}[trend.holds])
-        for key, pv in ref.items():
-            p = float(key.rstrip("%")) / 100
-            claim = f"At {key} pruning the floor is reached at about N = {pv}"
-            q = next((q for q in ests if abs(q - p) < 1e-9), None)
-            if q is None:
-                out.append(vd.undecided(f"no cells at {key} pruning", "not run (run `ticketlab sweep fig9 --scale "
-                                        "paper`)").claim(claim, str(pv), "n/a"))
-                continue
-            out.append(vd.judge(ests[q], pv, vd.tolerance_of(tol, pv), pt_trend, what=f"samples to <= {cfg.level:g} "
-                                f"at {key}", withheld=[capped[q], setting]).claim(claim, str(pv), ests[q].text()))
+        out += vd.at_pruning_ratios(ref, ests, {q: [capped[q], setting] for q in ests}, tol,
+                                    vd.point_trend(trend, "fewer samples with more pruning"),
+                                    claim="At {key} pruning the floor is reached at about N = {pv}",
+                                    what=f"samples to <= {cfg.level:g} at {{key}}", missing="no cells at {key} pruning",
+                                    command="ticketlab sweep fig9 --scale paper")
         return out
 
     def notes(self, cfg):
