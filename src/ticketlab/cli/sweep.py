@@ -205,23 +205,21 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
         as_json: bool = typer.Option(False, "--json", help="print timings and paths as JSON"),
     ) -> int:
-        from .. import engine as engines
+        # every sweep it runs on this engine (its estimate included), recorded in each row's provenance
+        with engine_chosen(engine):
+            names = reproduce_names(only)
+            if scale != "quick":
+                from ..sweep import fmt_duration
 
-        engines.check_engine(engine)
-        names = reproduce_names(only)
-        if scale != "quick":
-            from ..sweep import fmt_duration
-
-            estimates = reproduce_estimates(names, scale, device, store)  # a resume: only what the store lacks
-            for name, est in estimates.items():
-                typer.echo(f"{name}: estimated {fmt_duration(est)} {_where(device)}", err=True)
-            typer.echo(f"total: about {fmt_duration(sum(estimates.values()))} (a GPU or a Dask cluster shortens this: "
-                       "see docs/performance.md and docs/cluster.md)", err=True)
-            if not yes:
-                if not sys.stdin.isatty() or not typer.confirm("Run all of it?", default=False, err=True):
-                    raise ConfigError("not started: pass --yes to run the paper scale, or --only a subset")
-        timings = {}
-        with engine_chosen(engine):  # every sweep it runs, recorded in each row's provenance
+                estimates = reproduce_estimates(names, scale, device, store)  # a resume: only what the store lacks
+                for name, est in estimates.items():
+                    typer.echo(f"{name}: estimated {fmt_duration(est)} {_where(device)}", err=True)
+                typer.echo(f"total: about {fmt_duration(sum(estimates.values()))} (a GPU or a Dask cluster shortens "
+                           "this: see docs/performance.md and docs/cluster.md)", err=True)
+                if not yes:
+                    if not sys.stdin.isatty() or not typer.confirm("Run all of it?", default=False, err=True):
+                        raise ConfigError("not started: pass --yes to run the paper scale, or --only a subset")
+            timings = {}
             for name in names:
                 t0 = time.perf_counter()
                 run_experiment(name, scale=scale, store=store, device=device, progress=progress)
