@@ -184,11 +184,20 @@ def test_init_study_grids_are_named_as_the_init_sweep_names_them(capsys):
     assert rc == 2
 
 
-def test_set_N_names_the_N_grid_of_every_experiment(capsys):
-    rc, out, _ = _run(["sweep", "fig10", "--show-config", "--set", "N=150,250"], capsys)
-    assert rc == 0 and json.loads(out)["config"]["N_grid"] == [150, 250]
-    rc, out, _ = _run(["sweep", "fig10", "--show-config", "--set", "N_grid=150,250"], capsys)
-    assert rc == 0 and json.loads(out)["config"]["N_grid"] == [150, 250]
+@pytest.mark.parametrize("name", ["fig9", "fig10"])
+def test_set_N_names_the_N_grid_of_every_experiment(name, capsys, tmp_path):
+    from ticketlab.app import make_config
+    from ticketlab.experiments import get_experiment
+
+    default = get_experiment(name).default_config("quick")
+    for field in ("N", "N_grid"):
+        rc, out, _ = _run(["sweep", name, "--show-config", "--set", f"{field}=150,250"], capsys)
+        cfg = json.loads(out)["config"]
+        assert rc == 0 and cfg["N_grid"] == [150, 250]
+        assert cfg.get("N") == (default.model_dump(mode="json").get("N"))  # Figure 9's unused N untouched
+    (tmp_path / "c.json").write_text(json.dumps({"N": [100, 200]}))
+    rc, out, _ = _run(["sweep", name, "--show-config", "--config", str(tmp_path / "c.json")], capsys)
+    assert rc == 0 and json.loads(out)["config"]["N_grid"] == [100, 200]
 
 
 # --- issue 18: --engine on reproduce and sensitivity --run, recorded with each row -------------------
