@@ -12,10 +12,7 @@ from .sweep import confirm_run
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(help="Judge an experiment's claims under each combination of unstated choices, e.g. "
-                      "`ticketlab sensitivity fig4 --scale paper --vary step_convention=K,K2 --vary "
-                      "batches=full,fresh:8`: per variant, trials done of asked and each claim's verdict and "
-                      "check line, from the store (--run first runs what it lacks).")
+    @app.command()
     def sensitivity(
         experiment: str = typer.Argument(..., help="fig2..fig10, landscape or init"),
         vary: list[str] = typer.Option([], "--vary", help="NAME=V1,V2: a config field (a bare solver field names "
@@ -35,6 +32,10 @@ def register(app: typer.Typer) -> None:
         progress: Progress = True,
         as_json: bool = typer.Option(False, "--json", help="print the study as one JSON object"),
     ) -> int:
+        """Judge an experiment's claims under each combination of unstated choices, e.g. `ticketlab
+        sensitivity fig4 --scale paper --vary step_convention=K,K2 --vary batches=full,fresh:8`: per variant,
+        trials done of asked and each claim's verdict and check line, from the store (--run first runs what
+        it lacks)."""
         from ..device import check_device_syntax
         from ..experiments import available
         from ..sensitivity import format_table
