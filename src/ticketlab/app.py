@@ -67,6 +67,8 @@ def _field_path(exp, field: str) -> list[str]:
     the config itself but of exactly one nested model ('max_iter') means that one."""
     fields = exp.Config.model_fields
     path = field.split(".")
+    if len(path) == 1 and f"{field}_grid" in fields:
+        return [f"{field}_grid"]  # N names the N grid of Figures 9-10 too (Figure 9's inherited N is unused)
     if len(path) == 1 and field not in fields:
         owners = [name for name, f in fields.items() if _sub_model(f.annotation) and field in
                   _sub_model(f.annotation).model_fields]
@@ -147,8 +149,9 @@ def make_config(exp, scale: str = "quick", trials: int | None = None, sets=(), s
     base = exp.default_config(scale).model_dump(mode="json")
     overrides: dict = {}
     for field, value in (file_values or {}).items():
-        if field not in exp.Config.model_fields:
-            _field_path(exp, field)  # raises the one-line error with the field list
+        if field not in exp.Config.model_fields or f"{field}_grid" in exp.Config.model_fields:
+            path = _field_path(exp, field)  # raises the one-line error with the field list
+            field = path[0] if len(path) == 1 else field  # N: N_grid
         if isinstance(value, dict) and isinstance(base.get(field), dict):
             value = {**base[field], **value}
         overrides[field] = value

@@ -172,18 +172,22 @@ class OracleSpec(Model):
     K: Annotated[int, Field(ge=1, description="number of hidden neurons (>= 1)")]
     r: Annotated[
         int | tuple[int, ...],
-        Field(description="kept weights per neuron: one value, or one per neuron (1 <= r <= d)"),
+        Field(description="kept weights per neuron: one value, or one per neuron (K values; on the command "
+                          "line comma-separated), 1 <= r <= d"),
     ]
     r_spread: Annotated[
         float,
-        Field(ge=0.0, lt=1.0, description="draw r_j uniformly from [(1-s) r, (1+s) r]; the paper's 0.1"),
+        Field(ge=0.0, lt=1.0, description="draw r_j uniformly from [(1-s) r, (1+s) r] (0 <= s < 1); the paper "
+                                          "uses 0.1 in Figures 2 and 4"),
     ] = 0.0
     layout: Annotated[
-        str, Field(description="support layout: overlap, random, disjoint or groups:N1,N2,...")
+        str, Field(description="oracle supports: overlap (pairwise intersecting), random, disjoint, or "
+                               "groups:N1,N2,... (disjoint blocks of overlapping neurons)")
     ] = "overlap"
     noise: Annotated[float, Field(ge=0.0, le=100.0, description="noise level sigma / E_y (0 <= noise <= 100)")] = 0.0
     extra: Annotated[
-        int, Field(ge=0, description="learner mask = oracle mask plus this many extra kept inputs per neuron")
+        int, Field(ge=0, description="learner mask = oracle mask plus this many extra kept inputs per neuron "
+                                     "(>= 0)")
     ] = 0
 
     @field_validator("r")
@@ -286,13 +290,15 @@ class TrialSpec(Model):
     init: InitSpec = InitSpec()
     test_error: Annotated[
         Literal["exact", "sampled"],
-        Field(description="test RMSE from the closed-form population risk, or from fresh samples"),
+        Field(description="test RMSE from the closed-form population risk (exact) or from n_test fresh "
+                          "samples (sampled)"),
     ] = "exact"
     n_test: Annotated[int, Field(ge=1, description="fresh samples for test_error='sampled'")] = 100_000
     record_every: Annotated[
         int, Field(ge=0, description="record the error curve every k iterations (0: off)")
     ] = 0
-    dtype: Literal["float64", "float32"] = "float64"
+    dtype: Annotated[Literal["float64", "float32"],
+                     Field(description="float64 (default: the 1e-8 stopping rule needs it) or float32")] = "float64"
 
     @model_validator(mode="after")
     def _batches_fit(self):

@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 from ..config import ConfigError, build
-from .options import int_list, json_text, model_option, with_options
+from ..store import DEFAULT_STORE
+from .options import STORE_HELP, imp_folder, int_list, json_text, model_option, option, parse_seeds, with_options
 
 
 def _rewind(text: str) -> tuple[int, str]:
@@ -38,38 +39,33 @@ TRAIN_FIELDS = ("epochs", "optimizer", "lr", "momentum", "weight_decay", "batch_
                 "warmup_steps", "eval_every", "augment")
 
 
-def _option(name: str, kind, default, help: str, *decls: str) -> inspect.Parameter:
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind,
-                             default=typer.Option(default, *decls, help=help))
-
-
 def _imp_options() -> list[inspect.Parameter]:
     from ..deep.spec import MODELS, IMPSpec, TrainSpec
 
     imp_opt = {n: model_option(IMPSpec, n) for n in IMP_FIELDS}
     train_opt = {n: model_option(TrainSpec, n) for n in TRAIN_FIELDS}
     return [
-        _option("model", str, "lenet5", f"network: {', '.join(MODELS)}"),
-        _option("data", str, "mnist5k", "data: mnist5k, digits, mnist:DIR, cifar10:DIR, oracle[:k=v,...]"),
-        _option("n_train", str, "1000,2000,3000,4000", "training-set sizes, comma-separated ('all': whole pool)"),
+        option("model", str, "lenet5", f"network: {', '.join(MODELS)}"),
+        option("data", str, "mnist5k", "data: mnist5k, digits, mnist:DIR, cifar10:DIR, oracle[:k=v,...]"),
+        option("n_train", str, "1000,2000,3000,4000", "training-set sizes, comma-separated ('all': whole pool)"),
         *(imp_opt[n] for n in ("rounds", "rate", "output_rate", "scope")),
-        _option("rewind", str, "init", "reset survivors to init, or to the state after K steps (K, Kit) or K epochs "
+        option("rewind", str, "init", "reset survivors to init, or to the state after K steps (K, Kit) or K epochs "
                                        "(Kep); levels continue from there"),
         imp_opt["rewind_optimizer"],
-        _option("control", str, "none", "families, comma-separated: none (ticket), reinit (ticket mask, new init), "
+        option("control", str, "none", "families, comma-separated: none (ticket), reinit (ticket mask, new init), "
                                         "random_mask (random mask, ticket's sparsity and init)"),
         *(imp_opt[n] for n in ("init", "val_size", "params")),
         *(train_opt[n] for n in ("epochs", "optimizer", "lr", "momentum", "weight_decay", "batch_size", "schedule")),
-        _option("milestones", str, "", "epochs where the 'step' schedule multiplies the lr by --gamma, e.g. 80,120"),
+        option("milestones", str, "", "epochs where the 'step' schedule multiplies the lr by --gamma, e.g. 80,120"),
         *(train_opt[n] for n in ("gamma", "warmup_steps", "eval_every", "augment")),
-        _option("widths", str, "", "hidden widths of --model mlp, e.g. 16-8"),
-        _option("seeds", str, "0", "run seeds, comma-separated, e.g. 0,1,2"),
-        _option("store", str, "results", "store directory (runs go under STORE/imp/)"),
-        _option("device", str, "cpu", "cpu, cuda, cuda:N or mps"),
+        option("widths", str, "", "hidden widths of --model mlp, e.g. 16-8"),
+        option("seeds", str, "0", "run seeds: comma-separated seeds or ranges, e.g. 0,1,2 or 0-4"),
+        option("store", str, DEFAULT_STORE, STORE_HELP, "--store"),
+        option("device", str, "cpu", "cpu, cuda, cuda:N or mps"),
         imp_opt["dtype"],
-        _option("threads", int, 0, "torch CPU threads (0: torch's default; 1 is fastest on a busy small CPU)"),
-        _option("plot", Optional[str], None, "also write the Figure 11 plots (PNG+PDF) into this directory"),
-        _option("as_json", bool, False, "print one JSON object (runs and summary) instead of a table", "--json"),
+        option("threads", int, 0, "torch CPU threads (0: torch's default; 1 is fastest on a busy small CPU)"),
+        option("plot", Optional[str], None, "also write the Figure 11 plots (PNG+PDF) into this directory"),
+        option("as_json", bool, False, "print one JSON object (runs and summary) instead of a table", "--json"),
     ]
 
 
@@ -86,7 +82,7 @@ def imp(**o):
         raise ConfigError(f"--widths: must be given only with --model mlp (got --model {o['model']} --widths "
                           f"{o['widths']}); drop --widths or use --model mlp")
     sizes = int_list(o["n_train"], "--n-train", allow_all=True)
-    seed_list = int_list(o["seeds"], "--seeds")
+    seed_list = parse_seeds(o["seeds"])
     controls = [c.strip() for c in o["control"].split(",") if c.strip()]
     bad = [c for c in controls if c not in CONTROLS]
     if bad or not controls:
@@ -101,7 +97,7 @@ def imp(**o):
         for s in seed_list:
             for n in sizes:
                 build(IMPSpec, True, **base, control=c, n_train=n, seed=s)
-    store, device, threads, plot, as_json = o["store"], o["device"], o["threads"], o["plot"], o["as_json"]
+    store, device, threads, plot, as_json = imp_folder(o["store"]), o["device"], o["threads"], o["plot"], o["as_json"]
     if threads < 0:
         raise ConfigError(f"invalid --threads {threads}: must be >= 0")
     resolve_device(device, o["dtype"])
@@ -124,7 +120,7 @@ def imp(**o):
 
 
 def imp_summary(
-    store: str = typer.Option(..., help="IMP store folder (runs under STORE/imp/)"),
+    store: str = typer.Option(DEFAULT_STORE, "--store", help=STORE_HELP),
     out: str = typer.Option(..., help="the compact result file to write (JSON)"),
     plot: Optional[str] = typer.Option(None, help="also write the figures (PNG+PDF) into this directory"),
     scale: str = typer.Option("paper", help="scale label written into the notes: quick or paper"),
@@ -135,6 +131,7 @@ def imp_summary(
 
     if scale not in ("quick", "paper"):
         raise ConfigError(f"invalid --scale {scale!r}: quick or paper")
+    store = imp_folder(store)
     result = write_summary(store, out, scale=scale)
     paths = plot_fig11(store, plot, summary=result["summary"]) if plot else []
     n = sum(r["levels_finished"] for r in result["runs"].values())

@@ -14,9 +14,12 @@ from .options import check_seed, int_list, json_text
 def register(app: typer.Typer) -> None:
     @app.command("init-study")
     def init_study_cmd(
-        N_grid: str = typer.Option("1000,4000,16000", "--N-grid", help="comma-separated sample sizes N (>= 1)"),
-        r_grid: str = typer.Option("10,20", "--r-grid", help="comma-separated kept weights per neuron r (1..d)"),
-        d_grid: str = typer.Option("100,300,1000", "--d-grid", help="comma-separated input dimensions d"),
+        N_grid: str = typer.Option("1000,4000,16000", "--N", "--N-grid", help="grid of sample sizes N, "
+                                                                             "comma-separated (>= 1)"),
+        r_grid: str = typer.Option("10,20", "--r", "--r-grid", help="grid of kept weights per neuron r, "
+                                                                    "comma-separated (1..d)"),
+        d_grid: str = typer.Option("100,300,1000", "--d", "--d-grid", help="grid of input dimensions d, "
+                                                                           "comma-separated"),
         K: int = typer.Option(5, "--K", help="hidden neurons K (>= 1; K <= kept coordinates)"),
         trials: int = typer.Option(3, help="independent trials per (d, r, N) cell (>= 1)"),
         kinds: str = typer.Option(
@@ -26,7 +29,8 @@ def register(app: typer.Typer) -> None:
         layout: str = typer.Option("overlap", help="oracle supports: overlap, random, disjoint or groups:N1,N2,..."),
         noise: float = typer.Option(0.0, help="noise level sigma / E_y (>= 0)"),
         target: float = typer.Option(0.5, help="error level for the samples ratio dense / mask-aware (0 < t < 10)"),
-        seed: int = typer.Option(0, help="base seed; each cell's trials derive their seeds from it (>= 0)"),
+        seed: int = typer.Option(0, help="base seed (>= 0); each cell's trials derive their seeds from it and the "
+                                         "cell, as a sweep's do"),
         out: str = typer.Option("", help="directory for init_study.json, init_study.png and .pdf (none if empty)"),
         device: str = typer.Option("cpu", help="cpu, cuda or cuda:N"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the table"),
@@ -39,7 +43,8 @@ def register(app: typer.Typer) -> None:
         check_seed(seed)
         device = resolve_device(device)
         kind_list = [k.strip() for k in kinds.split(",") if k.strip()]
-        result = init_study(int_list(N_grid, "--N-grid"), int_list(r_grid, "--r-grid"), int_list(d_grid, "--d-grid"),
+        result = init_study(int_list(N_grid, "--N/--N-grid"), int_list(r_grid, "--r/--r-grid"),
+                            int_list(d_grid, "--d/--d-grid"),
                             K=K, trials=trials, kinds=kind_list, seed=seed, layout=layout, noise=noise,
                             target=target, device=device)
         if out:

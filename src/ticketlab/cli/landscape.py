@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import inspect
+from typing import Optional
 
 import typer
 
-from ..config import ConfigError
-from .options import Dim, Extra, Kept, Layout, Neurons, Noise, RSpread, check_seed, json_text, oracle_from_options
+from .options import (ORACLE_FIELDS, SEED_HELP, SEEDS_HELP, json_text, model_option, option, oracle_from_options,
+                      oracle_options, seeds_of, with_options)
 
 RADIUS_GRID = "0.02,0.05,0.1,0.2,0.3,0.5"
 
@@ -53,59 +54,55 @@ def _print_table(row: dict) -> None:
                + (f"; N=inf: {_fmt(pop_r)}{pop_cens}" if has_pop else ""))
 
 
-def register(app: typer.Typer) -> None:
-    @app.command(help="Measure Theorem 1: extreme eigenvalues of the empirical-risk Hessian on the learner's mask at "
-                      "W* and at random points at relative radius rho around it, the convex radius (largest rho "
-                      "where every sampled point's Hessian is positive definite), lambda_min*K^2, lambda_max*K, and "
-                      "the exact N=infinity values. See docs/landscape.md. Example: ticketlab landscape --d 50 --K 5 "
-                      "--r 10 --N 1000 --points 8 --seed 1")
-    def landscape(
-        d: Dim = 100,
-        K: Neurons = 5,
-        r: Kept = "20",
-        N: int = typer.Option(1000, "--N", help="training samples N (>= 1)"),
-        layout: Layout = "overlap",
-        r_spread: RSpread = 0.0,
-        noise: Noise = 0.0,
-        extra: Extra = 0,
-        radius_grid: str = typer.Option(RADIUS_GRID, "--radius-grid",
-                                        help="relative radii rho (comma-separated, > 0): points W* + rho ||W*||_F D, "
-                                             "D a unit Gaussian direction on the mask"),
-        points: int = typer.Option(8, help="random points per radius (>= 1); the same directions at every radius"),
-        hessian: str = typer.Option("smoothed", help="Hessian away from W*: smoothed (a.e. Hessian plus the ReLU kink "
-                                                     "curvature at --bandwidth; default) or generalized (the a.e. "
-                                                     "Gauss-Newton Hessian, PSD everywhere)"),
-        bandwidth: float = typer.Option(0.05, help="kink smoothing width h in units of w_j.x/|w_j| (0 < h <= 1)"),
-        dense_max: int = typer.Option(1500, "--dense-max", help="largest number of kept weights for the dense "
-                                                                "eigensolver; above it, Lanczos on Hessian-vector "
-                                                                "products (>= 0)"),
-        population: bool = typer.Option(True, "--population/--no-population",
-                                        help="also report the exact N=infinity (population) Hessian values"),
-        compare: bool = typer.Option(True, "--compare/--no-compare",
-                                     help="with --hessian smoothed, also evaluate the generalized Hessian at every "
-                                          "point (column 'gen lam_min'); --no-compare halves the cost"),
-        seed: int = typer.Option(0, help="seed of the first trial; trial i uses seed + i (same data as train)"),
-        trials: int = typer.Option(1, help="independent trials (>= 1)"),
-        device: str = typer.Option("cpu", help="cpu, cuda or cuda:N"),
-        json_out: bool = typer.Option(False, "--json", help="print one JSON object instead of tables"),
-    ) -> None:
-        from ..device import resolve_device
-        from ..landscape import analyze_trials
+def _landscape_options() -> list[inspect.Parameter]:
+    from ..config import TrialSpec
 
-        if trials < 1:
-            raise ConfigError(f"--trials: must be >= 1 (got {trials})")
-        check_seed(seed)
-        oracle = oracle_from_options(d, K, r, layout, r_spread, noise, extra)
-        rows = analyze_trials(oracle, N, [seed + i for i in range(trials)], parse_grid(radius_grid), points,
-                              hessian=hessian, bandwidth=bandwidth, dense_max=dense_max, population=population,
-                              both=compare,
-                              device=resolve_device(device))
-        if json_out:
-            out = dict(rows[0]) if trials == 1 else {"trials": rows}
-            if trials > 1:
-                for key in ("lambda_min_at_star", "lambda_max_at_star", "convex_radius"):
-                    out[key] = sum(row[key] for row in rows) / trials
-            typer.echo(json_text(out))
-            return
-        for row in rows:
-            _print_table(row)
+    return [
+        *oracle_options(100, 5, "20", after_r=[model_option(TrialSpec, "N", default=1000)]),
+        option("radius_grid", str, RADIUS_GRID, "relative radii rho (comma-separated, > 0): points W* + rho "
+               "||W*||_F D, D a unit Gaussian direction on the mask", "--radius-grid"),
+        option("points", int, 8, "random points per radius (>= 1); the same directions at every radius"),
+        option("hessian", str, "smoothed", "Hessian away from W*: smoothed (a.e. Hessian plus the ReLU kink "
+               "curvature at --bandwidth; default) or generalized (the a.e. Gauss-Newton Hessian, PSD everywhere)"),
+        option("bandwidth", float, 0.05, "kink smoothing width h in units of w_j.x/|w_j| (0 < h <= 1)"),
+        option("dense_max", int, 1500, "largest number of kept weights for the dense eigensolver; above it, "
+               "Lanczos on Hessian-vector products (>= 0)", "--dense-max"),
+        option("population", bool, True, "also report the exact N=infinity (population) Hessian values",
+               "--population/--no-population"),
+        option("compare", bool, True, "with --hessian smoothed, also evaluate the generalized Hessian at every "
+               "point (column 'gen lam_min'); --no-compare halves the cost", "--compare/--no-compare"),
+        option("seed", Optional[int], None, SEED_HELP + " (same data as train)"),
+        option("trials", Optional[int], None, "independent trials (>= 1; default 1)"),
+        option("seeds", Optional[str], None, SEEDS_HELP),
+        option("device", str, "cpu", "cpu, cuda or cuda:N"),
+        option("json_out", bool, False, "print one JSON object instead of tables", "--json"),
+    ]
+
+
+def landscape(**o) -> None:
+    from ..device import resolve_device
+    from ..landscape import analyze_trials
+
+    seeds = seeds_of(o["seed"], o["trials"], o["seeds"])
+    trials = len(seeds)
+    oracle = oracle_from_options(*(o[n] for n in ORACLE_FIELDS))
+    rows = analyze_trials(oracle, o["N"], seeds, parse_grid(o["radius_grid"]), o["points"], hessian=o["hessian"],
+                          bandwidth=o["bandwidth"], dense_max=o["dense_max"], population=o["population"],
+                          both=o["compare"], device=resolve_device(o["device"]))
+    if o["json_out"]:
+        out = dict(rows[0]) if trials == 1 else {"trials": rows}
+        if trials > 1:
+            for key in ("lambda_min_at_star", "lambda_max_at_star", "convex_radius"):
+                out[key] = sum(row[key] for row in rows) / trials
+        typer.echo(json_text(out))
+        return
+    for row in rows:
+        _print_table(row)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(help="Measure Theorem 1: extreme eigenvalues of the empirical-risk Hessian on the learner's mask "
+                     "at W* and at random points at relative radius rho around it, the convex radius (largest rho "
+                     "where every sampled point's Hessian is positive definite), lambda_min*K^2, lambda_max*K, and "
+                     "the exact N=infinity values. See docs/landscape.md. Example: ticketlab landscape --d 50 --K 5 "
+                     "--r 10 --N 1000 --points 8 --seed 1")(with_options(landscape, _landscape_options()))

@@ -1,11 +1,14 @@
-"""Command-line pieces several commands share: list parsing and the oracle's options."""
+"""Command-line pieces several commands share: list and seed parsing, options generated from the config
+models, and the one declaration of each option several commands take (--store, --engine, --device, ...)."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import typing
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -34,42 +37,141 @@ def parse_r(text: str) -> int | tuple[int, ...]:
     return values[0] if len(values) == 1 else tuple(values)
 
 
-# The oracle's options, one definition for every command that draws an oracle (defaults stay per command).
-Dim = Annotated[int, typer.Option("--d", help="input dimension d (>= 1)")]
-Neurons = Annotated[int, typer.Option("--K", help="hidden neurons K (>= 1)")]
-Kept = Annotated[str, typer.Option("--r", help="kept weights per neuron: one integer, or K comma-separated (1..d)")]
-Layout = Annotated[str, typer.Option(help="oracle supports: overlap (pairwise intersecting), random, disjoint, or "
-                                          "groups:N1,N2,... (disjoint blocks of overlapping neurons)")]
-RSpread = Annotated[float, typer.Option("--r-spread", help="draw r_j uniformly in [(1-s) r, (1+s) r]; the paper "
-                                                           "uses 0.1 in Figures 2 and 4 (0 <= s < 1)")]
-Noise = Annotated[float, typer.Option(help="noise level sigma / E_y (>= 0)")]
-Extra = Annotated[int, typer.Option(help="learner mask = oracle mask plus this many random extra inputs per neuron")]
+#: the oracle's fields, in --help order; train and landscape generate their options from OracleSpec
+ORACLE_FIELDS = ("d", "K", "r", "layout", "r_spread", "noise", "extra")
+
+
+def oracle_options(d: int, K: int, r: str, after_r=()) -> list[inspect.Parameter]:
+    """The oracle's options, generated from OracleSpec (help and optional defaults written there); ``d``,
+    ``K``, ``r``: the command's defaults of the fields OracleSpec requires; ``after_r``: options shown
+    between --r and the rest (a command's --N)."""
+    opts = {n: model_option(OracleSpec, n) for n in ORACLE_FIELDS if n not in ("d", "K", "r")}
+    return [model_option(OracleSpec, "d", default=d), model_option(OracleSpec, "K", default=K),
+            model_option(OracleSpec, "r", default=r, kind=str), *after_r,
+            *(opts[n] for n in ORACLE_FIELDS if n in opts)]
 
 
 def oracle_from_options(d, K, r, layout, r_spread, noise, extra) -> OracleSpec:
+    """The OracleSpec of the oracle options (--r parsed: one integer, or K comma-separated)."""
     return build(OracleSpec, True, d=d, K=K, r=parse_r(r), layout=layout, r_spread=r_spread, noise=noise,
                  extra=extra)
 
 
-def model_option(model_cls, name: str, **option) -> inspect.Parameter:
-    """The typer option of field ``name`` of a config model, its type, default and help text taken from the
-    model (written once there). A Literal becomes a string the model checks (so a bad value is refused
-    with the flag named and the allowed values listed); ``option`` adds typer.Option arguments."""
+def model_option(model_cls, name: str, *, default=..., kind=None, help: str | None = None,
+                 **option) -> inspect.Parameter:
+    """The typer option ``--NAME`` of field ``name`` of a config model, its type, default and help text taken
+    from the model (written once there; the flag keeps the field's case: --N, --K). A Literal becomes a
+    string the model checks (so a bad value is refused with the flag named and the allowed values listed).
+    ``default``: the command's own default of a field the model requires (d, K, r, N); ``kind``: the type
+    of a parsed command-line form (r as '20' or '20,18,...'); ``help``: text put before the model's;
+    ``option`` adds typer.Option arguments."""
     field = model_cls.model_fields[name]
-    kind = field.annotation
-    optional = type(None) in typing.get_args(kind)
-    if optional:
-        (kind,) = [a for a in typing.get_args(kind) if a is not type(None)]
-    if typing.get_origin(kind) is typing.Literal:
-        kind = str
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=typing.Optional[kind] if optional else kind,
-                             default=typer.Option(field.default, help=field.description, **option))
+    if kind is None:
+        kind = field.annotation
+        optional = type(None) in typing.get_args(kind)
+        if optional:
+            (kind,) = [a for a in typing.get_args(kind) if a is not type(None)]
+        if typing.get_origin(kind) is typing.Literal:
+            kind = str
+        kind = typing.Optional[kind] if optional else kind
+    text = f"{help} {field.description}" if help else field.description
+    decls = option.pop("decls", None) or ("--" + name.replace("_", "-"),)
+    if kind is bool and len(decls) == 1:
+        decls = (f"{decls[0]}/--no-{decls[0][2:]}",)
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind,
+                             default=typer.Option(field.default if default is ... else default, *decls,
+                                                  help=text, **option))
+
+
+def option(name: str, kind, default, help: str, *decls: str) -> inspect.Parameter:
+    """A typer option that no config model holds (a parsed form, a command's own switch)."""
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind,
+                             default=typer.Option(default, *decls, help=help))
 
 
 def with_options(func, params: list[inspect.Parameter]):
     """``func(**options)`` as a typer command whose options are ``params`` (in this order)."""
     func.__signature__ = inspect.Signature(params)
     return func
+
+
+# --- one convention per concept across commands (README, 'Command-line conventions') ------------------
+
+MAX_SEEDS = 1_000_000
+
+
+def parse_seeds(text: str, flag: str = "--seeds") -> list[int]:
+    """--seeds: seeds >= 0, comma-separated, each one a seed or an inclusive range A-B: '0,1,2', '0-4',
+    '0-2,7'. The same syntax in every command that runs several seeds; a repeated seed is refused.
+
+    >>> parse_seeds("0-2,7")
+    [0, 1, 2, 7]
+    """
+    rule = "must be seeds >= 0, comma-separated, each a seed or a range A-B, e.g. 0,1,2 or 0-4"
+    out: list[int] = []
+    for part in (p.strip() for p in str(text).split(",")):
+        lo, dash, hi = part.partition("-")
+        try:
+            a, b = int(lo), int(hi if dash else lo)
+        except ValueError:
+            raise ConfigError(f"{flag}: {rule} (got {text!r})") from None
+        if a < 0 or b < a:
+            raise ConfigError(f"{flag}: {rule}, A <= B (got {text!r})")
+        if len(out) + b - a + 1 > MAX_SEEDS:
+            raise ConfigError(f"{flag}: must be at most {MAX_SEEDS:,} seeds (got {text!r})")
+        out.extend(range(a, b + 1))
+    if len(set(out)) != len(out):
+        raise ConfigError(f"{flag}: must not repeat a seed (got {text!r})")
+    return out
+
+
+def seeds_of(seed: int | None, trials: int | None, seeds: str | None) -> list[int]:
+    """The seeds of a command that runs trials: --seeds LIST, or --trials T consecutive seeds from --seed S
+    (defaults 0 and 1), never both."""
+    if seeds is not None:
+        if seed is not None or trials is not None:
+            raise ConfigError(f"--seeds: give --seeds, or --seed and --trials, not both (got --seeds {seeds!r} "
+                              f"with {'--seed' if seed is not None else '--trials'})")
+        return parse_seeds(seeds)
+    seed, trials = (0 if seed is None else seed), (1 if trials is None else trials)
+    if trials < 1:
+        raise ConfigError(f"--trials: must be >= 1 (got {trials})")
+    check_seed(seed)
+    return list(range(seed, seed + trials))
+
+
+SEED_HELP = "first seed (default 0); trial i uses seed + i"
+SEEDS_HELP = "the trials' seeds instead of --seed/--trials: comma-separated seeds or ranges, e.g. 0,1,2 or 0-4"
+
+STORE_HELP = ("result store: an SQLite file (created by the commands that run), with IMP runs in imp/ beside "
+              "it; imp, plot and report also take the folder holding them, every reading command a folder of "
+              "packed tables")
+#: the one --store of every command (sweeps, IMP runs, plots, reports, reproduce), default DEFAULT_STORE
+Store = Annotated[Path, typer.Option("--store", help=STORE_HELP)]
+
+
+def imp_folder(store) -> str:
+    """The folder whose imp/ holds the IMP runs of ``--store``: that of an SQLite store (``x.db``), or
+    the folder given (created if missing; ``--store DIR`` as before)."""
+    p = Path(store)
+    return str(p.parent) if p.suffix == ".db" or p.is_file() else str(p)
+
+
+ENGINE_HELP = ("Algorithm 1 engine: auto (fast on the CPU if numba is installed), fast (numba, CPU) or "
+               "reference (batched torch); stored with each row")
+Engine = Annotated[str, typer.Option("--engine", help=ENGINE_HELP)]
+Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N")]
+CONFIRM_SECONDS = 600  # a run estimated longer than this asks first (or needs --yes)
+Yes = Annotated[bool, typer.Option("--yes", "-y", help=f"run without asking when the estimate exceeds "
+                                                       f"{CONFIRM_SECONDS // 60} min (required without a terminal)")]
+Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="show progress bars")]
+Scale = Annotated[str, typer.Option("--scale", help="the preset: quick (minutes on a laptop CPU) or paper (the "
+                                                    "paper's grids)")]
+Trials = Annotated[Optional[int], typer.Option("--trials", help="trials per cell (default: the scale's)")]
+Sets = Annotated[list[str], typer.Option("--set", help="override a config field: FIELD=VALUE (lists as 1,2,3 "
+                                                       "or [1,2,3]); repeatable")]
+
+
 def json_text(obj) -> str:
     """One JSON object, valid JSON always: inf and NaN become null (json.dumps would write Infinity)."""
     import math
@@ -106,3 +208,16 @@ def check_seed(seed: int, flag: str = "--seed") -> int:
     if seed < 0:
         raise ConfigError(f"{flag}: must be >= 0 (got {seed})")
     return seed
+
+
+@contextlib.contextmanager
+def engine_chosen(name: str):
+    """--engine for the commands that run sweeps (sweep, reproduce, sensitivity --run): this process's
+    Algorithm 1 engine while the block runs (recorded in every row's provenance), then the previous one."""
+    from .. import engine as engines
+
+    previous = engines.choose(engines.check_engine(name))
+    try:
+        yield name
+    finally:
+        engines.choose(previous)

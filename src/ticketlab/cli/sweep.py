@@ -12,7 +12,8 @@ import typer
 from ..app import (DEFAULT_STORE, build_report, list_store, paper, plot_experiment, reproduce_estimates,
                    reproduce_names, run_experiment, verdict_word)
 from ..config import ConfigError
-from .options import EXECUTORS, check_choice, json_text
+from .options import (CONFIRM_SECONDS, EXECUTORS, Device, Engine, Progress, Scale, Sets, Store, Trials, Yes,
+                      check_choice, engine_chosen, json_text)
 
 
 def _json_summary(exp, cfg, summary, counts) -> dict:
@@ -37,9 +38,6 @@ def parse_bytes(text: str | None) -> int | None:
     if not math.isfinite(value) or value < 1:
         raise bad
     return int(value)
-
-
-CONFIRM_SECONDS = 600  # a run estimated longer than this asks first (or needs --yes)
 
 
 def _where(device: str) -> str:
@@ -68,41 +66,34 @@ def confirm_run(yes: bool):
     return confirm
 
 
-ENGINE_HELP = ("Algorithm 1 engine: auto (fast on the CPU if numba is installed), fast (numba, CPU) or "
-               "reference (batched torch); stored with each row")
-
-
 def register(app: typer.Typer) -> None:
     @app.command(help="Run one experiment of the paper as a resumable sweep into the result store. "
                       "EXPERIMENT is fig2..fig11, landscape or init. Finished trials are never recomputed: "
                       "rerunning the same command resumes.")
     def sweep(
         experiment: str = typer.Argument(..., help="fig2, fig3, fig4, fig5, fig6, fig7, fig8, fig9, fig10, fig11, landscape, init"),
-        scale: str = typer.Option("quick", help="quick (minutes on a laptop CPU) or paper (the paper's grids)"),
-        trials: int = typer.Option(None, help="trials per cell (default: the scale's)"),
-        store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store (created if missing)"),
-        device: str = typer.Option("cpu", help="cpu, cuda or cuda:N"),
-        set_: list[str] = typer.Option([], "--set", help="override a config field: FIELD=VALUE (lists as "
-                                                         "1,2,3 or [1,2,3]); repeatable"),
+        scale: Scale = "quick",
+        trials: Trials = None,
+        store: Store = Path(DEFAULT_STORE),
+        device: Device = "cpu",
+        set_: Sets = [],
         seed: int = typer.Option(None, help="base seed (default 0); trial seeds derive from it, the cell and the "
                                             "trial index"),
-        dtype: str = typer.Option(None, help="float64 (default) or float32"),
+        dtype: str = typer.Option(None, help="float64 (default: the 1e-8 stopping rule needs it) or float32"),
         config_file: Path = typer.Option(None, "--config", help="a config file of fields (JSON, TOML or YAML), "
                                                                  "applied before --set"),
         show_config: bool = typer.Option(False, "--show-config", help="print the validated config as JSON and "
                                                                       "exit (nothing runs)"),
         executor: str = typer.Option("local", help="local (this process) or dask (a LocalCluster of --workers)"),
-        engine: str = typer.Option("auto", help=ENGINE_HELP),
+        engine: Engine = "auto",
         scheduler: str = typer.Option(None, help="address of an existing Dask scheduler, e.g. tcp://host:8786"),
         workers: int = typer.Option(2, help="worker processes for --executor dask"),
         connect_timeout: float = typer.Option(5.0, "--connect-timeout",
                                               help="seconds to wait for --scheduler before giving up"),
         chunk_size: int = typer.Option(None, "--chunk-size", help="max trials per batch (default 32)"),
         memory_budget: str = typer.Option(None, "--memory-budget", help="max trial data per batch, e.g. 2G"),
-        yes: bool = typer.Option(False, "--yes", "-y", help=f"run without asking when the estimate exceeds "
-                                                            f"{CONFIRM_SECONDS // 60} min (required without a "
-                                                            "terminal)"),
-        progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+        yes: Yes = False,
+        progress: Progress = True,
         as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object"),
     ) -> int:
         if show_config:
@@ -121,7 +112,7 @@ def register(app: typer.Typer) -> None:
         from .. import engine as engines
 
         check_choice("--executor", executor, EXECUTORS)
-        engines.choose(engines.check_engine(engine))
+        engines.check_engine(engine)
         if workers < 1:
             raise ConfigError(f"--workers: must be >= 1 (got {workers})")
         if not (connect_timeout > 0 and connect_timeout < float("inf")):
@@ -129,11 +120,12 @@ def register(app: typer.Typer) -> None:
         if chunk_size is not None and chunk_size < 1:
             raise ConfigError(f"--chunk-size: must be a positive integer (got {chunk_size})")
         t0 = time.perf_counter()
-        exp, cfg, summary, counts = run_experiment(
-            experiment, scale=scale, trials=trials, sets=set_, store=store, device=device, executor=executor,
-            scheduler=scheduler, workers=workers, chunk_size=chunk_size, memory_budget=parse_bytes(memory_budget),
-            progress=progress and not as_json, seed=seed, dtype=dtype, confirm=confirm,
-            connect_timeout=connect_timeout, config_file=config_file)
+        with engine_chosen(engine):
+            exp, cfg, summary, counts = run_experiment(
+                experiment, scale=scale, trials=trials, sets=set_, store=store, device=device, executor=executor,
+                scheduler=scheduler, workers=workers, chunk_size=chunk_size,
+                memory_budget=parse_bytes(memory_budget), progress=progress and not as_json, seed=seed,
+                dtype=dtype, confirm=confirm, connect_timeout=connect_timeout, config_file=config_file)
         counts["wall_time"] = time.perf_counter() - t0
         if as_json:
             typer.echo(json_text(_json_summary(exp, cfg, summary, counts)))
@@ -147,8 +139,7 @@ def register(app: typer.Typer) -> None:
     @app.command(help="Draw an experiment's figure (PNG and PDF) from what the store holds.")
     def plot(
         experiment: str = typer.Argument(..., help="fig2..fig11, landscape or init"),
-        store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store (for fig11: the folder given "
-                                                             "to `ticketlab imp --store`, or the store beside it)"),
+        store: Store = Path(DEFAULT_STORE),
         out: Path = typer.Option(Path("figures"), help="output folder"),
         config: str = typer.Option(None, "--config", help="the config id (or its first characters) to draw, as "
                                                           "`ticketlab ls` lists them (default: the largest complete)"),
@@ -168,7 +159,7 @@ def register(app: typer.Typer) -> None:
     @app.command("ls", help="List what a store holds: experiment, config id, scale, trials done of asked, "
                             "complete or not, when it last ran.")
     def ls(
-        store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store"),
+        store: Store = Path(DEFAULT_STORE),
         as_json: bool = typer.Option(False, "--json", help="print the rows as JSON"),
     ) -> int:
         rows = list_store(store)
@@ -189,7 +180,7 @@ def register(app: typer.Typer) -> None:
     @app.command(help="Write the HTML + Markdown report (every figure in the store, the paper's numbers "
                       "beside ours, a verdict per claim).")
     def report(
-        store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store"),
+        store: Store = Path(DEFAULT_STORE),
         out: Path = typer.Option(Path("report"), help="output folder for report.html, report.md, figures/"),
         as_json: bool = typer.Option(False, "--json", help="print paths and verdicts as JSON"),
     ) -> int:
@@ -205,37 +196,36 @@ def register(app: typer.Typer) -> None:
     @app.command(help="Run every experiment at a scale, then write the report and print where it is.")
     def reproduce(
         scale: str = typer.Option("quick", help="quick (about 10 minutes on a 2-core laptop) or paper"),
-        store: Path = typer.Option(Path("results/ticketlab-results.db"), help="SQLite result store"),
+        store: Store = Path(DEFAULT_STORE),
         out: Path = typer.Option(Path("results/report"), help="report folder"),
-        device: str = typer.Option("cpu", help="cpu, cuda or cuda:N"),
+        device: Device = "cpu",
+        engine: Engine = "auto",
         only: str = typer.Option(None, help="comma-separated subset, e.g. fig3,fig4"),
         yes: bool = typer.Option(False, "--yes", "-y", help="run the paper scale without asking"),
-        engine: str = typer.Option("auto", help=ENGINE_HELP),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
         as_json: bool = typer.Option(False, "--json", help="print timings and paths as JSON"),
     ) -> int:
-        from .. import engine as engines
+        # every sweep it runs on this engine (its estimate included), recorded in each row's provenance
+        with engine_chosen(engine):
+            names = reproduce_names(only)
+            if scale != "quick":
+                from ..sweep import fmt_duration
 
-        engines.choose(engines.check_engine(engine))
-        names = reproduce_names(only)
-        if scale != "quick":
-            from ..sweep import fmt_duration
-
-            estimates = reproduce_estimates(names, scale, device, store)  # a resume: only what the store lacks
-            for name, est in estimates.items():
-                typer.echo(f"{name}: estimated {fmt_duration(est)} {_where(device)}", err=True)
-            typer.echo(f"total: about {fmt_duration(sum(estimates.values()))} (a GPU or a Dask cluster shortens this: "
-                       "see docs/performance.md and docs/cluster.md)", err=True)
-            if not yes:
-                if not sys.stdin.isatty() or not typer.confirm("Run all of it?", default=False, err=True):
-                    raise ConfigError("not started: pass --yes to run the paper scale, or --only a subset")
-        timings = {}
-        for name in names:
-            t0 = time.perf_counter()
-            run_experiment(name, scale=scale, store=store, device=device, progress=progress)
-            timings[name] = time.perf_counter() - t0
-            if not as_json:
-                typer.echo(f"{name}: {timings[name]:.1f} s", err=True)
+                estimates = reproduce_estimates(names, scale, device, store)  # a resume: only what the store lacks
+                for name, est in estimates.items():
+                    typer.echo(f"{name}: estimated {fmt_duration(est)} {_where(device)}", err=True)
+                typer.echo(f"total: about {fmt_duration(sum(estimates.values()))} (a GPU or a Dask cluster shortens "
+                           "this: see docs/performance.md and docs/cluster.md)", err=True)
+                if not yes:
+                    if not sys.stdin.isatty() or not typer.confirm("Run all of it?", default=False, err=True):
+                        raise ConfigError("not started: pass --yes to run the paper scale, or --only a subset")
+            timings = {}
+            for name in names:
+                t0 = time.perf_counter()
+                run_experiment(name, scale=scale, store=store, device=device, progress=progress)
+                timings[name] = time.perf_counter() - t0
+                if not as_json:
+                    typer.echo(f"{name}: {timings[name]:.1f} s", err=True)
         res = build_report(store, out)
         if as_json:
             typer.echo(json_text({"report": res["html"], "markdown": res["markdown"], "timings": timings}))
@@ -246,7 +236,7 @@ def register(app: typer.Typer) -> None:
     @app.command(help="Export the store's trials to CSV or Parquet (by the file extension).")
     def export(
         out: Path = typer.Argument(..., help="output file, .csv or .parquet"),
-        store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store"),
+        store: Store = Path(DEFAULT_STORE),
         experiment: str = typer.Option(None, help="only this experiment"),
         force: bool = typer.Option(False, "--force", help="overwrite OUT if it exists"),
     ) -> int:
@@ -276,7 +266,7 @@ def register(app: typer.Typer) -> None:
                       "and ls read the folder as --store.")
     def pack(
         out: Path = typer.Argument(..., help="output folder (created; other files in it are left alone)"),
-        store: Path = typer.Option(Path(DEFAULT_STORE), help="SQLite result store (only read)"),
+        store: Store = Path(DEFAULT_STORE),
         force: bool = typer.Option(False, "--force", help="replace the packed tables already in OUT"),
         as_json: bool = typer.Option(False, "--json", help="print the manifest as JSON"),
     ) -> int:

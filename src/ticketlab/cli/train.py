@@ -2,29 +2,59 @@
 
 from __future__ import annotations
 
-import json
+import inspect
 import math
 import time
+from typing import Optional
 
 import typer
 
 from ..config import ConfigError, InitSpec, SolverSpec, TrialSpec, build, parse_init
 from ..provenance import provenance
-from .options import (Dim, Extra, Kept, Layout, Neurons, Noise, RSpread, check_choice, check_seed, json_text,
-                      oracle_from_options)
+from .options import (ENGINE_HELP, ORACLE_FIELDS, SEED_HELP, SEEDS_HELP, check_choice, json_text, model_option,
+                      option, oracle_from_options, oracle_options, seeds_of, with_options)
 
 SUMMARY_KEYS = ["relative_error", "iterations", "converged", "rate", "test_rmse", "r_tilde",
                 "init_relative_error", "mask_accuracy", "pruning_ratio"]
 
+# Options generated from the config models (name, type, default and help written once, in config.py:
+# OracleSpec, TrialSpec, SolverSpec, InitSpec), in --help order; the rest are parsed forms (--r, --init)
+# and the command's own switches. Only d, K, r and N, which the models require, get their default here.
+SOLVER_FIELDS = ("eta", "beta", "step_convention", "max_iter", "tol", "sampling", "num_batches")
+TRIAL_FIELDS = ("test_error", "n_test", "record_every")
+DEFAULTS = {"d": 100, "K": 5, "r": "20", "N": 400}
 
-def trial_spec_from_options(d, K, r, N, layout, r_spread, noise, extra, init, eta, beta, step_convention,
-                            max_iter, tol, sampling, num_batches, test_error, n_test, record_every, dtype) -> TrialSpec:
-    oracle = oracle_from_options(d, K, r, layout, r_spread, noise, extra)
-    solver = build(SolverSpec, True, eta=eta, beta=beta, step_convention=step_convention, max_iter=max_iter,
-                   tol=tol, sampling=sampling, num_batches=num_batches)
-    init_spec: InitSpec = parse_init(init)
-    return build(TrialSpec, True, oracle=oracle, N=N, solver=solver, init=init_spec, test_error=test_error, n_test=n_test,
-                 record_every=record_every, dtype=dtype)
+
+def _init_default() -> str:
+    init = InitSpec()
+    return f"{init.kind}:{init.lam:g}"
+
+
+def _train_options() -> list[inspect.Parameter]:
+    return [
+        *oracle_options(DEFAULTS["d"], DEFAULTS["K"], DEFAULTS["r"],
+                        after_r=[model_option(TrialSpec, "N", default=DEFAULTS["N"])]),
+        option("init", str, _init_default(), "start: KIND, or local:LAM for a local start at distance LAM. "
+               + InitSpec.model_fields["kind"].description),
+        *(model_option(SolverSpec, n) for n in SOLVER_FIELDS),
+        *(model_option(TrialSpec, n) for n in TRIAL_FIELDS),
+        option("seed", Optional[int], None, SEED_HELP),
+        option("trials", Optional[int], None, "number of independent trials, batched (default 1)"),
+        option("seeds", Optional[str], None, SEEDS_HELP),
+        option("device", str, "cpu", "cpu, cuda or cuda:N"),
+        model_option(TrialSpec, "dtype"),
+        option("backend", str, "auto", ENGINE_HELP.replace("; stored with each row", ""), "--engine", "--backend"),
+        option("as_json", bool, False, "print one JSON object instead of the summary", "--json"),
+    ]
+
+
+def trial_spec_from_options(o: dict) -> TrialSpec:
+    """The TrialSpec of train's options (every model checks its own fields, flags named)."""
+    oracle = oracle_from_options(*(o[n] for n in ORACLE_FIELDS))
+    solver = build(SolverSpec, True, **{n: o[n] for n in SOLVER_FIELDS})
+    init_spec: InitSpec = parse_init(o["init"])
+    return build(TrialSpec, True, oracle=oracle, N=o["N"], solver=solver, init=init_spec,
+                 **{n: o[n] for n in TRIAL_FIELDS}, dtype=o["dtype"])
 
 
 def _mean(rows, key):
@@ -34,48 +64,19 @@ def _mean(rows, key):
     return sum(vals) / len(vals)  # for booleans: the fraction that are True
 
 
+def _seeds_text(seeds: list[int]) -> str:
+    if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}..{seeds[-1]}"
+    return ",".join(map(str, seeds))
+
+
 def register(app: typer.Typer) -> None:
-    @app.command(help="Train a masked learner on data from a pruned oracle (Algorithm 1) and report how well it "
-                      "recovered the oracle. Example: ticketlab train --d 100 --K 5 --r 20 --N 400 "
-                      "--init local:0.3 --eta 0.5 --beta 0.2 --seed 1")
-    def train(
-        d: Dim = 100,
-        K: Neurons = 5,
-        r: Kept = "20",
-        N: int = typer.Option(400, "--N", help="training samples N (>= 1)"),
-        layout: Layout = "overlap",
-        r_spread: RSpread = 0.0,
-        noise: Noise = 0.0,
-        extra: Extra = 0,
-        init: str = typer.Option("local:0.3", help="start: local:LAMBDA (W* plus a perturbation of relative size "
-                                                   "LAMBDA on the mask), random, or from data alone: tensor, moments, "
-                                                   "moments0, dense (docs/tensor-init.md)"),
-        eta: float = typer.Option(0.5, help="step size eta (> 0)"),
-        beta: float = typer.Option(0.2, help="momentum beta in [0, 1); 0 is plain gradient descent"),
-        step_convention: str = typer.Option("K", "--step-convention",
-                                            help="step = eta * 1 (literal), eta * K (K, default) or eta * K^2 (K2); "
-                                                 "see docs/step-size.md"),
-        max_iter: int = typer.Option(10_000, "--max-iter", help="iteration cap (>= 1)"),
-        tol: float = typer.Option(1e-8, help="stop when ||W_t+1 - W_t|| / ||W_t|| < tol"),
-        sampling: str = typer.Option("full", help="full: all samples every iteration; fresh: a new disjoint batch "
-                                                  "per iteration (the analysed algorithm)"),
-        num_batches: int = typer.Option(1, "--num-batches", help="number of disjoint batches T for --sampling fresh"),
-        test_error: str = typer.Option("exact", "--test-error", help="exact (closed-form population risk) or sampled"),
-        n_test: int = typer.Option(100_000, "--n-test", help="fresh samples for --test-error sampled"),
-        record_every: int = typer.Option(0, "--record-every", help="record the error curve every k iterations (0: off)"),
-        seed: int = typer.Option(0, help="seed of the first trial; trial i uses seed + i"),
-        trials: int = typer.Option(1, help="number of independent trials (seeds seed .. seed+trials-1), batched"),
-        device: str = typer.Option("cpu", help="cpu, cuda or cuda:N"),
-        dtype: str = typer.Option("float64", help="float64 (default; the 1e-8 rule needs it) or float32"),
-        backend: str = typer.Option("auto", help="engine: auto, reference (batched torch) or fast (compiled, CPU)"),
-        as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the summary"),
-    ) -> int:
-        if trials < 1:
-            raise ConfigError(f"--trials: must be >= 1 (got {trials})")
-        check_seed(seed)
-        check_choice("--backend", backend, ("auto", "reference", "fast"))
-        spec = trial_spec_from_options(d, K, r, N, layout, r_spread, noise, extra, init, eta, beta, step_convention,
-                                       max_iter, tol, sampling, num_batches, test_error, n_test, record_every, dtype)
+    def train(**o) -> int:
+        device, backend, as_json = o["device"], o["backend"], o["as_json"]
+        seeds = seeds_of(o["seed"], o["trials"], o["seeds"])
+        trials = len(seeds)
+        check_choice("--engine", backend, ("auto", "reference", "fast"))
+        spec = trial_spec_from_options(o)
         from ..device import resolve_device
         from ..sweep import available_memory, bytes_per_trial, fmt_bytes
 
@@ -90,7 +91,7 @@ def register(app: typer.Typer) -> None:
         from ..trial import run_trials
 
         t0 = time.perf_counter()
-        rows = run_trials(spec, list(range(seed, seed + trials)), device=dev, backend=backend)
+        rows = run_trials(spec, seeds, device=dev, backend=backend)
         wall = time.perf_counter() - t0
         summary = {k: _mean(rows, k) for k in SUMMARY_KEYS}
         summary["converged"] = all(r["converged"] for r in rows) if trials == 1 else _mean(rows, "converged")
@@ -109,7 +110,7 @@ def register(app: typer.Typer) -> None:
         def fmt(v, f="{:.3e}"):
             return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f.format(v)
 
-        typer.echo(f"trials            {trials} (seeds {seed}..{seed + trials - 1}), device {dev}, {spec.dtype}")
+        typer.echo(f"trials            {trials} (seeds {_seeds_text(seeds)}), device {dev}, {spec.dtype}")
         typer.echo(f"r~ (Eq. 5)        {fmt(summary['r_tilde'], '{:.2f}')}   pruning ratio "
                    f"{fmt(summary['pruning_ratio'], '{:.1%}')}   mask accuracy {fmt(summary['mask_accuracy'], '{:.3f}')}")
         typer.echo(f"start error       {fmt(summary['init_relative_error'])}  ({spec.init.kind})")
@@ -123,3 +124,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"test RMSE         {fmt(summary['test_rmse'])}  ({spec.test_error})")
         typer.echo(f"wall time         {wall:.2f} s")
         return 0
+
+    app.command(help="Train a masked learner on data from a pruned oracle (Algorithm 1) and report how well it "
+                     "recovered the oracle. Example: ticketlab train --d 100 --K 5 --r 20 --N 400 "
+                     "--init local:0.3 --eta 0.5 --beta 0.2 --seed 1")(with_options(train, _train_options()))

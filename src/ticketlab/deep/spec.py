@@ -79,7 +79,9 @@ class IMPSpec(Model):
     widths: Annotated[tuple[int, ...] | None, Field(description="hidden widths of the 'mlp' model")] = None
     split_seed: Annotated[int, Field(ge=0, description="seed of the fixed train/validation/test splits")] = 0
     train: TrainSpec = TrainSpec()
-    dtype: Annotated[Literal["float32", "float64"], Field(description="float32 or float64")] = "float32"
+    dtype: Annotated[Literal["float32", "float64"],
+                     Field(description="float32 (default: deep nets train in single precision) or float64")] = \
+        "float32"
 
     @field_validator("model")
     @classmethod
