@@ -283,11 +283,11 @@ def register(app: typer.Typer) -> None:
                    f"({size / 1e6:.2f} MB); read it with `ticketlab report --store {out}`")
         return 0
 
-    @app.command(help="Unpack a folder of packed tables (ticketlab pack) into a new SQLite store, to resume or "
-                      "extend its sweeps; pack it again afterwards.")
+    @app.command(help="Unpack a folder of packed tables (ticketlab pack) into a new SQLite store (--store, which "
+                      "must not exist yet), to resume or extend its sweeps; pack it again afterwards.")
     def unpack(
         folder: Path = typer.Argument(..., help="a folder written by `ticketlab pack`"),
-        store: Path = typer.Option(..., help="the SQLite store to create (must not exist)"),
+        store: Store = Path(DEFAULT_STORE),
     ) -> int:
         from ..store import check_store_path
         from ..store import unpack as do_unpack

@@ -34,6 +34,10 @@ from __future__ import annotations
 
 import math
 
+# The calibration constants below stay module-level (benchmarks and tests read them) but are not API.
+__all__ = ["estimate", "iteration_time", "layout_time", "union_time", "prefer_union", "bytes_per_trial",
+           "shared_time", "prefer_union_shared", "setup_time", "landscape_trial_time", "init_trial_time"]
+
 FLOPS = {8: 16e9, 4: 32e9}  # sustained flop/s of the dense rows kernel per core, by itemsize
 UNION_FLOPS = {8: 8e9, 4: 16e9}  # the union (feature-major) kernel: about half of that per flop
 SEGMENT_S = 10e-9  # per sample and neuron segment of the rows kernel: loop set-up and reductions

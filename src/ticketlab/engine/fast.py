@@ -42,8 +42,16 @@ from . import cost
 from .rate import RATE_BURN_IN, fit_rate
 from .reference import SolveResult, step_scale
 
+__all__ = ["LAYOUTS", "RUNNING", "CONVERGED", "FAILED", "solve", "layout"]
+
 _FLAGS = {"reassoc", "contract"}
-RUNNING, CONVERGED, FAILED = 0, 1, 2
+#: a trial's state in the batched loop: still iterating
+RUNNING = 0
+#: a trial's state: met the stopping rule
+CONVERGED = 1
+#: a trial's state: diverged (a non-finite error, or an iterate past the divergence bound)
+FAILED = 2
+#: the memory layouts of the kernel: auto picks union or dense per trial by the cost model
 LAYOUTS = ("auto", "union", "dense")
 
 

@@ -33,7 +33,10 @@ from .fast import _FLAGS, CONVERGED, FAILED, RUNNING, _agd_step, _columns, _star
 from .rate import RATE_BURN_IN, fit_rate
 from .reference import SolveResult, step_scale
 
-BLOCK = 128  # samples per block: a block's Z and C for all members stay in L2 between the passes
+__all__ = ["BLOCK", "supports", "solve"]
+
+#: samples per block: a block's Z and C for all members stay in L2 between the passes
+BLOCK = 128
 
 
 @njit(cache=True, nogil=True, fastmath=_FLAGS, inline="always")
