@@ -439,3 +439,16 @@ def test_transition_without_a_crossing_names_the_side_by_the_direction_of_succes
     assert transition(x, [0] * 4, n, falling=True)["outside_grid"] == "below"
     assert transition(x, n, n)["outside_grid"] == "below"
     assert transition(x, [0] * 4, n)["outside_grid"] == "above"
+
+
+def test_fig8_claim_shows_how_many_reached_and_the_rates_when_medians_are_censored():
+    """The paper-scale case: most limits never converge, so every median is +inf; the claim must still
+    show the counts that reached the level and each ratio's rate (here slower with more pruning)."""
+    exp, cfg = get_experiment("fig8"), cfg_of("fig8", sets=["levels=1e-2,1e-6"])
+    rows = [{"pruning": p, "trials": n, "rate_median": rate, "levels": [
+        {"level": 1e-6, "reached": k, "median": None, "ci_low": None, "ci_high": float("inf")}]}
+        for p, n, k, rate in [(0.4, 394, 158, 0.99814), (0.7, 25, 0, 0.99997)]]
+    first = exp.claims(cfg, {"ratios": rows, "kept": 419, "trials": 4000}, PAPER)[0]
+    assert first["verdict"] == "undecided"
+    assert "reached within max_iter: 40%: 158 of 394, 70%: 0 of 25" in first["ours"]
+    assert "median linear rate: 40%: 0.99814, 70%: 0.99997" in first["ours"]

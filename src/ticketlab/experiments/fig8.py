@@ -45,6 +45,11 @@ class Fig8Config(FoundMaskConfig):
     record_every: Annotated[int, Field(ge=1, description="curve resolution (iterations)")] = 10
 
 
+def _reached(ratio: dict, level: float) -> int:
+    """How many kept trials of one pruning ratio (a summary row) reached ``level`` within max_iter."""
+    return next(x["reached"] for x in ratio["levels"] if x["level"] == level)
+
+
 def first_below(curve: np.ndarray, level: float, every: int) -> int | None:
     """The first iteration at which ``curve`` (recorded every ``every`` iterations) is below ``level``;
     None if it never is."""
@@ -128,10 +133,14 @@ class Fig8(Experiment):
         for i, (k, v) in enumerate(ref.items()):
             plotting.paper_points(ax, [1e-6], [v], mfc=colors.get(int(k.rstrip("%")), "gold"),
                                   label="paper: iterations to $10^{-6}$ (colour = pruning)" if i == 0 else "_nolegend_")
-        if not colors:
-            ax.text(0.5, 0.97, f"no kept trial reached any of the levels {', '.join(f'{v:g}' for v in cfg.levels)}\n"
+        if not colors:  # no median to draw: say how many of the kept trials got how far
+            deepest = min(cfg.levels)
+            counts = ", ".join(f"{r['pruning']:.0%}: {_reached(r, deepest)}/{r['trials']}" for r in summary["ratios"])
+            ax.text(0.5, 0.6, f"fewer than half the kept trials reached a level at every pruning ratio\n"
+                    f"kept trials that reached {deepest:g} within max_iter:\n{counts or 'none kept'}\n"
                     f"({summary['kept']} of {summary['trials']} trials kept: mask accuracy in range)",
-                    transform=ax.transAxes, ha="center", va="top", fontsize=8, color="tab:red")
+                    transform=ax.transAxes, ha="center", va="center", fontsize=8, color="tab:red",
+                    bbox=dict(fc="white", ec="none", alpha=0.9))
         plotting.log_axis(ax, "x")
         ax.set_xlim(2 * max(cfg.levels), 0.5 * min(min(cfg.levels), 1e-6))  # our levels and the paper's 1e-6,
         ax.legend(loc="lower left")                                         # decreasing to the right
@@ -157,6 +166,11 @@ class Fig8(Experiment):
             capped[r["pruning"]] = vd.capped_reason(r["trials"] - lv["reached"], r["trials"],
                                                     f"at {r['pruning']:.0%} pruning (never reached {deepest:g})")
         text = ", ".join(f"{p:.0%}: {e.text()}" for p, e in ests.items()) or "no trials in the window"
+        if ests:  # what the censored medians hide: how many got there, and how fast each ratio contracts
+            text += ("; reached within max_iter: " + ", ".join(
+                f"{r['pruning']:.0%}: {_reached(r, deepest)} of {r['trials']}" for r in summary["ratios"])
+                + "; median linear rate: " + ", ".join(
+                f"{r['pruning']:.0%}: {r['rate_median']:.5f}" for r in summary["ratios"]))
         trend = vd.pruning_order(ests, "median", few="fewer than 2 pruning ratios with trials",
                                  no_interval="too few trials for a median interval at an extreme ratio")
         withheld = [next((c for c in capped.values() if c), None)]
