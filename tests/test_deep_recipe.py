@@ -167,7 +167,7 @@ def test_kaiming_normal_init_and_pytorch_default():
     w = kn.net[1].weight.detach()  # fan_in 784: N(0, 2/784)
     assert abs(float(w.std()) / (2 / 784) ** 0.5 - 1) < 0.01 and abs(float(w.mean())) < 3 * (2 / 784) ** 0.5 / 480
     bound = 1 / 784 ** 0.5  # PyTorch's default: kaiming_uniform(a=sqrt 5) -> U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-    assert float(pt.net[1].weight.abs().max()) <= bound and float(pt.net[1].weight.std()) < 0.7 * float(w.std())
+    assert float(pt.net[1].weight.detach().abs().max()) <= bound and float(pt.net[1].weight.detach().std()) < 0.7 * float(w.std())
     torch.manual_seed(4)
     _equal_states(pt.state_dict(), build_model("lenet300").state_dict())
     assert torch.equal(kn.net[1].bias, pt.net[1].bias)  # biases keep PyTorch's init
