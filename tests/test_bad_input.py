@@ -240,6 +240,20 @@ HAND = [
     (["sensitivity", "fig4"], "--vary"),
     (["sensitivity", "fig99", "--vary", "lam=0.1"], "EXPERIMENT"),
     (["pack", "out"], "--store"),
+    (["init-study", "--N-grid", "1,x"], "--N/--N-grid: must be comma-separated integers"),
+    (["init-study", "--N-grid", ","], "--N/--N-grid: must give at least one value (got ',')"),
+    (["init-study", "--trials", "0"], "trials: must be >= 1 (got 0)"),
+    (["imp", "--rewind", "soon"], "--rewind: must be 'init', a step count"),
+    (["imp", "--control", "none,best"], "--control: must be comma-separated families"),
+    (["imp", "--threads", "-1"], "--threads: must be >= 0 (got -1)"),
+    (["imp-summary", "--store", "imp", "--out", "x.json", "--scale", "huge"], "--scale: must be 'quick' or 'paper'"),
+    (["ls", "--store", "none.db"], "--store: must be an existing store (got 'none.db')"),
+    (["plot", "fig4", "--store", "none.db"], "--store: must be an existing store (got 'none.db')"),
+    (["sweep", "fig4", "--config", "c.ini"], "--config: must be a file ending in .json"),
+    (["sweep", "fig4", "--config", "none.json"], "--config: must be an existing file (got 'none.json')"),
+    (["sweep", "fig2", "--set", "solver=1"], "--set solver: must set one of the fields of solver"),
+    (["reproduce", "--only", "fig99"], "--only: must name experiments among"),
+    (["sensitivity", "fig11", "--vary", "lr=0.1,0.2"], "EXPERIMENT: must be an experiment with a store sweep"),
 ]
 
 

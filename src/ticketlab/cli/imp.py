@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from ..config import ConfigError, build
+from ..config import ConfigError, bad_value, build
 from ..store import DEFAULT_STORE
 from .options import STORE_HELP, imp_folder, int_list, json_text, model_option, option, parse_seeds, with_options
 
@@ -25,7 +25,7 @@ def _rewind(text: str) -> tuple[int, str]:
     except ValueError:
         k = -1
     if k < 0:
-        raise ConfigError(f"invalid --rewind {text!r}: 'init', a step count K or Kit (>= 0), or Kep for K epochs")
+        raise bad_value("--rewind", "must be 'init', a step count K or Kit (K >= 0), or Kep for K epochs", text)
     return k, unit
 
 
@@ -86,7 +86,7 @@ def imp(**o):
     controls = [c.strip() for c in o["control"].split(",") if c.strip()]
     bad = [c for c in controls if c not in CONTROLS]
     if bad or not controls:
-        raise ConfigError(f"invalid --control {o['control']!r}: comma-separated families from {', '.join(CONTROLS)}")
+        raise bad_value("--control", f"must be comma-separated families from {', '.join(CONTROLS)}", o["control"])
     k, unit = _rewind(o["rewind"])
     milestones = tuple(int_list(o["milestones"], "--milestones")) if o["milestones"] else ()
     tspec = build(TrainSpec, True, **{n: o[n] for n in TRAIN_FIELDS}, milestones=milestones)
@@ -99,7 +99,7 @@ def imp(**o):
                 build(IMPSpec, True, **base, control=c, n_train=n, seed=s)
     store, device, threads, plot, as_json = imp_folder(o["store"]), o["device"], o["threads"], o["plot"], o["as_json"]
     if threads < 0:
-        raise ConfigError(f"invalid --threads {threads}: must be >= 0")
+        raise bad_value("--threads", "must be >= 0", threads)
     resolve_device(device, o["dtype"])
     if threads:
         torch.set_num_threads(threads)
@@ -130,7 +130,7 @@ def imp_summary(
     from ..deep.fig11 import plot_fig11, write_summary
 
     if scale not in ("quick", "paper"):
-        raise ConfigError(f"invalid --scale {scale!r}: quick or paper")
+        raise bad_value("--scale", "must be 'quick' or 'paper'", scale)
     store = imp_folder(store)
     result = write_summary(store, out, scale=scale)
     paths = plot_fig11(store, plot, summary=result["summary"]) if plot else []
