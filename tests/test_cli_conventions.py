@@ -92,7 +92,7 @@ def test_parse_seeds():
 @pytest.mark.parametrize("command,base", [
     ("train", ["--d", "10", "--K", "2", "--r", "3", "--N", "30", "--max-iter", "5"]),
     ("landscape", ["--d", "10", "--K", "2", "--r", "3", "--N", "30", "--points", "1", "--no-population"]),
-    ("imp", ["--model", "mlp", "--widths", "4", "--data", "oracle", "--n-train", "20", "--rounds", "0",
+    ("imp", ["--model", "mlp", "--widths", "4", "--data", "oracle:widths=4", "--n-train", "20", "--rounds", "0",
              "--epochs", "1"]),
 ])
 @pytest.mark.parametrize("seeds", ["2-1", "-1", "a", "0,0"])

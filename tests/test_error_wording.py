@@ -121,6 +121,15 @@ def _config_file(tmp_path, name, text):
     return lambda: load_config_file(path)
 
 
+def _imp_check(tmp_path, **kw):
+    from ticketlab.deep.imp import check_run
+    from ticketlab.deep.spec import IMPSpec, TrainSpec
+
+    spec = IMPSpec(**{"model": "mlp", "data": "oracle:d=6,widths=4-3,r=2,pool=60,test=20", "n_train": 20,
+                      "rounds": 0, "train": TrainSpec(epochs=1), **kw})
+    return lambda: check_run(spec)
+
+
 def _p():
     return _problem()
 
@@ -197,6 +206,9 @@ def _cases():
             TrialSpec, oracle=OracleSpec(d=8, K=2, r=3), N=4, solver=SolverSpec(sampling="fresh", num_batches=8))),
         "IMPSpec-widths": ("widths", lambda t: lambda: build(IMPSpec, model="lenet5", data="digits", widths=(4,))),
         "TrainSpec-milestones": ("milestones", lambda t: lambda: build(TrainSpec, milestones=(3, 1))),
+        "check_run-widths": ("widths", lambda t: _imp_check(t, widths=(5,))),
+        "check_run-model": ("model", lambda t: _imp_check(t, model="lenet300")),
+        "check_run-params": ("params", lambda t: _imp_check(t, widths=(4, 3), params="net.0.weight")),
     }
 
 

@@ -29,6 +29,19 @@ def _rewind(text: str) -> tuple[int, str]:
     return k, unit
 
 
+def _widths(text: str) -> tuple[int, ...] | None:
+    """--widths: hidden widths >= 1 joined by '-' (16-8); empty: unset (the model's default)."""
+    if not text.strip():
+        return None
+    try:
+        widths = tuple(int(w) for w in text.strip().split("-"))
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise bad_value("--widths", "must be hidden widths >= 1 joined by '-', e.g. 16-8", text)
+    return widths
+
+
 CONTROLS = ("none", "reinit", "random_mask")
 
 
@@ -90,7 +103,7 @@ def imp(**o):
     k, unit = _rewind(o["rewind"])
     milestones = tuple(int_list(o["milestones"], "--milestones")) if o["milestones"] else ()
     tspec = build(TrainSpec, True, **{n: o[n] for n in TRAIN_FIELDS}, milestones=milestones)
-    widths = tuple(int_list(o["widths"].replace("-", ","), "--widths")) if o["widths"] else None
+    widths = _widths(o["widths"])
     base = dict(model=o["model"], data=o["data"], **{n: o[n] for n in IMP_FIELDS}, rewind=k, rewind_unit=unit,
                 train=tspec, widths=widths)
     for c in controls:  # validate every spec before any work
