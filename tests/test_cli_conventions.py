@@ -5,6 +5,7 @@ its config models, one --store, one --seeds syntax, the dtype default stated, on
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -256,3 +257,31 @@ def test_sweep_and_sensitivity_share_their_option_declarations():
     for name in ("scale", "trials", "set_", "store", "device", "engine", "yes", "progress"):
         assert (sweep[name].opts, sweep[name].help, sweep[name].default) == \
             (sens[name].opts, sens[name].help, sens[name].default), name
+
+
+# --- help: a flag shows no placeholder, a value option keeps its own -----------------------------------------
+
+COMMANDS = sorted(typer.main.get_command(app).commands)
+
+
+def _help(argv, capsys) -> str:
+    rc, out, err = _run([*argv, "--help"], capsys)
+    assert rc == 0 and not err, (argv, rc, err)
+    return out
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_help_shows_no_placeholder_for_a_flag(command, capsys):
+    """A flag takes no value: typer's rich help wrote '<bool>' after each (--version <bool>, --help <bool>)."""
+    text = _help([command] if command else [], capsys)
+    assert "--help" in text and "<bool>" not in text, text
+    for flag in ("--help", "--json", "--version", "--yes"):
+        for row in (r for r in text.splitlines() if re.search(rf"{flag}\b", r) and r.lstrip("│ ").startswith(flag)):
+            assert "<" not in row, row
+
+
+def test_help_keeps_the_placeholder_of_a_value_option(capsys):
+    text = _help(["train"], capsys)
+    assert re.search(r"--d\s+<int>", text) and re.search(r"--noise\s+<float>", text) and \
+        re.search(r"--init\s+<str>", text), text
+    assert re.search(r"--store\s+<path>", _help(["sweep"], capsys))

@@ -9,7 +9,32 @@ import typer
 
 from ..config import ConfigError
 
+
+def _no_placeholder_for_flags(params: list) -> list:
+    """A flag (--json, --version, --help) takes no value, so its --help line shows no placeholder: typer's rich
+    help writes the type, '<bool>', for every option unless it has a metavar; a flag gets an empty one."""
+    for p in params:
+        if (getattr(p, "is_flag", False) or getattr(p, "count", False)) and p.metavar is None:
+            p.metavar = ""
+    return params
+
+
+class _Command(typer.core.TyperCommand):
+    """Every ticketlab command: flags shown without a value placeholder in --help."""
+
+    def get_params(self, ctx):
+        return _no_placeholder_for_flags(super().get_params(ctx))
+
+
+class _Group(typer.core.TyperGroup):
+    """The ticketlab group: flags shown without a value placeholder in --help."""
+
+    def get_params(self, ctx):
+        return _no_placeholder_for_flags(super().get_params(ctx))
+
+
 app = typer.Typer(
+    cls=_Group,
     name="ticketlab",
     help="Why lottery tickets win: oracle-learner experiments on pruned ReLU networks, sweeps, plots and reports.",
     no_args_is_help=True,
@@ -46,6 +71,9 @@ def _register_all() -> None:
                 continue  # command module not present in this build
             raise
         module.register(app)
+    for info in app.registered_commands:  # every command's help shows flags without a placeholder
+        if info.cls in (None, typer.core.TyperCommand):
+            info.cls = _Command
 
 
 _register_all()
