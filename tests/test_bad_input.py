@@ -254,6 +254,7 @@ HAND = [
     (["sweep", "fig2", "--set", "solver=1"], "--set solver: must set one of the fields of solver"),
     (["reproduce", "--only", "fig99"], "--only: must name experiments among"),
     (["sensitivity", "fig11", "--vary", "lr=0.1,0.2"], "EXPERIMENT: must be an experiment with a store sweep"),
+    (["train", "--d", "abc"], "--d: must be a valid integer (got 'abc')"),
 ]
 
 
