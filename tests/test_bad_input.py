@@ -58,7 +58,7 @@ BASE = {  # the arguments that make each command valid and quick, so that only t
               "--set", "N=16", "--set", "max_iter=5", "--store", "s.db"],
     "landscape": ["--d", "10", "--K", "2", "--r", "3", "--N", "30", "--points", "1", "--no-population"],
     "init-study": ["--N-grid", "50", "--r-grid", "3", "--d-grid", "10", "--K", "2", "--trials", "1"],
-    "imp": ["--model", "mlp", "--widths", "4", "--data", "oracle", "--n-train", "20", "--rounds", "0",
+    "imp": ["--model", "mlp", "--widths", "4", "--data", "oracle:widths=4", "--n-train", "20", "--rounds", "0",
             "--epochs", "1", "--store", "imp"],
     "export": ["out.csv", "--store", "none.db"],
     "plot": ["fig4", "--store", "none.db"],
@@ -240,12 +240,55 @@ HAND = [
     (["sensitivity", "fig4"], "--vary"),
     (["sensitivity", "fig99", "--vary", "lam=0.1"], "EXPERIMENT"),
     (["pack", "out"], "--store"),
+    (["init-study", "--N-grid", "1,x"], "--N/--N-grid: must be comma-separated integers"),
+    (["init-study", "--N-grid", ","], "--N/--N-grid: must give at least one value (got ',')"),
+    (["init-study", "--trials", "0"], "trials: must be >= 1 (got 0)"),
+    (["imp", "--rewind", "soon"], "--rewind: must be 'init', a step count"),
+    (["imp", "--control", "none,best"], "--control: must be comma-separated families"),
+    (["imp", "--threads", "-1"], "--threads: must be >= 0 (got -1)"),
+    (["imp-summary", "--store", "imp", "--out", "x.json", "--scale", "huge"], "--scale: must be 'quick' or 'paper'"),
+    (["ls", "--store", "none.db"], "--store: must be an existing store (got 'none.db')"),
+    (["plot", "fig4", "--store", "none.db"], "--store: must be an existing store (got 'none.db')"),
+    (["sweep", "fig4", "--config", "c.ini"], "--config: must be a file ending in .json"),
+    (["sweep", "fig4", "--config", "none.json"], "--config: must be an existing file (got 'none.json')"),
+    (["sweep", "fig2", "--set", "solver=1"], "--set solver: must set one of the fields of solver"),
+    (["reproduce", "--only", "fig99"], "--only: must name experiments among"),
+    (["sensitivity", "fig11", "--vary", "lr=0.1,0.2"], "EXPERIMENT: must be an experiment with a store sweep"),
+    (["train", "--d", "abc"], "--d: must be a valid integer (got 'abc')"),
 ]
 
 
 @pytest.mark.parametrize("argv,needle", HAND)
 def test_hand_written_bad_inputs(argv, needle, capsys):
     refused(argv, capsys, needle)
+
+
+# --- impossible model/data pairings of `imp`: the deep oracle scores IMP's masks against its teacher's, layer by
+# layer, so the student must have the teacher's layers; refused before any work (it was a KeyError traceback
+# after level 0 had trained and been written)
+
+IMP_PAIRINGS = [
+    (["--model", "mlp", "--widths", "4", "--data", "oracle"], "error: widths: must be the teacher's hidden widths 16-8"),
+    (["--model", "mlp", "--data", "oracle"], "error: widths: must be the teacher's hidden widths 16-8"),
+    (["--model", "mlp", "--widths", "4-2", "--data", "oracle"], "error: widths: must"),
+    (["--model", "mlp", "--widths", "16-8", "--data", "oracle:widths=8-4"], "error: widths: must"),
+    (["--model", "lenet300", "--data", "oracle"], "error: model: must be 'mlp'"),
+    (["--model", "lenet5", "--data", "oracle"], "error: model: must fit the input shape"),
+    (["--model", "resnet20", "--data", "oracle"], "error: model: must fit the input shape"),
+    (["--model", "mlp", "--widths", "16-8", "--data", "oracle", "--params", "net.0.weight"], "error: params: must be unset"),
+    (["--model", "lenet5", "--widths", "16-8", "--data", "oracle"], "error: --widths: must"),
+    (["--model", "mlp", "--widths", "0", "--data", "oracle"], "error: --widths: must"),
+    (["--model", "mlp", "--widths", "-", "--data", "oracle"], "error: --widths: must"),
+    (["--model", "mlp", "--widths", "-4", "--data", "oracle"], "error: --widths: must"),
+    (["--model", "mlp", "--widths", "4-x", "--data", "oracle"], "error: --widths: must"),
+]
+
+
+@pytest.mark.parametrize("args,needle", IMP_PAIRINGS, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_an_impossible_imp_pairing_is_one_line_before_any_work(args, needle, capsys):
+    line = refused(["imp", *args, "--n-train", "20", "--rounds", "0", "--epochs", "1"], capsys, needle)
+    assert line.startswith(needle) and "(got " in line, line
+    assert os.listdir(".") == [], "not even an empty folder"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA machine")

@@ -5,6 +5,7 @@ its config models, one --store, one --seeds syntax, the dtype default stated, on
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -92,7 +93,7 @@ def test_parse_seeds():
 @pytest.mark.parametrize("command,base", [
     ("train", ["--d", "10", "--K", "2", "--r", "3", "--N", "30", "--max-iter", "5"]),
     ("landscape", ["--d", "10", "--K", "2", "--r", "3", "--N", "30", "--points", "1", "--no-population"]),
-    ("imp", ["--model", "mlp", "--widths", "4", "--data", "oracle", "--n-train", "20", "--rounds", "0",
+    ("imp", ["--model", "mlp", "--widths", "4", "--data", "oracle:widths=4", "--n-train", "20", "--rounds", "0",
              "--epochs", "1"]),
 ])
 @pytest.mark.parametrize("seeds", ["2-1", "-1", "a", "0,0"])
@@ -256,3 +257,82 @@ def test_sweep_and_sensitivity_share_their_option_declarations():
     for name in ("scale", "trials", "set_", "store", "device", "engine", "yes", "progress"):
         assert (sweep[name].opts, sweep[name].help, sweep[name].default) == \
             (sens[name].opts, sens[name].help, sens[name].default), name
+
+
+# --- help: a flag shows no placeholder, a value option keeps its own -----------------------------------------
+
+COMMANDS = sorted(typer.main.get_command(app).commands)
+
+
+def _help(argv, capsys) -> str:
+    rc, out, err = _run([*argv, "--help"], capsys)
+    assert rc == 0 and not err, (argv, rc, err)
+    return out
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_help_shows_no_placeholder_for_a_flag(command, capsys):
+    """A flag takes no value: typer's rich help wrote '<bool>' after each (--version <bool>, --help <bool>)."""
+    text = _help([command] if command else [], capsys)
+    assert "--help" in text and "<bool>" not in text, text
+    for flag in ("--help", "--json", "--version", "--yes"):
+        for row in (r for r in text.splitlines() if re.search(rf"{flag}\b", r) and r.lstrip("│ ").startswith(flag)):
+            assert "<" not in row, row
+
+
+def test_help_keeps_the_placeholder_of_a_value_option(capsys):
+    text = _help(["train"], capsys)
+    assert re.search(r"--d\s+<int>", text) and re.search(r"--noise\s+<float>", text) and \
+        re.search(r"--init\s+<str>", text), text
+    assert re.search(r"--store\s+<path>", _help(["sweep"], capsys))
+
+
+# --- usage errors: an option in the wrong case is named; a value typer cannot convert is worded as any bad value --
+
+
+def _case_swapped(command):
+    """An option of ``command`` with its letters' case swapped, and the option itself (or the root's)."""
+    group = typer.main.get_command(app)
+    cmd = group.commands[command] if command else group
+    names = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
+    for p in cmd.params:
+        for opt in p.opts:
+            if opt.startswith("--") and opt.swapcase() not in names and opt.swapcase() != opt:
+                return "--" + opt[2:].swapcase(), opt
+    raise AssertionError(f"{command}: no option to swap the case of")
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_an_option_in_the_wrong_case_suggests_the_right_one(command, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    wrong, right = _case_swapped(command)
+    rc, out, err = _run([command, wrong, "1"] if command else [wrong], capsys)
+    assert rc == 2 and not out, (rc, out, err)
+    assert err.splitlines() == [f"error: no such option {wrong} (did you mean {right}?)"], err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv,line", [
+    (["train", "--k", "5"], "error: no such option --k (did you mean --K?)"),
+    (["train", "--n=400"], "error: no such option --n (did you mean --N?)"),
+    (["train", "--D", "5"], "error: no such option --D (did you mean --d?)"),
+    (["init-study", "--n", "50"], "error: no such option --n (did you mean --N?)"),
+    (["sweep", "fig4", "-Y"], "error: no such option -Y (did you mean -y?)"),
+])
+def test_the_paper_s_case_of_an_option_is_suggested(argv, line, capsys):
+    rc, _, err = _run(argv, capsys)
+    assert rc == 2 and err.splitlines() == [line], err
+
+
+def test_an_unknown_option_of_another_spelling_keeps_click_s_message(capsys):
+    rc, _, err = _run(["train", "--kk", "5"], capsys)
+    assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("error: No such option: --kk"), err
+
+
+@pytest.mark.parametrize("argv,line", [
+    (["train", "--d", "abc"], "error: --d: must be a valid integer (got 'abc')"),
+    (["train", "--noise=x"], "error: --noise: must be a valid number (got 'x')"),
+])
+def test_a_value_typer_cannot_convert_is_worded_as_every_bad_value(argv, line, capsys):
+    rc, _, err = _run(argv, capsys)
+    assert rc == 2 and err.splitlines() == [line], err

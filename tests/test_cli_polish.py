@@ -51,7 +51,7 @@ def test_a_small_side_run_does_not_take_over_plot_or_report(tmp_path, capsys):
     got = {(r["config_id"], r["done"], r["asked"], r["complete"]) for r in rows}
     assert got == {(big.config_id(), 12, 12, True), (small.config_id(), 1, 1, True)}
     assert main(["plot", "fig4", "--store", str(db), "--out", str(tmp_path / "f"), "--config", "nosuch"]) == 2
-    assert "invalid --config 'nosuch'" in capsys.readouterr().err
+    assert "--config: must start the id of a fig4 config the store holds (got 'nosuch')" in capsys.readouterr().err
 
 
 def test_an_incomplete_sweep_loses_to_a_complete_one_and_shows_its_count(tmp_path, capsys):

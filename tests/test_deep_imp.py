@@ -134,7 +134,7 @@ def test_global_scope_exact_and_bad_settings(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match=r"--device: must be a device of this machine \(got 'cuda'\)"):
             run_imp(spec(), str(tmp_path / "y"), device="cuda")
-    with pytest.raises(Exception, match="model must be one of"):
+    with pytest.raises(Exception, match="must be one of"):
         IMPSpec(model="vgg", data=DATA)
 
 

@@ -8,7 +8,7 @@ import json
 import typing
 from pathlib import Path
 
-from .config import ConfigError
+from .config import ConfigError, bad_value
 from .store import DEFAULT_STORE
 
 __all__ = [
@@ -90,8 +90,9 @@ def _field_path(exp, field: str) -> list[str]:
         if i < len(path) - 1:
             model = _sub_model(model.model_fields[name].annotation)
     if _sub_model(model.model_fields[path[-1]].annotation):
-        raise ConfigError(f"invalid --set {field}: set one of its fields, e.g. --set {field}."
-                          f"{next(iter(_sub_model(model.model_fields[path[-1]].annotation).model_fields))}=...")
+        first = next(iter(_sub_model(model.model_fields[path[-1]].annotation).model_fields))
+        raise bad_value(f"--set {field}", f"must set one of the fields of {field}, e.g. --set {field}.{first}=...",
+                        field)
     return path
 
 
@@ -115,9 +116,9 @@ def load_config_file(path) -> dict:
     models as tables (``[solver]`` / ``"solver": {...}``). Validated by ``make_config``."""
     path = Path(path)
     if path.suffix not in CONFIG_FILE_SUFFIXES:
-        raise ConfigError(f"invalid --config {str(path)!r}: must end in {', '.join(CONFIG_FILE_SUFFIXES)}")
+        raise bad_value("--config", f"must be a file ending in {', '.join(CONFIG_FILE_SUFFIXES)}", str(path))
     if not path.is_file():
-        raise ConfigError(f"invalid --config {str(path)!r}: no such file")
+        raise bad_value("--config", "must be an existing file", str(path), hint="no such file")
     text = path.read_text()
     try:
         if path.suffix == ".json":
@@ -131,10 +132,11 @@ def load_config_file(path) -> dict:
 
             data = yaml.safe_load(text)
     except Exception as err:  # each parser has its own error type; all mean the same to the user
-        raise ConfigError(f"invalid --config {str(path)!r}: cannot parse it ({type(err).__name__}: "
-                          f"{str(err).splitlines()[0] if str(err) else ''})") from None
+        raise bad_value("--config", f"must be a file that parses as {path.suffix[1:].upper()}", str(path),
+                        hint=f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"invalid --config {str(path)!r}: expected a table of FIELD = VALUE")
+        raise bad_value("--config", "must hold a table of FIELD = VALUE", str(path),
+                        hint=f"it holds a {type(data).__name__}")
     return data
 
 
@@ -244,7 +246,7 @@ def reproduce_names(only: str | None = None) -> list[str]:
         wanted = [x.strip() for x in only.split(",") if x.strip()]
         bad = [w for w in wanted if w not in names]
         if bad:
-            raise ConfigError(f"invalid --only {','.join(bad)}: choose from {', '.join(names)}")
+            raise bad_value("--only", f"must name experiments among {', '.join(names)}", ",".join(bad))
         names = [n for n in names if n in wanted]
     return names
 
@@ -274,7 +276,8 @@ def plot_experiment(name: str, store: Path, out: Path, config_id: str | None = N
 
     exp = get_experiment(name)
     if not exp.has_results(store):
-        raise ConfigError(f"invalid --store {str(store)!r}: no such file (run `ticketlab sweep {name}` first)")
+        raise bad_value("--store", "must be an existing store", str(store),
+                        hint=f"no such file; run `ticketlab sweep {name}` first")
     cfg = exp.stored_config(store, config_id, scale)
     sec = experiment_section(name, store, out, paper(), cfg=cfg) if cfg is not None else None
     if sec is None:
@@ -290,7 +293,7 @@ def list_store(store: Path) -> list[dict]:
     from .store import is_store
 
     if not is_store(store):
-        raise ConfigError(f"invalid --store {str(store)!r}: no such file")
+        raise bad_value("--store", "must be an existing store", str(store), hint="no such file")
     return store_status(store)
 
 
@@ -360,8 +363,8 @@ def sensitivity_study(name: str, varies: list[str], *, scale="quick", trials=Non
 
     exp = get_experiment(name)
     if not exp.sweeps:
-        raise ConfigError(f"invalid EXPERIMENT {name!r}: sensitivity needs a store sweep; {name} keeps its runs in "
-                          "folders (run its variants with `ticketlab imp`)")
+        raise bad_value("EXPERIMENT", "must be an experiment with a store sweep, for sensitivity", name,
+                        hint=f"{name} keeps its runs in folders (run its variants with `ticketlab imp`)")
     variants = []
     for label, vsets in sensitivity_choices(exp, varies):
         try:

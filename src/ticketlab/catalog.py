@@ -9,7 +9,7 @@ default; ``config_id`` or ``scale`` choose explicitly.
 
 from __future__ import annotations
 
-from .config import ConfigError
+from .config import ConfigError, bad_value
 
 __all__ = ["config_status", "store_status", "select_config", "is_default", "choice_distance"]
 
@@ -100,14 +100,14 @@ def select_config(exp, store, config_id: str | None = None, scale: str | None = 
         hits = [r for r in rows if r["config_id"].startswith(config_id)]
         if not hits:
             known = ", ".join(r["config_id"][:12] for r in rows) or "none"
-            raise ConfigError(f"invalid --config {config_id!r}: the store holds no such {exp.name} config "
-                              f"(it holds: {known}; see `ticketlab ls`)")
+            raise bad_value("--config", f"must start the id of a {exp.name} config the store holds", config_id,
+                            hint=f"it holds: {known}; see `ticketlab ls`")
         return hits[-1]["config"]
     if scale:
         rows = [r for r in rows if r["scale"] == scale]
         if not rows:
-            raise ConfigError(f"invalid --scale {scale!r}: the store holds no {exp.name} config at that scale "
-                              "(see `ticketlab ls`)")
+            raise bad_value("--scale", f"must be the scale of a {exp.name} config the store holds", scale,
+                            hint="see `ticketlab ls`")
     if not rows:
         return None
     complete = [(r["asked"], -choice_distance(exp, r["config"]), r["created"], r["config"]) for r in rows

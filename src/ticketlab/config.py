@@ -195,7 +195,7 @@ class OracleSpec(Model):
     def _r_positive(cls, v):
         values = (v,) if isinstance(v, int) else v
         if any(x < 1 for x in values):
-            raise ValueError(f"every r must be >= 1 (got {v})")
+            raise ValueError(f"must be >= 1 for every neuron (got {v})")
         return v
 
     @field_validator("layout")
@@ -203,31 +203,31 @@ class OracleSpec(Model):
     def _layout_known(cls, v):
         if v in ("overlap", "random", "disjoint") or _GROUPS.match(v):
             return v
-        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)} (got {v!r})")
+        raise ValueError(f"must be one of {', '.join(LAYOUTS)} (got {v!r})")
 
     @model_validator(mode="after")
     def _fits(self):
         rs = self.r_values()
         if len(rs) != self.K:
-            raise ValueError(f"r has {len(rs)} values but K = {self.K}: give one value or exactly K")
+            raise ValueError(f"r: must be one value or exactly K = {self.K} values (got {len(rs)} values)")
         r_hi = max(int(round(x * (1 + self.r_spread))) for x in rs)
         if r_hi + self.extra > self.d:
             raise ValueError(
-                f"r (up to {r_hi} with r_spread) plus extra ({self.extra}) must be <= d = {self.d}"
+                f"r: must keep r_max + extra <= d = {self.d} (got r_max = {r_hi} with r_spread, extra = {self.extra})"
             )
         if self.layout == "disjoint" and sum(r_hi for _ in rs) > self.d:
             raise ValueError(
-                f"layout 'disjoint' needs K * r_max = {self.K * r_hi} <= d = {self.d}; "
+                f"layout: must not be 'disjoint' with K * r_max = {self.K * r_hi} > d = {self.d} (got 'disjoint'); "
                 "lower K or r, or use layout 'overlap'/'random'"
             )
         groups = self.groups()
         if groups is not None:
             if sum(groups) != self.K:
-                raise ValueError(f"layout groups {groups} must add up to K = {self.K}")
+                raise ValueError(f"layout: must have groups adding up to K = {self.K} (got {self.layout!r})")
             if self.d // len(groups) < r_hi + self.extra:
                 raise ValueError(
-                    f"layout {self.layout!r} splits d = {self.d} into {len(groups)} blocks of "
-                    f"{self.d // len(groups)} coordinates, fewer than r_max + extra = {r_hi + self.extra}"
+                    f"layout: must split d = {self.d} into blocks of at least r_max + extra = {r_hi + self.extra} "
+                    f"coordinates (got {self.layout!r}: {len(groups)} blocks of {self.d // len(groups)})"
                 )
         return self
 
@@ -303,8 +303,8 @@ class TrialSpec(Model):
     @model_validator(mode="after")
     def _batches_fit(self):
         if self.solver.sampling == "fresh" and self.N < self.solver.num_batches:
-            raise ValueError(f"sampling='fresh' needs N >= num_batches (N={self.N}, "
-                             f"num_batches={self.solver.num_batches})")
+            raise ValueError(f"solver.num_batches: must be <= N = {self.N} for sampling='fresh' "
+                             f"(got {self.solver.num_batches})")
         return self
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import Count, Device, DType, Instance, OracleSpec, Seed, Seeds, Tensor, validated
+from .config import Count, Device, DType, Instance, OracleSpec, Seed, Seeds, Tensor, bad_value, validated
 from .population import output_rms
 from .seeding import DATA, substream
 
@@ -138,19 +138,25 @@ def superset_mask(M: torch.Tensor, extra: int, gen: torch.Generator) -> torch.Te
     return M
 
 
+def _check_masks(fn: str, spec: OracleSpec, learner_mask, oracle_mask) -> None:
+    """A given learner or oracle mask must be (d, K): else a ConfigError naming ``fn``'s parameter."""
+    for name, m in (("learner_mask", learner_mask), ("oracle_mask", oracle_mask)):
+        if m is not None and tuple(m.shape) != (spec.d, spec.K):
+            raise bad_value(f"{fn} {name}", f"must have shape (d, K) = ({spec.d}, {spec.K})", tuple(m.shape))
+
+
 @validated(spec=Instance(OracleSpec), N=Count, seed=Seed, learner_mask=Tensor | None, oracle_mask=Tensor | None)
 def draw_trial(spec: OracleSpec, N: int, seed: int, learner_mask: torch.Tensor | None = None,
                oracle_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """One trial on the CPU in float64: (X, y, W*, M*, M, sigma). ``oracle_mask`` (d, K) replaces
     the drawn supports (the weights on it, the learner's extra inputs and the data are still drawn)."""
+    _check_masks("draw_trial", spec, learner_mask, oracle_mask)
     gen = torch.Generator().manual_seed(substream(seed, DATA))
     rs = draw_r(spec, gen)
     supports = draw_supports(spec, rs, gen)
     if oracle_mask is None:
         M_star = support_mask(supports, spec.d)
     else:
-        if tuple(oracle_mask.shape) != (spec.d, spec.K):
-            raise ValueError(f"oracle_mask must have shape (d, K) = ({spec.d}, {spec.K}), got {tuple(oracle_mask.shape)}")
         M_star = (oracle_mask != 0).double()
     W_star = (torch.rand(spec.d, spec.K, generator=gen, dtype=torch.float64) - 0.5) * M_star
     M = superset_mask(M_star, spec.extra, gen) if learner_mask is None else learner_mask.double()
@@ -183,6 +189,7 @@ def make_problem(spec: OracleSpec, N: int, seeds: list[int], *, device: str | to
     >>> bool((make_problem(OracleSpec(d=20, K=3, r=4, extra=2), 50, seeds=[1]).X[0] == p.X[1]).all())
     True
     """
+    _check_masks("make_problem", spec, learner_mask, oracle_mask)
     parts = [draw_trial(spec, N, s, learner_mask, oracle_mask) for s in seeds]
     X, y, W, Ms, M, sig = (torch.stack([p[i] if torch.is_tensor(p[i]) else torch.tensor(p[i])
                                         for p in parts]) for i in range(6))

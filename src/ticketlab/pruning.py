@@ -51,7 +51,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from .config import Choice, ConfigError, Flag, Fraction, NonNegInt, Seed, validated
+from .config import Choice, Flag, Fraction, NonNegInt, Seed, bad_value, validated
 from .config import Tensors as TensorMap
 from .oracle import mask_recall_precision
 
@@ -160,7 +160,7 @@ def _count(fraction: float, n_kept: int, n_total: int, of: str) -> int:
 def _check_fraction(name: str, value: float) -> float:
     value = float(value)
     if not 0.0 <= value <= 1.0 or math.isnan(value):
-        raise ConfigError(f"invalid {name} {value!r}: must be in [0, 1]")
+        raise bad_value(f"prune {name}", "must be in [0, 1]", value)
     return value
 
 
@@ -183,19 +183,20 @@ def prune(scores: Tensors, masks: Tensors, fraction: float, *, scope: str = "lay
     (earlier pruned first). Returned masks have each input mask's dtype and device.
     """
     if scope not in ("layerwise", "global"):
-        raise ConfigError(f"invalid scope {scope!r}: must be 'layerwise' or 'global'")
+        raise bad_value("prune scope", "must be 'layerwise' or 'global'", scope)
     if of not in ("kept", "total"):
-        raise ConfigError(f"invalid of {of!r}: must be 'kept' or 'total'")
+        raise bad_value("prune of", "must be 'kept' or 'total'", of)
     fraction = _check_fraction("fraction", fraction)
     overrides = {k: _check_fraction(f"overrides[{k!r}]", v) for k, v in (overrides or {}).items()}
     unknown = set(overrides) - set(masks)
     if unknown:
-        raise ConfigError(f"invalid overrides {sorted(unknown)}: not among the masks {sorted(masks)}")
+        raise bad_value("prune overrides", f"must name masks among {sorted(masks)}", sorted(unknown))
     if set(scores) != set(masks):
-        raise ConfigError(f"scores and masks must have the same names (got {sorted(scores)} vs {sorted(masks)})")
+        raise bad_value("prune scores", f"must have the names of the masks {sorted(masks)}", sorted(scores))
     for k in masks:
         if scores[k].shape != masks[k].shape:
-            raise ConfigError(f"scores[{k!r}] has shape {tuple(scores[k].shape)}, mask has {tuple(masks[k].shape)}")
+            raise bad_value(f"prune scores[{k!r}]", f"must have the shape of its mask {tuple(masks[k].shape)}",
+                            tuple(scores[k].shape))
 
     names = list(masks)
     if scope == "layerwise":
@@ -215,16 +216,15 @@ def _prune_group(scores, masks, group, frac, of, batched):
     flat_s = torch.cat([scores[k].detach().reshape(rows, -1).to(torch.float64).cpu() for k in group], dim=1)
     flat_m = flat_m.cpu()
     if torch.isnan(flat_s[flat_m]).any():
-        raise ConfigError(f"scores of {group} contain NaN at kept weights: cannot rank them")
+        raise bad_value("prune scores", "must not be NaN at kept weights (NaN cannot be ranked)", group)
     new = flat_m.clone()
     total = flat_m.shape[1]
     for b in range(rows):
         kept = int(flat_m[b].sum())
         n = _count(frac, kept, total, of)
         if n < 0:
-            raise ConfigError(
-                f"invalid fraction {frac}: target sparsity {frac:.4f} of {group} is below the current "
-                f"{1 - kept / total:.4f}; masks only shrink")
+            raise bad_value("prune fraction", f"must not be below the current sparsity {1 - kept / total:.4f} of "
+                            f"{group} with of='total' (masks only shrink)", frac)
         if n == 0:
             continue
         s = flat_s[b].masked_fill(~flat_m[b], math.inf)
@@ -251,7 +251,7 @@ def imp_loop(masks, train_level: Callable, next_masks: Callable, rounds: int) ->
     what ``next_masks`` needs. Returns every level's ``train_level`` result, levels 0..rounds.
     """
     if rounds < 0:
-        raise ConfigError(f"invalid rounds {rounds}: must be >= 0")
+        raise bad_value("imp_loop rounds", "must be >= 0", rounds)
     out = []
     for level in range(rounds + 1):
         trained = train_level(level, masks)

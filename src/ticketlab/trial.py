@@ -12,7 +12,7 @@ import time
 import torch
 
 from . import engine
-from .config import Choice, Device, Instance, Seeds, Tensor, TrialSpec, validated
+from .config import Choice, Device, Instance, Seeds, Tensor, TrialSpec, bad_value, validated
 from .device import DTYPES
 from .init import make_start
 from .metrics import SUCCESS_THRESHOLD, aligned_relative_error, test_rmse_exact, test_rmse_sampled
@@ -38,9 +38,11 @@ def check_problem(spec: TrialSpec, seeds: list[int], problem: Problem) -> None:
         wrong.append(f"noise {'present' if bool((problem.sigma > 0).any()) else 'absent'} "
                      f"(spec: noise = {spec.oracle.noise:g})")
     if list(problem.seeds) != list(seeds):
-        wrong.append("seeds differ from the problem's")
+        wrong.append("other seeds")
     if wrong:
-        raise ValueError("run_trials: the problem contradicts the spec: " + "; ".join(wrong))
+        raise bad_value("run_trials problem", "must match the spec (its d, K, N, noise) and the seeds", "; ".join(wrong))
+
+
 def _per_trial(metric, W: torch.Tensor, W_star: torch.Tensor) -> torch.Tensor:
     """``metric`` over a batch, one trial at a time. A batched reduction may split its sums differently
     for another batch size, and the test RMSE near a recovered W* cancels large terms (it magnified
@@ -130,12 +132,16 @@ def run_common(specs: list[TrialSpec], seeds: list[int], *, device: str = "cpu",
     not apply (where ``engine.resolve`` picks the reference engine, or a non-0/1 mask)."""
     t0 = time.perf_counter()
     first = specs[0]
-    for s in specs[1:]:
-        if (s.N, s.dtype, s.record_every, s.oracle.model_dump(exclude={"noise"}), _common_solver_fields(s)) != \
-                (first.N, first.dtype, first.record_every, first.oracle.model_dump(exclude={"noise"}),
-                 _common_solver_fields(first)):
-            raise ValueError("a common design's members must share N, dtype, the oracle (noise aside) and the "
-                             "solver (beta aside)")
+
+    def shared(s):
+        return {"N": s.N, "dtype": s.dtype, "record_every": s.record_every,
+                "oracle": s.oracle.model_dump(exclude={"noise"}), "solver": _common_solver_fields(s)}
+
+    for i, s in enumerate(specs[1:], 1):
+        differ = {k: v for k, v in shared(s).items() if v != shared(first)[k]}
+        if differ:
+            raise bad_value(f"run_common specs[{i}]", "must share N, dtype, record_every, the oracle (noise aside) and "
+                            "the solver (beta aside) with specs[0]", differ)
     dtype = DTYPES[first.dtype]
     problems = {}
     for s in specs:  # one draw per noise level; X, W* and the mask are the same for all of them

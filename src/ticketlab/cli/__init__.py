@@ -3,13 +3,39 @@
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 
 import typer
 
 from ..config import ConfigError
 
+
+def _no_placeholder_for_flags(params: list) -> list:
+    """A flag (--json, --version, --help) takes no value, so its --help line shows no placeholder: typer's rich
+    help writes the type, '<bool>', for every option unless it has a metavar; a flag gets an empty one."""
+    for p in params:
+        if (getattr(p, "is_flag", False) or getattr(p, "count", False)) and p.metavar is None:
+            p.metavar = ""
+    return params
+
+
+class _Command(typer.core.TyperCommand):
+    """Every ticketlab command: flags shown without a value placeholder in --help."""
+
+    def get_params(self, ctx):
+        return _no_placeholder_for_flags(super().get_params(ctx))
+
+
+class _Group(typer.core.TyperGroup):
+    """The ticketlab group: flags shown without a value placeholder in --help."""
+
+    def get_params(self, ctx):
+        return _no_placeholder_for_flags(super().get_params(ctx))
+
+
 app = typer.Typer(
+    cls=_Group,
     name="ticketlab",
     help="Why lottery tickets win: oracle-learner experiments on pruned ReLU networks, sweeps, plots and reports.",
     no_args_is_help=True,
@@ -46,6 +72,9 @@ def _register_all() -> None:
                 continue  # command module not present in this build
             raise
         module.register(app)
+    for info in app.registered_commands:  # every command's help shows flags without a placeholder
+        if info.cls in (None, typer.core.TyperCommand):
+            info.cls = _Command
 
 
 _register_all()
@@ -79,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         if _interrupt_hit():  # a Ctrl-C that a library turned into another error: still the interrupt
             _say_interrupted()
             return 130
-        return _handle(err)
+        return _handle(err, sys.argv[1:] if argv is None else argv)
     except (KeyboardInterrupt, BaseException) as err:
         if isinstance(err, KeyboardInterrupt) or _interrupt_hit():
             _say_interrupted()
@@ -90,7 +119,55 @@ def main(argv: list[str] | None = None) -> int:
     return rv if isinstance(rv, int) else 0
 
 
-def _handle(err: Exception) -> int:
+def _options_differing_in_case(err: Exception) -> list[str]:
+    """For click's 'no such option' error, the command's options that differ from the one given only by
+    case (--k for --K, --n for --N): the options keep the case of the paper's symbols."""
+    name, ctx = getattr(err, "option_name", None), getattr(err, "ctx", None)
+    if type(err).__name__ != "NoSuchOption" or not name or ctx is None:
+        return []
+    options = [o for p in ctx.command.get_params(ctx) for o in (*p.opts, *p.secondary_opts)]
+    return [o for o in dict.fromkeys(options) if o != name and o.lower() == name.lower()]
+
+
+def _given(argv, opts) -> str | None:
+    """The text given on the command line for the option named ``opts`` (the last one, as click keeps)."""
+    argv, found = list(argv), None
+    for i, tok in enumerate(argv):
+        for opt in opts:
+            if tok == opt and i + 1 < len(argv):
+                found = argv[i + 1]
+            elif tok.startswith(opt + "="):
+                found = tok[len(opt) + 1:]
+    return found
+
+
+_NOT_ONE_OF = re.compile(r"^(?:Value )?(?P<got>.+?) is not one of (?P<choices>.+?)\.?$")
+_NOT_A = re.compile(r"^(?:Value )?(?P<got>.+?) is not a valid (?P<kind>.+?)\.?$")
+
+
+def _bad_parameter(err, argv) -> str:
+    """click's 'Invalid value for ...' (a value typer could not convert) in the project's wording,
+    'FLAG: must be ... (got X)'."""
+    from ..config import reword
+
+    param = err.param
+    name = param.opts[0] if getattr(param, "opts", None) and param.param_type_name == "option" else \
+        (param.human_readable_name or param.name or "value")
+    msg = reword(str(err.message).strip())
+    got = _given(argv, [*param.opts, *getattr(param, "secondary_opts", [])]) if param.param_type_name == "option" \
+        else None
+    m = _NOT_ONE_OF.match(msg) or _NOT_A.match(msg)
+    if m and "choices" in m.groupdict():
+        msg, got = f"must be one of {m['choices']}", got if got is not None else m["got"].strip("'")
+    elif m:
+        msg, got = f"must be a valid {m['kind']}", got if got is not None else m["got"].strip("'")
+    if msg.startswith("must be a valid ") and "," in msg:  # 'must be a valid integer, unable to parse string as an integer'
+        msg = msg.split(",")[0]
+    msg = msg.rstrip(".")
+    return f"{name}: {msg}" + (f" (got {got!r})" if got is not None and "(got" not in msg else "")
+
+
+def _handle(err: Exception, argv=()) -> int:
     import sqlite3
 
     try:
@@ -119,6 +196,13 @@ def _handle(err: Exception) -> int:
         if type(err).__name__ == "NoArgsIsHelpError" and hasattr(err, "show"):
             err.show()
             return err.exit_code
+        same_but_case = _options_differing_in_case(err)
+        if same_but_case:
+            typer.echo(f"error: no such option {err.option_name} (did you mean {' or '.join(same_but_case)}?)",
+                       err=True)
+            return getattr(err, "exit_code", 2)
+        if type(err).__name__ == "BadParameter" and getattr(err, "param", None) is not None:
+            return _error(_bad_parameter(err, argv))
         if hasattr(err, "format_message") and hasattr(err, "exit_code"):
             name = getattr(getattr(err, "ctx", None), "command_path", "ticketlab")
             typer.echo(f"error: {_one_line(err.format_message())} (see `{name} --help`)", err=True)

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from ..config import ConfigError, build
+from ..config import ConfigError, bad_value, build
 from ..store import DEFAULT_STORE
 from .options import STORE_HELP, imp_folder, int_list, json_text, model_option, option, parse_seeds, with_options
 
@@ -25,8 +25,21 @@ def _rewind(text: str) -> tuple[int, str]:
     except ValueError:
         k = -1
     if k < 0:
-        raise ConfigError(f"invalid --rewind {text!r}: 'init', a step count K or Kit (>= 0), or Kep for K epochs")
+        raise bad_value("--rewind", "must be 'init', a step count K or Kit (K >= 0), or Kep for K epochs", text)
     return k, unit
+
+
+def _widths(text: str) -> tuple[int, ...] | None:
+    """--widths: hidden widths >= 1 joined by '-' (16-8); empty: unset (the model's default)."""
+    if not text.strip():
+        return None
+    try:
+        widths = tuple(int(w) for w in text.strip().split("-"))
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise bad_value("--widths", "must be hidden widths >= 1 joined by '-', e.g. 16-8", text)
+    return widths
 
 
 CONTROLS = ("none", "reinit", "random_mask")
@@ -86,11 +99,11 @@ def imp(**o):
     controls = [c.strip() for c in o["control"].split(",") if c.strip()]
     bad = [c for c in controls if c not in CONTROLS]
     if bad or not controls:
-        raise ConfigError(f"invalid --control {o['control']!r}: comma-separated families from {', '.join(CONTROLS)}")
+        raise bad_value("--control", f"must be comma-separated families from {', '.join(CONTROLS)}", o["control"])
     k, unit = _rewind(o["rewind"])
     milestones = tuple(int_list(o["milestones"], "--milestones")) if o["milestones"] else ()
     tspec = build(TrainSpec, True, **{n: o[n] for n in TRAIN_FIELDS}, milestones=milestones)
-    widths = tuple(int_list(o["widths"].replace("-", ","), "--widths")) if o["widths"] else None
+    widths = _widths(o["widths"])
     base = dict(model=o["model"], data=o["data"], **{n: o[n] for n in IMP_FIELDS}, rewind=k, rewind_unit=unit,
                 train=tspec, widths=widths)
     for c in controls:  # validate every spec before any work
@@ -99,7 +112,7 @@ def imp(**o):
                 build(IMPSpec, True, **base, control=c, n_train=n, seed=s)
     store, device, threads, plot, as_json = imp_folder(o["store"]), o["device"], o["threads"], o["plot"], o["as_json"]
     if threads < 0:
-        raise ConfigError(f"invalid --threads {threads}: must be >= 0")
+        raise bad_value("--threads", "must be >= 0", threads)
     resolve_device(device, o["dtype"])
     if threads:
         torch.set_num_threads(threads)
@@ -130,7 +143,7 @@ def imp_summary(
     from ..deep.fig11 import plot_fig11, write_summary
 
     if scale not in ("quick", "paper"):
-        raise ConfigError(f"invalid --scale {scale!r}: quick or paper")
+        raise bad_value("--scale", "must be 'quick' or 'paper'", scale)
     store = imp_folder(store)
     result = write_summary(store, out, scale=scale)
     paths = plot_fig11(store, plot, summary=result["summary"]) if plot else []

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import ConfigError, OracleSpec, build
+from ..config import ConfigError, OracleSpec, bad_value, build
 
 
 def int_list(text: str, flag: str, allow_all: bool = False) -> list:
@@ -25,9 +25,10 @@ def int_list(text: str, flag: str, allow_all: bool = False) -> list:
         try:
             out.append(int(part))
         except ValueError:
-            raise ConfigError(f"invalid {flag} {text!r}: give comma-separated integers, e.g. 1000,2000") from None
+            rule = "must be comma-separated integers" + (" or 'all'" if allow_all else "") + ", e.g. 1000,2000"
+            raise bad_value(flag, rule, text) from None
     if not out:
-        raise ConfigError(f"invalid {flag} {text!r}: give at least one value")
+        raise bad_value(flag, "must give at least one value", text)
     return out
 
 

@@ -49,7 +49,7 @@ from ..device import DTYPES, resolve_device
 from ..pruning import imp_loop, magnitude_scores, mask_agreement, prune, random_scores, sparsity
 from ..seeding import PRUNE, START, random_mask_seed, reinit_seed, substream
 from .data import Dataset, default_val_size, load_data
-from .models import build_model, init_model, prunable, seeded
+from .models import MLP_WIDTHS, build_model, init_model, prunable, seeded
 from .spec import IMPSpec
 from .train import TrainState, initial_state, rewound, train
 
@@ -200,6 +200,32 @@ def rewind_steps(spec: IMPSpec, n_train: int) -> tuple[int, int]:
     return k, total
 
 
+def _check_teacher_layers(spec: IMPSpec, weights: dict, reference: dict) -> None:
+    """Data with a teacher's masks (the deep oracle) is scored by mask agreement, position by position:
+    the weights to prune must be the teacher's layers, by name and shape. Else a ConfigError naming the
+    setting that differs (model, widths or params) and what the teacher is."""
+    want = {k: tuple(m.shape) for k, m in reference.items()}
+    if {k: tuple(w.shape) for k, w in weights.items()} == want:
+        return
+    hidden = "-".join(str(shape[0]) for shape in list(want.values())[:-1])
+    why = "IMP's masks are scored against the teacher's, layer by layer"
+    if spec.model.startswith("custom:"):
+        raise bad_value("model", f"must have prunable weights named and shaped as the teacher's for data {spec.data!r}",
+                        spec.model, hint=f"{why}: {', '.join(f'{k} {v}' for k, v in want.items())}")
+    if spec.model != "mlp":
+        raise bad_value("model", f"must be 'mlp' for data {spec.data!r}", spec.model,
+                        hint=f"{why}, and the teacher is an mlp with hidden widths {hidden}: use model mlp, widths {hidden}")
+    widths = "-".join(map(str, spec.widths or MLP_WIDTHS))
+    if widths != hidden:
+        kind, _, opts = spec.data.partition(":")
+        own = f"{kind}:" + ",".join([o for o in opts.split(",") if o and not o.startswith("widths=")] + [f"widths={widths}"])
+        raise bad_value("widths", f"must be the teacher's hidden widths {hidden} for data {spec.data!r}",
+                        widths if spec.widths else f"{widths} (unset)",
+                        hint=f"{why}; use widths {hidden}, or data {own} for a teacher of these widths")
+    raise bad_value("params", f"must be unset for data {spec.data!r}", spec.params,
+                    hint=f"{why}, on all of {', '.join(want)}")
+
+
 def check_run(spec: IMPSpec, device: str = "cpu", data: Dataset | None = None, factory=None):
     """Every check of a run that needs no writing: device, data, rewind point, model, the weights to
     prune, one forward pass. Returns what ``run_imp`` needs; raises ConfigError naming the setting."""
@@ -226,6 +252,8 @@ def check_run(spec: IMPSpec, device: str = "cpu", data: Dataset | None = None, f
 
     model = fresh(substream(spec.seed, START))
     weights = prunable(model, spec.params)  # refuses a module pruned by torch.nn.utils.prune
+    if data.reference_masks is not None:  # before any work: the agreement with the teacher needs its layers
+        _check_teacher_layers(spec, weights, data.reference_masks)
     with torch.no_grad():  # a forward pass on one item: a wrong input shape fails here, not after an epoch
         try:
             model.eval()

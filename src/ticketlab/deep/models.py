@@ -15,9 +15,12 @@ from ..config import bad_value
 
 from .spec import INITS, MODELS
 
+#: the hidden widths of ``mlp`` when none are given
+MLP_WIDTHS = (64, 32)
+
 __all__ = [
     "prunable", "output_layer", "LeNet300100", "LeNet5", "CifarResNet", "MLP", "build_model", "reinitialize",
-    "init_model", "seeded",
+    "init_model", "seeded", "MLP_WIDTHS",
 ]
 
 
@@ -210,7 +213,7 @@ def build_model(name: str, in_shape=(1, 28, 28), num_classes: int = 10, widths=N
         n_in = 1
         for s in in_shape:
             n_in *= s
-        return MLP([n_in, *(widths or (64, 32)), num_classes])
+        return MLP([n_in, *(widths or MLP_WIDTHS), num_classes])
     raise bad_value("model", f"must be one of {', '.join(MODELS)}", name)
 
 

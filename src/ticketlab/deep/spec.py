@@ -38,11 +38,12 @@ class TrainSpec(Model):
     eval_every: Annotated[int, Field(ge=0, description="validation every this many steps (0: at epoch ends only)")] = 0
     augment: Annotated[bool, Field(description="random crop (pad 4) + horizontal flip, for CIFAR")] = False
 
-    @model_validator(mode="after")
-    def _milestones(self):
-        if any(m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
-            raise ValueError(f"milestones must be increasing epochs >= 1 (got {self.milestones})")
-        return self
+    @field_validator("milestones")
+    @classmethod
+    def _milestones(cls, v):
+        if any(m < 1 for m in v) or list(v) != sorted(v):
+            raise ValueError(f"must be increasing epochs >= 1 (got {v})")
+        return v
 
 
 class IMPSpec(Model):
@@ -87,20 +88,21 @@ class IMPSpec(Model):
     @classmethod
     def _model(cls, v):
         if v not in MODELS and not (v.startswith("custom:") and len(v) > 7):
-            raise ValueError(f"model must be one of {', '.join(MODELS)} or 'custom:NAME' (got {v!r})")
+            raise ValueError(f"must be one of {', '.join(MODELS)} or 'custom:NAME' (got {v!r})")
         return v
 
     @field_validator("widths")
     @classmethod
     def _widths(cls, v):
         if v is not None and (not v or min(v) < 1):
-            raise ValueError(f"widths must be hidden widths >= 1 (got {v})")
+            raise ValueError(f"must be one or more hidden widths >= 1 (got {v})")
         return v
 
     @model_validator(mode="after")
     def _widths_only_mlp(self):
         if self.widths is not None and self.model != "mlp":
-            raise ValueError(f"widths applies to model 'mlp' only (got model {self.model!r})")
+            raise ValueError(f"widths: must be unset for a model other than 'mlp' (got {self.widths} with model "
+                             f"{self.model!r})")
         return self
 
     def identity(self) -> dict:

@@ -102,7 +102,7 @@ def iteration_time(N: int, d: int, K: int, r_sum: int, backend: str = "fast", dt
         compute = 4 * N * d * K / TORCH_FLOPS[isz]
         memory = 2 * N * d * isz / BANDWIDTH
         return max(compute, memory) + TORCH_STEP_S / max(1, batch)
-    raise ValueError(f"backend must be 'fast' or 'reference' (got {backend!r})")
+    raise ValueError(f"backend: must be 'fast' or 'reference' (got {backend!r})")
 
 
 def estimate(N: int, d: int, K: int, r_sum: int, iterations: int, trials: int, backend: str = "fast",

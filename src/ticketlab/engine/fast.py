@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from numba import njit  # ImportError here makes engine.solve fall back to the reference
 
-from ..config import SolverSpec
+from ..config import SolverSpec, bad_value
 from . import cost
 from .rate import RATE_BURN_IN, fit_rate
 from .reference import SolveResult, step_scale
@@ -322,7 +322,8 @@ def _plan(mask: np.ndarray, W0: np.ndarray, N: int, itemsize: int, layout: str =
     kept = mask != 0
     exact = bool(np.all((mask == 0) | (mask == 1))) and not bool(np.any(W0[~kept] != 0))
     if layout == "union" and not exact:
-        raise ValueError("layout 'union' needs a 0/1 mask and a start with no weight off the mask")
+        raise bad_value("solve layout", "must not be 'union' unless the mask is 0/1 and the start has no weight off "
+                        "it", layout, hint="use layout 'auto' or 'dense'")
     cols = np.flatnonzero(kept.any(1)) if exact else np.arange(d)
     r = kept.sum(0).astype(np.int64)
     if layout == "auto":
@@ -369,11 +370,13 @@ def solve(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, W0: torch.Tensor
     mask and a start on it.
     """
     if X.device.type != "cpu":
-        raise ValueError(f"the fast engine runs on the CPU (got X on {X.device}); use backend='reference'")
+        raise bad_value("solve X", "must be on the CPU for the fast engine", str(X.device),
+                        hint="use backend='reference'")
     if X.dtype not in (torch.float64, torch.float32):
-        raise ValueError(f"the fast engine supports float64 and float32 (got {X.dtype})")
+        raise bad_value("solve X", "must be float64 or float32 for the fast engine", X.dtype,
+                        hint="use backend='reference'")
     if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)} (got {layout!r})")
+        raise bad_value("solve layout", f"must be one of {', '.join(LAYOUTS)}", layout)
     B, N, d = X.shape
     K = W0.shape[-1]
     dt = X.dtype

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from numba import njit
 
-from ..config import SolverSpec
+from ..config import SolverSpec, bad_value
 from . import cost
 from .fast import _FLAGS, CONVERGED, FAILED, RUNNING, _agd_step, _columns, _start_norm, _union_plan
 from .rate import RATE_BURN_IN, fit_rate
@@ -270,9 +270,10 @@ def solve(X: torch.Tensor, Y: torch.Tensor, mask: torch.Tensor, W0: torch.Tensor
     (feature-major columns, 4 N sum_j r_j flops a member), 'dense' (BLAS over the union, 4 N u K
     flops a member) or 'auto' (``cost.prefer_union_shared``)."""
     if layout not in ("auto", "union", "dense"):
-        raise ValueError(f"layout must be auto, union or dense (got {layout!r})")
+        raise bad_value("solve layout", "must be 'auto', 'union' or 'dense'", layout)
     if X.device.type != "cpu" or X.dtype not in (torch.float64, torch.float32):
-        raise ValueError("the shared-problem engine runs on the CPU in float64 or float32")
+        raise bad_value("solve X", "must be float64 or float32 on the CPU for the shared-problem engine",
+                        f"{X.dtype} on {X.device}")
     Gn, N, d = X.shape
     M, K = W0.shape[1], W0.shape[-1]
     dt = X.dtype
@@ -283,7 +284,7 @@ def solve(X: torch.Tensor, Y: torch.Tensor, mask: torch.Tensor, W0: torch.Tensor
     tiny = float(torch.finfo(dt).tiny)
     beta = np.asarray([solver.beta] * M if betas is None else list(betas), dtype=np.float64)
     if beta.shape != (M,):
-        raise ValueError(f"betas must give one momentum per member ({M}), got {len(beta)}")
+        raise bad_value("solve betas", f"must give one momentum per member ({M})", list(beta))
     record = record_every > 0 and W_target is not None
     curve_iters = list(range(0, solver.max_iter + 1, record_every)) if record else []
     Xn = X.detach().contiguous().numpy()

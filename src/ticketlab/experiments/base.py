@@ -162,9 +162,9 @@ class Experiment:
     def default_config(self, scale: str) -> ExperimentConfig:
         presets = self.presets()
         if scale not in presets:
-            from ..config import ConfigError
+            from ..config import bad_value
 
-            raise ConfigError(f"invalid --scale {scale!r} for {self.name}: choose from {', '.join(presets)}")
+            raise bad_value("--scale", f"must be one of {', '.join(presets)} for {self.name}", scale)
         preset = dict(presets[scale])
         for name, value in preset.items():  # a preset's sub-model settings refine the field's default
             default = self.Config.model_fields[name].default

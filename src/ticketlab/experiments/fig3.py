@@ -40,7 +40,8 @@ class Fig3Config(AGDConfig):
     @model_validator(mode="after")
     def _beta_is_the_grid(self):
         if self.solver.beta != SolverSpec().beta:
-            raise ValueError("fig3 runs every momentum of its beta grid: set beta (e.g. beta=0.2,0), not solver.beta")
+            raise ValueError(f"solver.beta: must stay at {SolverSpec().beta}, since fig3 runs every momentum of its "
+                             f"beta grid (got {self.solver.beta}); set beta (e.g. beta=0.2,0) instead")
         return self
 
 

@@ -48,12 +48,12 @@ class FoundMaskConfig(AGDConfig):
     @model_validator(mode="after")
     def _ranges(self):
         if self.lam_max < self.lam_min:
-            raise ValueError(f"lam_max {self.lam_max} must be >= lam_min {self.lam_min}")
+            raise ValueError(f"lam_max: must be >= lam_min = {self.lam_min} (got {self.lam_max})")
         if self.r > self.d:
-            raise ValueError(f"r {self.r} must be <= d {self.d}")
+            raise ValueError(f"r: must be <= d = {self.d} (got {self.r})")
         bad = [p for p in self.pruning if not 0 <= p < 1]
         if bad:
-            raise ValueError(f"pruning ratios {bad} must be in [0, 1)")
+            raise ValueError(f"pruning: must be ratios in [0, 1) (got {bad})")
         return self
 
     def oracle(self) -> OracleSpec:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from ..config import ConfigError, OracleSpec, TrialSpec, build, stable_hash
+from ..config import OracleSpec, TrialSpec, bad_value, build, stable_hash
 from ..init.moments import INIT_METHODS
 from ..metrics import aligned_relative_error
 from ..oracle import make_problem, r_tilde
@@ -36,9 +36,13 @@ Kind = Literal["tensor", "moments", "moments0", "dense"]
 
 
 def _check_grid(name: str, values, lo: int = 1) -> tuple[int, ...]:
-    values = tuple(int(v) for v in values)
+    given = values
+    try:
+        values = tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        raise bad_value(name, f"must be one or more integers >= {lo}", given) from None
     if not values or any(v < lo for v in values):
-        raise ConfigError(f"invalid {name} {list(values)}: give one or more integers >= {lo}")
+        raise bad_value(name, f"must be one or more integers >= {lo}", list(values))
     return tuple(sorted(set(values)))
 
 
@@ -53,21 +57,21 @@ def init_study(N_grid=(1000, 4000, 16000), r_grid=(10, 20), d_grid=(100, 300, 10
     median error to ``target`` and the dense method's N / that N (a lower bound when the dense method
     never reaches it on the grid). ``progress``: optional callable(done, total).
     """
-    N_grid = _check_grid("N grid", N_grid)
-    r_grid = _check_grid("r grid", r_grid)
-    d_grid = _check_grid("d grid", d_grid)
+    N_grid = _check_grid("N_grid", N_grid)
+    r_grid = _check_grid("r_grid", r_grid)
+    d_grid = _check_grid("d_grid", d_grid)
     kinds = tuple(kinds)
     bad = [k for k in kinds if k not in INIT_METHODS]
     if bad or not kinds:
-        raise ConfigError(f"invalid kinds {list(kinds)}: choose from {', '.join(INIT_METHODS)}")
+        raise bad_value("kinds", f"must be one or more of {', '.join(INIT_METHODS)}", list(kinds))
     if trials < 1:
-        raise ConfigError(f"invalid trials = {trials}: must be >= 1")
+        raise bad_value("trials", "must be >= 1", trials)
     if not 0 < target < 10:
-        raise ConfigError(f"invalid target = {target}: the error level must be in (0, 10)")
+        raise bad_value("target", "must be an error level in (0, 10)", target)
     specs = {(d, r): build(OracleSpec, d=d, K=K, r=r, layout=layout, noise=noise)
              for d in d_grid for r in r_grid if r <= d}
     if not specs:
-        raise ConfigError(f"invalid grids: no r in {list(r_grid)} fits any d in {list(d_grid)}")
+        raise bad_value("r_grid", f"must hold an r <= some d of d_grid {list(d_grid)}", list(r_grid))
     rows = []
     total, done = len(specs) * len(N_grid) * trials, 0
     for (d, r), spec in specs.items():
@@ -266,7 +270,7 @@ class InitStudy(Experiment):
                     out.append(Cell({"d": d, "r": r, "N": n}, TrialSpec(oracle=oracle, N=n, dtype=cfg.dtype),
                                     extra={"kinds": list(cfg.kinds)}))
         if not out:
-            raise ConfigError(f"invalid init grids: no r in {list(cfg.r)} fits any d in {list(cfg.d)}")
+            raise bad_value("r", f"must hold an r <= some d of the d grid {list(cfg.d)}", list(cfg.r))
         return out
 
     def seed_key(self, cell):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from .. import engine, pruning
-from ..config import ConfigError, SolverSpec
+from ..config import SolverSpec, bad_value
 from ..metrics import align, test_rmse_exact
 from ..oracle import Problem, mask_recall_precision
 from ..seeding import DENSE_START_DISTANCE, PRUNE, substream
@@ -36,7 +36,7 @@ SCOPES = ("global", "neuron")
 def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     """``value`` if it is in ``allowed``, else ConfigError naming the parameter ``name`` and the choices."""
     if value not in allowed:
-        raise ConfigError(f"invalid {name} {value!r}: choose from {', '.join(allowed)}")
+        raise bad_value(name, f"must be one of {', '.join(allowed)}", value)
     return value
 
 
@@ -69,7 +69,7 @@ def _scores(method: str, problem: Problem, W: torch.Tensor, mask: torch.Tensor) 
         # |theta (.) H g|: on this model the signed GraSP score ranks the oracle's weights no better
         # than chance near W* (docs/inaccurate-masks.md); its magnitude does
         return _scores("grasp", problem, W, mask).abs()
-    raise ConfigError(f"invalid method {method!r}: choose from {', '.join(METHODS)}")
+    raise bad_value("method", f"must be one of {', '.join(METHODS)}", method)
 
 
 def prune_learner(method: str, problem: Problem, W: torch.Tensor, mask: torch.Tensor, fraction: float, *,

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ..config import Choice, ConfigError, Count, Flag, NonNegInt, Seeds, Tensor, validated
+from ..config import Choice, Count, Flag, NonNegInt, Seeds, Tensor, bad_value, validated
 from ..seeding import MOMENTS, substream
 from .decomp import power_decompose
 from .hermite import factor_m2, hermite4_moment, weights_from_factor
@@ -44,25 +44,25 @@ MIN_SAMPLES_PER_NEURON = 4
 
 
 def _validate(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, use_mask: bool) -> None:
+    shapes = (tuple(X.shape), tuple(y.shape), tuple(mask.shape))
+    if X.dim() != 3 or mask.dim() != 3 or y.shape != X.shape[:2] or mask.shape[:2] != (X.shape[0], X.shape[2]):
+        raise bad_value("X, y, mask", "must have shapes (B, N, d), (B, N) and (B, d, K) for a moment init", shapes)
     B, N, d = X.shape
     K = mask.shape[-1]
-    if y.shape != (B, N) or mask.shape[:2] != (B, d):
-        raise ConfigError(f"moment init: shapes X {tuple(X.shape)}, y {tuple(y.shape)}, mask {tuple(mask.shape)} "
-                          "do not match (B, N, d), (B, N), (B, d, K)")
     if N < MIN_SAMPLES_PER_NEURON * K:
-        raise ConfigError(f"invalid N = {N} for a moment init with K = {K}: need N >= "
-                          f"{MIN_SAMPLES_PER_NEURON} K = {MIN_SAMPLES_PER_NEURON * K}")
+        raise bad_value("N", f"must be >= {MIN_SAMPLES_PER_NEURON} K = {MIN_SAMPLES_PER_NEURON * K} for a moment "
+                        f"init with K = {K}", N)
     if use_mask:
         r = (mask != 0).sum(-2)
         if bool((r == 0).any()):
-            raise ConfigError("invalid mask for a moment init: every neuron must keep at least one input "
-                              f"(kept per neuron: {r.min().item()} at least)")
+            raise bad_value("mask", "must keep at least one input of every neuron for a moment init",
+                            f"a neuron keeping {r.min().item()}")
         kept = int((mask != 0).any(-1).sum(-1).min())
         if kept < K:
-            raise ConfigError(f"invalid K = {K} for a moment init: the mask keeps only {kept} input "
-                              f"coordinates in all, and K directions need K <= kept coordinates")
+            raise bad_value("K", f"must be <= the {kept} input coordinates the mask keeps in all, for a moment "
+                            "init (K directions need K kept coordinates)", K)
     elif d < K:
-        raise ConfigError(f"invalid K = {K} for a dense moment init: need K <= d = {d}")
+        raise bad_value("K", f"must be <= d = {d} for a dense moment init", K)
 
 
 def _kept_coordinates(mask: torch.Tensor, use_mask: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -323,10 +323,9 @@ def support_init(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, seeds: li
     with polynomial control variates).
     """
     if start not in ("auto", "unique", "tensor", "supports"):
-        raise ConfigError(f"invalid start {start!r} for the moments init: use 'auto', 'unique', 'tensor' or "
-                          "'supports'")
+        raise bad_value("support_init start", "must be 'auto', 'unique', 'tensor' or 'supports'", start)
     if rounds < 0:
-        raise ConfigError(f"invalid rounds = {rounds} for the moments init: need rounds >= 0")
+        raise bad_value("support_init rounds", "must be >= 0", rounds)
     _validate(X, y, mask, True)
     kw = {"rounds": rounds, "iters": iters, "first_iters": first_iters, **tensor_kw}
     if start == "auto":  # decided per trial, so that a trial's start never depends on its batch
@@ -419,7 +418,7 @@ INIT_METHODS = {
 def init_from_data(kind: str, X, y, mask, seeds, **kw) -> torch.Tensor:
     """W0 (B, d, K) by one of ``INIT_METHODS`` from data alone."""
     if kind not in INIT_METHODS:
-        raise ConfigError(f"invalid init kind {kind!r}: use one of {', '.join(INIT_METHODS)}")
+        raise bad_value("init_from_data kind", f"must be one of {', '.join(INIT_METHODS)}", kind)
     return INIT_METHODS[kind](X, y, mask, seeds, **kw)
 
 

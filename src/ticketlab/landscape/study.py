@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..config import (Choice, ConfigError, Count, Device, DType, Flag, Fraction, Instance, NonNegInt, OracleSpec, Seed,
-                      Seeds, Tensor, validated)
+from ..config import (Choice, Count, Device, DType, Flag, Fraction, Instance, NonNegInt, OracleSpec, Seed,
+                      Seeds, Tensor, bad_value, validated)
 from ..oracle import make_problem, r_tilde
 from ..seeding import LANDSCAPE, substream
 from .empirical import DENSE_MAX, extreme_eigenvalues, kept_index
@@ -50,7 +50,7 @@ def convex_radius(radius_grid: Sequence[float], all_pd: Sequence[bool], pd_at_st
 
 
 #: what a radius grid must be, worded once for every message
-RADIUS_GRID_RULE = "give one or more finite numbers > 0"
+RADIUS_GRID_RULE = "must be one or more finite numbers > 0"
 
 
 def radius_values(radius_grid) -> list[float] | None:
@@ -74,21 +74,21 @@ def check_radius_grid(radius_grid, name: str = "radius_grid") -> list[float]:
     """``radius_values`` or a ConfigError naming the parameter."""
     values = radius_values(radius_grid)
     if values is None:
-        raise ConfigError(f"invalid {name} (got {radius_grid!r}): {RADIUS_GRID_RULE}")
+        raise bad_value(name, RADIUS_GRID_RULE, radius_grid)
     return values
 
 
 def _validate(N, points, bandwidth, hessian, dense_max):
     if N < 1:
-        raise ConfigError(f"invalid N (got {N!r}): must be >= 1")
+        raise bad_value("analyze_trials N", "must be >= 1", N)
     if points < 1:
-        raise ConfigError(f"invalid points (got {points!r}): must be >= 1")
+        raise bad_value("analyze_trials points", "must be >= 1", points)
     if hessian not in ("smoothed", "generalized"):
-        raise ConfigError(f"invalid hessian (got {hessian!r}): must be 'smoothed' or 'generalized'")
+        raise bad_value("analyze_trials hessian", "must be 'smoothed' or 'generalized'", hessian)
     if hessian == "smoothed" and not (0 < bandwidth <= 1):
-        raise ConfigError(f"invalid bandwidth (got {bandwidth!r}): must be in (0, 1] for hessian='smoothed'")
+        raise bad_value("analyze_trials bandwidth", "must be in (0, 1] for hessian='smoothed'", bandwidth)
     if dense_max < 0:
-        raise ConfigError(f"invalid dense_max (got {dense_max!r}): must be >= 0")
+        raise bad_value("analyze_trials dense_max", "must be >= 0", dense_max)
 
 
 @validated(oracle_spec=Instance(OracleSpec), N=Count, seeds=Seeds, points=Count, hessian=Choice(("smoothed", "generalized")),
@@ -107,9 +107,9 @@ def analyze_trials(oracle_spec: OracleSpec, N: int, seeds: Sequence[int], radius
     one is reported at W* always and at every point when ``both`` (False halves the cost). All points of
     one trial share its data and mask and are evaluated as one batch (dense) or one by one (Lanczos).
     """
-    radius_grid = check_radius_grid(radius_grid)
+    radius_grid = check_radius_grid(radius_grid, "analyze_trials radius_grid")
     if len(seeds) < 1:
-        raise ConfigError("invalid seeds (got none): give at least one trial seed")
+        raise bad_value("analyze_trials seeds", "must give at least one trial seed", list(seeds))
     bw = bandwidth if hessian == "smoothed" else 0.0
     _validate(N, points, bandwidth, hessian, dense_max)
     grid = sorted(radius_grid)
