@@ -75,8 +75,8 @@ def _field_path(exp, field: str) -> list[str]:
         if len(owners) == 1:
             path = [owners[0], field]
     if field == "scale":
-        raise ConfigError(f"--set scale: is not a field to set; use --scale quick|paper (any --set makes the "
-                          f"scale 'custom')")
+        raise ConfigError("--set: must name a config field other than scale (got 'scale'); use --scale quick|paper "
+                          "(any --set makes the scale 'custom')")
     model = exp.Config
     for i, name in enumerate(path):
         if model is None or name not in model.model_fields:

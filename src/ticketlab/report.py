@@ -135,8 +135,9 @@ def write_report(store_path, out_dir, experiments: list[str] | None = None,
         else:
             sections.append(sec)
     if not sections:
-        raise ConfigError(f"invalid --store {str(store_path)!r}: it holds no results of any experiment (run "
-                          f"`ticketlab reproduce --store {store_path}` or `ticketlab sweep FIG --store {store_path}`)")
+        raise ConfigError(f"--store: must hold the results of at least one experiment (got {str(store_path)!r}, "
+                          f"which holds no results): run `ticketlab reproduce --store {store_path}` or "
+                          f"`ticketlab sweep FIG --store {store_path}`")
     prov = provenance()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     rows = [{**c, "name": s["name"], "title": s["title"]} for s in sections for c in s.get("claims", [])]
