@@ -244,3 +244,18 @@ def test_gpu_estimate_counts_every_solve_of_a_trial():
     land = get_experiment("landscape")
     lcfg = land.default_config("quick")
     assert sweep.estimate_seconds(land, lcfg, "cuda") == pytest.approx(sweep.estimate_seconds(land, lcfg))
+
+
+@pytest.mark.parametrize("name,evaluations", [("fig9", 1), ("fig8", 1), ("fig10", None)])
+def test_a_sampled_test_error_is_planned_for(name, evaluations):
+    """At paper scale a trial's 100,000-input test draw is most of its time (Figure 9: 99%); the plan must
+    add exactly its cost (IMP: one draw, every round evaluated on it) and nothing for the exact error."""
+    exp = get_experiment(name)
+    sampled = make_config(exp, "paper", None, [])
+    exact = make_config(exp, "paper", None, ["test_error=exact"])
+    cell_s, cell_e = exp.cells(sampled)[0], exp.cells(exact)[0]
+    o = cell_s.spec.oracle
+    evals = sampled.rounds + 1 if evaluations is None else evaluations
+    extra = sweep.trial_seconds(exp, sampled, cell_s) - sweep.trial_seconds(exp, exact, cell_e)
+    assert extra == pytest.approx(cost.test_error_time(sampled.n_test, o.d, o.K, evals), rel=1e-12)
+    assert extra > 10 * (sweep.trial_seconds(exp, exact, cell_e) if name == "fig9" else 0)

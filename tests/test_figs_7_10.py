@@ -222,3 +222,16 @@ def test_settings_that_change_rows_change_the_trial_ids(name, field):
     base = make_config(exp, "paper", None, [])
     other = make_config(exp, "paper", None, [field])
     assert {c.key(name) for c in exp.cells(base)}.isdisjoint({c.key(name) for c in exp.cells(other)})
+
+
+def test_one_test_draw_for_every_round_gives_the_per_round_values_exactly():
+    """IMP's rounds share one draw of each trial's test inputs (metrics.test_rmse_sampled_each): the values
+    must equal one test_rmse_sampled call per weight tensor bit for bit, chunk boundaries included."""
+    P = small_problem(B=3, d=10, K=3, r=4)
+    gen = torch.Generator().manual_seed(5)
+    Ws = [P.W_star + s * torch.randn(P.W_star.shape, generator=gen, dtype=torch.float64) for s in (0.3, 0.05, 0.0)]
+    n, chunk = 2_500, 1_000  # 2.5 chunks: a partial last chunk too
+    each = metrics.test_rmse_sampled_each(Ws, P.W_star, P.seeds, n, chunk)
+    for W, got in zip(Ws, each):
+        assert torch.equal(got, metrics.test_rmse_sampled(W, P.W_star, P.seeds, n, chunk))
+    assert torch.all(each[2] == 0) and torch.all(each[0] > each[1])  # W* itself scores 0; farther is worse

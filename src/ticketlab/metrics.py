@@ -13,7 +13,7 @@ from .seeding import TEST, substream
 
 __all__ = [
     "SUCCESS_THRESHOLD", "align", "permute_neurons", "aligned_relative_error", "test_rmse_exact",
-    "test_rmse_sampled",
+    "test_rmse_sampled", "test_rmse_sampled_each",
 ]
 
 SUCCESS_THRESHOLD = 1e-4  #: the paper's verdict: relative error below this recovers W*
@@ -58,15 +58,27 @@ def test_rmse_exact(W: torch.Tensor, W_star: torch.Tensor) -> torch.Tensor:
 def test_rmse_sampled(W: torch.Tensor, W_star: torch.Tensor, seeds: list[int], n_test: int,
                       chunk: int = 20_000) -> torch.Tensor:
     """RMSE of g(x;W) against the noiseless oracle on n_test fresh Gaussian inputs per trial."""
-    out = []
+    return test_rmse_sampled_each([W], W_star, seeds, n_test, chunk)[0]
+
+
+def test_rmse_sampled_each(Ws: list[torch.Tensor], W_star: torch.Tensor, seeds: list[int], n_test: int,
+                           chunk: int = 20_000) -> list[torch.Tensor]:
+    """``test_rmse_sampled`` for several weight tensors of the same trials (IMP's rounds) on one draw
+    of each trial's test inputs: the values equal one call per tensor bit for bit (same inputs, same
+    order of sums), and the n_test x d draw, most of the cost, is made once instead of once a tensor."""
+    out = [[] for _ in Ws]
     for b, seed in enumerate(seeds):
         gen = torch.Generator().manual_seed(substream(seed, TEST))
-        w, ws = W[b:b + 1].detach().cpu().double(), W_star[b:b + 1].detach().cpu().double()
-        sq, left = 0.0, n_test
+        ws = W_star[b:b + 1].detach().cpu().double()
+        mine = [W[b:b + 1].detach().cpu().double() for W in Ws]
+        sq, left = [0.0] * len(Ws), n_test
         while left > 0:
             m = min(chunk, left)
-            X = torch.randn(1, m, w.shape[1], generator=gen, dtype=torch.float64)
-            sq += float(((forward(X, w) - forward(X, ws)) ** 2).sum())
+            X = torch.randn(1, m, ws.shape[1], generator=gen, dtype=torch.float64)
+            target = forward(X, ws)
+            for i, w in enumerate(mine):
+                sq[i] += float(((forward(X, w) - target) ** 2).sum())
             left -= m
-        out.append(np.sqrt(sq / n_test))
-    return torch.tensor(out, dtype=torch.float64)
+        for i in range(len(Ws)):
+            out[i].append(np.sqrt(sq[i] / n_test))
+    return [torch.tensor(o, dtype=torch.float64) for o in out]

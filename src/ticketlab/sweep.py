@@ -357,6 +357,8 @@ def trial_seconds(exp, cfg, cell, members: int = 1) -> float:
         return iterations * cost.iteration_time(s.N, o.d, o.K, max(1, round(r_sum)), dtype=s.dtype, members=members)
 
     dense = o.d * o.K
+    if getattr(s, "test_error", None) == "sampled":  # the test draw can outweigh the training (Figure 9)
+        setup += cost.test_error_time(s.n_test, o.d, o.K, cfg.rounds + 1 if kind == "imp" else 1)
     if kind == "found_mask":  # pre_iters on the dense learner, then the pruned training (Figure 8: twice)
         solves = 2 if hasattr(cfg, "levels") else 1
         return setup + solve(dense, cfg.pre_iters) + solves * solve((1 - cell.params["pruning"]) * dense, its)

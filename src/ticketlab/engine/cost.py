@@ -36,7 +36,8 @@ import math
 
 # The calibration constants below stay module-level (benchmarks and tests read them) but are not API.
 __all__ = ["estimate", "iteration_time", "layout_time", "union_time", "prefer_union", "bytes_per_trial",
-           "shared_time", "prefer_union_shared", "setup_time", "landscape_trial_time", "init_trial_time"]
+           "shared_time", "prefer_union_shared", "setup_time", "test_error_time", "landscape_trial_time",
+           "init_trial_time"]
 
 FLOPS = {8: 16e9, 4: 32e9}  # sustained flop/s of the dense rows kernel per core, by itemsize
 UNION_FLOPS = {8: 8e9, 4: 16e9}  # the union (feature-major) kernel: about half of that per flop
@@ -166,6 +167,13 @@ def prefer_union_shared(N: int, K: int, r_sum: int, u: int, itemsize: int, membe
 # N = 50-250, d = 100; the init study's X of 16,000 x 1,000 values dominates its trials).
 TRIAL_SETUP_S = 1e-3
 DRAW_S = 40e-9
+# A sampled test error (test_error='sampled', Figures 7-10 at paper scale: n_test = 100,000 fresh
+# inputs a trial) draws n_test x d Gaussians and runs two forward passes on them. Measured with one
+# torch thread at load ~2 (metrics.test_rmse_sampled, d = 100, K = 5: 0.11-0.17 s a trial, 99% of a
+# paper-scale Figure 9 trial): about TEST_DRAW_S a value drawn and TEST_FORWARD_S a value and neuron
+# per network evaluated.
+TEST_DRAW_S = 17e-9
+TEST_FORWARD_S = 0.3e-9
 # The landscape study (landscape/study.py): per trial, 1 + radii x points weight matrices, each a
 # Hessian on the p kept weights (built from the N samples: ~N p^2 work) and its eigenvalues (p^3),
 # twice (the empirical and the population Hessian); fitted to the quick grid's eight cells
@@ -192,6 +200,12 @@ INIT_DENSE_S = 3.5e-11  # per sample and d^2
 def setup_time(N: int, d: int) -> float:
     """Seconds to set up and measure one trial: draw its N x d data, start, metrics."""
     return TRIAL_SETUP_S + DRAW_S * N * d
+
+
+def test_error_time(n_test: int, d: int, K: int, evaluations: int = 1) -> float:
+    """Seconds of a sampled test error for one trial: one draw of n_test x d inputs, then the oracle and
+    ``evaluations`` learners on them (IMP's rounds share the draw)."""
+    return n_test * d * (TEST_DRAW_S + (1 + evaluations) * K * TEST_FORWARD_S)
 
 
 def landscape_trial_time(N: int, p: int, points: int) -> float:
