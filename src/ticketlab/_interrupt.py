@@ -35,7 +35,19 @@ def install() -> None:
     """Record interrupts and start the watchdog (from the main thread, before any library loads)."""
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _on_sigint)
+        sys.unraisablehook = _quiet_interrupt(sys.unraisablehook)
         _start_watchdog()
+
+
+def _quiet_interrupt(previous):
+    """An interrupt raised where Python cannot propagate it (a weakref callback of the import system,
+    a __del__) is printed by Python as 'Exception ignored in ...' with a traceback; ours is reported
+    once, as the one line, by whoever leaves: drop that print, keep every other one."""
+    def hook(unraisable):
+        if _hits and isinstance(unraisable.exc_value, KeyboardInterrupt):
+            return
+        previous(unraisable)
+    return hook
 
 
 def _start_watchdog() -> None:
