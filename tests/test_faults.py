@@ -235,6 +235,25 @@ def test_a_dead_sweeps_claims_lapse(tmp_path):
         assert st.claim(["t2"], st.owner) == "mine"  # pid 999999999 is not alive: its claim lapsed
 
 
+def test_a_killed_sweeps_claims_on_stored_trials_are_cleared_by_the_resume(tmp_path):
+    """A sweep releases its claims only at its end, so a kill -9 leaves the claims of the chunks it had
+    already stored (the kill test saw 7 such rows). The resume drops them with its own at its end: the
+    store ends with no claim left, and every trial once."""
+    exp = get_experiment("fig4")
+    db = tmp_path / "k.db"
+    with Store(db) as st:  # what the killed sweep had stored: the first trial of each cell
+        run_sweep("fig4", make_config(exp, "quick", 1, TINY["fig4"]), st, progress=False)
+    dead = f"{__import__('socket').gethostname()}:999999999:abc"
+    with sqlite3.connect(db) as c:
+        ids = [t for (t,) in c.execute("SELECT trial_id FROM trials")]
+        c.executemany("INSERT INTO claims VALUES (?, ?, ?)", [(t, dead, time.time()) for t in ids])
+    with Store(db) as st:  # the resume: the same sweep with its second trials still to run
+        run_sweep("fig4", make_config(exp, "quick", 2, TINY["fig4"]), st, progress=False)
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
+        assert c.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 2 * len(ids)
+
+
 def test_close_checkpoints_so_the_db_file_alone_holds_every_row(tmp_path):
     exp = get_experiment("fig4")
     cfg = make_config(exp, "quick", 1, TINY["fig4"])

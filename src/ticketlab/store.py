@@ -211,9 +211,13 @@ class Store:
         now = time.time()
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
+            marks = ','.join('?' * len(trial_ids))
             if len(self.existing(trial_ids)) == len(trial_ids):
+                # a claim on stored trials is moot, whoever holds it: a killed sweep leaves its finished
+                # chunks' claims behind (a sweep releases its claims only at its end), and they go here
+                self._conn.execute(f"DELETE FROM claims WHERE trial_id IN ({marks})", trial_ids)
                 return "done"
-            q = f"SELECT trial_id, owner, created FROM claims WHERE trial_id IN ({','.join('?' * len(trial_ids))})"
+            q = f"SELECT trial_id, owner, created FROM claims WHERE trial_id IN ({marks})"
             for tid, other, created in self._conn.execute(q, trial_ids).fetchall():
                 if other == owner:
                     continue
@@ -228,9 +232,12 @@ class Store:
         return "mine"
 
     def release(self, owner: str) -> None:
+        """Drop ``owner``'s claims at the end of its sweep, and every claim on trials already stored: a
+        sweep killed mid-run leaves the claims of the chunks it had finished, and they are moot."""
         try:
             with self._conn:
-                self._conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
+                self._conn.execute("DELETE FROM claims WHERE owner = ? OR trial_id IN (SELECT trial_id FROM trials)",
+                                   (owner,))
         except sqlite3.Error:
             pass
 
