@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import torch
+from pydantic import Field
 from scipy.optimize import linear_sum_assignment
 
 from .config import Count, Seeds, Tensor, validated
@@ -61,6 +64,7 @@ def test_rmse_sampled(W: torch.Tensor, W_star: torch.Tensor, seeds: list[int], n
     return test_rmse_sampled_each([W], W_star, seeds, n_test, chunk)[0]
 
 
+@validated(Ws=Annotated[list[Tensor], Field(min_length=1)], W_star=Tensor, seeds=Seeds, n_test=Count, chunk=Count)
 def test_rmse_sampled_each(Ws: list[torch.Tensor], W_star: torch.Tensor, seeds: list[int], n_test: int,
                            chunk: int = 20_000) -> list[torch.Tensor]:
     """``test_rmse_sampled`` for several weight tensors of the same trials (IMP's rounds) on one draw
