@@ -69,10 +69,12 @@ class Fig9(Experiment):
         sel = sel.assign(capped=capped_rows(sel, cfg.solver.max_iter).astype(int))
         curves = []
         for p, sub in sel.groupby("pruning"):
-            g = sub.groupby("N").agg(test=("test_rmse", "median"), accuracy=("mask_accuracy", "median"),
+            g = sub.groupby("N").agg(test=("test_rmse", "median"), q25=("test_rmse", lambda v: v.quantile(0.25)),
+                                     q75=("test_rmse", lambda v: v.quantile(0.75)), accuracy=("mask_accuracy", "median"),
                                      precision=("precision", "median"),
                                      trials=("test_rmse", "size"), capped=("capped", "sum")).reset_index()
             curves.append({"pruning": float(p), "N": g["N"].astype(int).tolist(), "test_median": g["test"].tolist(),
+                           "test_q25": g["q25"].tolist(), "test_q75": g["q75"].tolist(),
                            "accuracy_median": g["accuracy"].tolist(), "precision_median": g["precision"].tolist(),
                            "trials": g["trials"].astype(int).tolist(), "capped": g["capped"].astype(int).tolist(),
                            "floor": float(g["test"].iloc[-1]),
@@ -84,13 +86,18 @@ class Fig9(Experiment):
         fig, ax = plotting.new_figure(5.0, 3.6)
         colors = {}
         for c in summary["series"]:
-            line, = ax.plot(c["N"], c["test_median"], "o-", ms=3, label=f"{c['pruning']:.0%} pruned")
+            if "test_q25" in c:  # summaries stored before the quartiles were added have none
+                line = plotting.band(ax, c["N"], c["test_median"], c["test_q75"], lower=c["test_q25"],
+                                     label=f"{c['pruning']:.0%} pruned", band_label="interquartile range")
+            else:
+                line, = ax.plot(c["N"], c["test_median"], "o-", ms=3, label=f"{c['pruning']:.0%} pruned")
             colors[round(100 * c["pruning"])] = line.get_color()
         ref = plotting.paper_values().get("fig9_samples_to_floor", {})
         for i, (k, v) in enumerate(ref.items()):
             plotting.paper_points(ax, [v], [1e-3], mfc=colors.get(int(k.rstrip("%")), "gold"),
                                   label="paper: N to reach the floor (~$10^{-3}$), colour = pruning"
                                   if i == 0 else "_nolegend_")
+        ax.axhline(cfg.level, color="0.4", ls="--", lw=0.8, label=f"the claims' floor level ({cfg.level:g})")
         plotting.log_axis(ax, "y")
         ax.set_xlabel("N (samples)")
         ax.set_ylabel("test RMSE (median over trials)")
