@@ -336,3 +336,19 @@ def test_an_unknown_option_of_another_spelling_keeps_click_s_message(capsys):
 def test_a_value_typer_cannot_convert_is_worded_as_every_bad_value(argv, line, capsys):
     rc, _, err = _run(argv, capsys)
     assert rc == 2 and err.splitlines() == [line], err
+
+
+@pytest.mark.parametrize("command,old,given", [("reproduce", "results/ticketlab-results.db", "results/ticketlab-results.db"),
+                                                ("imp", "results/imp", "results")])
+def test_a_rerun_on_the_new_default_store_points_at_the_old_results(tmp_path, monkeypatch, command, old, given):
+    """reproduce and imp kept their results elsewhere before the one --store default: a user rerunning
+    them to resume would silently start over, so the old place is named (and only when it holds results)."""
+    from ticketlab.cli.options import old_default_note
+
+    monkeypatch.chdir(tmp_path)
+    assert old_default_note(command, DEFAULT_STORE) is None  # nothing at the old place: nothing to say
+    (tmp_path / old).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / old).mkdir() if command == "imp" else (tmp_path / old).write_bytes(b"")
+    note = old_default_note(command, DEFAULT_STORE)
+    assert note.startswith("note: the default --store is now") and f"--store {given} " in note
+    assert old_default_note(command, "elsewhere.db") is None  # a store given: the user chose

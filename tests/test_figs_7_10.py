@@ -231,7 +231,22 @@ def test_one_test_draw_for_every_round_gives_the_per_round_values_exactly():
     gen = torch.Generator().manual_seed(5)
     Ws = [P.W_star + s * torch.randn(P.W_star.shape, generator=gen, dtype=torch.float64) for s in (0.3, 0.05, 0.0)]
     n, chunk = 2_500, 1_000  # 2.5 chunks: a partial last chunk too
+
+    def one_draw_per_tensor(W):  # the per-round loop Figure 10 ran before (one fresh draw per tensor)
+        out = []
+        for b, seed in enumerate(P.seeds):
+            gen = torch.Generator().manual_seed(substream(seed, TEST))
+            sq, left = 0.0, n
+            while left > 0:
+                m = min(chunk, left)
+                X = torch.randn(1, m, 10, generator=gen, dtype=torch.float64)
+                sq += float(((forward(X, W[b:b + 1]) - forward(X, P.W_star[b:b + 1])) ** 2).sum())
+                left -= m
+            out.append(math.sqrt(sq / n))
+        return torch.tensor(out, dtype=torch.float64)
+
     each = metrics.test_rmse_sampled_each(Ws, P.W_star, P.seeds, n, chunk)
     for W, got in zip(Ws, each):
+        assert torch.equal(got, one_draw_per_tensor(W))
         assert torch.equal(got, metrics.test_rmse_sampled(W, P.W_star, P.seeds, n, chunk))
     assert torch.all(each[2] == 0) and torch.all(each[0] > each[1])  # W* itself scores 0; farther is worse

@@ -88,16 +88,23 @@ def test_report_from_the_tables_gives_the_same_verdicts(store, tmp_path):
     assert f"ticketlab pack {folder} --store paper.db --force" in text and str(store) not in text
 
 
-def test_unpack_command_round_trip(store, tmp_path):
+def test_unpack_command_round_trip(store, tmp_path, capsys):
     from ticketlab.cli import main
 
     folder = tmp_path / "packed"
     pack(store, folder)
-    back = tmp_path / "back.db"
+    back = tmp_path / "new" / "back.db"  # a missing parent folder is made
     assert main(["unpack", str(folder), "--store", str(back)]) == 0
     assert _rows(sqlite3.connect(back)) == _rows(sqlite3.connect(store))
+    assert not list(back.parent.glob("*.part"))  # written whole, then renamed into place
+    capsys.readouterr()
     assert main(["unpack", str(folder), "--store", str(back)]) == 2  # never overwrites a store
-    assert main(["unpack", str(tmp_path / "nothing"), "--store", str(tmp_path / "n.db")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --store: must be a new file"), err
+    for not_a_pack in (tmp_path / "nothing", tmp_path / "new"):  # missing, or a folder without MANIFEST.json
+        assert main(["unpack", str(not_a_pack), "--store", str(tmp_path / "n.db")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: FOLDER: must be a folder written by"), err
     assert not (tmp_path / "n.db").exists()
 
 

@@ -490,10 +490,17 @@ def unpack(folder: str | Path, db_path: str | Path) -> Path:
     if db_path.exists():
         raise ConfigError(f"OUT {str(db_path)!r}: exists; give a new file")
     src = open_tables(folder, SCHEMA)
-    dst = sqlite3.connect(str(db_path))
+    part = db_path.with_name(db_path.name + ".part")  # renamed into place once whole: a failed copy leaves no store
+    part.unlink(missing_ok=True)
+    dst = sqlite3.connect(str(part))
     try:
         src.backup(dst)
-    finally:
+    except BaseException:
         dst.close()
+        part.unlink(missing_ok=True)
+        raise
+    finally:
         src.close()
+    dst.close()
+    part.replace(db_path)
     return db_path

@@ -17,7 +17,7 @@ __all__ = [
     "DEFAULT_CHUNK", "PROGRESS_SPLIT", "Task", "estimate_seconds", "fmt_duration", "plan",
     "remaining_per_cell", "run_sweep", "run_task", "trials_per_chunk", "DEFAULT_MEMORY_BUDGET",
     "bytes_per_trial", "check_batching", "MAX_TRIALS", "available_memory", "fmt_bytes", "preflight",
-    "TYPICAL_ITERATIONS", "split_size", "trial_threads", "trial_workload", "trial_seconds",
+    "TYPICAL_ITERATIONS", "split_size", "trial_threads", "trial_workload", "trial_seconds", "host_seconds",
     "typical_iterations", "WORKLOADS",
 ]
 
@@ -337,6 +337,20 @@ def trial_workload(exp, cfg) -> str:
     return kind
 
 
+def host_seconds(exp, cfg, cell) -> float:
+    """Seconds of a trial's work besides its solves, on the CPU whatever the device: drawing the data,
+    start and metrics, and a sampled test error (which can outweigh the training: Figure 9 at paper
+    scale, 99% of a trial)."""
+    from .engine import cost
+
+    s = cell.spec
+    seconds = cost.setup_time(s.N, s.oracle.d)
+    if getattr(s, "test_error", None) == "sampled":
+        evaluations = cfg.rounds + 1 if trial_workload(exp, cfg) == "imp" else 1  # IMP: every round, one draw
+        seconds += cost.test_error_time(s.n_test, s.oracle.d, s.oracle.K, evaluations)
+    return seconds
+
+
 def trial_seconds(exp, cfg, cell, members: int = 1) -> float:
     """Seconds one trial of ``cell`` takes on one core (engine.cost): setup, then its workload's work.
     members > 1: one member of a group sharing its problems (design='common', the shared engine)."""
@@ -344,7 +358,7 @@ def trial_seconds(exp, cfg, cell, members: int = 1) -> float:
 
     s = cell.spec
     o = s.oracle
-    setup = cost.setup_time(s.N, o.d)
+    setup = host_seconds(exp, cfg, cell)
     kind = trial_workload(exp, cfg)
     if kind == "landscape":
         points = 1 + len(cfg.radius_grid) * cfg.points
@@ -357,8 +371,6 @@ def trial_seconds(exp, cfg, cell, members: int = 1) -> float:
         return iterations * cost.iteration_time(s.N, o.d, o.K, max(1, round(r_sum)), dtype=s.dtype, members=members)
 
     dense = o.d * o.K
-    if getattr(s, "test_error", None) == "sampled":  # the test draw can outweigh the training (Figure 9)
-        setup += cost.test_error_time(s.n_test, o.d, o.K, cfg.rounds + 1 if kind == "imp" else 1)
     if kind == "found_mask":  # pre_iters on the dense learner, then the pruned training (Figure 8: twice)
         solves = 2 if hasattr(cfg, "levels") else 1
         return setup + solve(dense, cfg.pre_iters) + solves * solve((1 - cell.params["pruning"]) * dense, its)
@@ -417,6 +429,10 @@ def estimate_seconds(exp, cfg, device="cpu", chunk_size: int | None = None,
             its = min(s.solver.max_iter, typical_iterations(exp, cfg))
             total += solves * estimate(s.N, s.oracle.d, s.oracle.K, r_sum, its, n, "cuda", dtype=s.dtype,
                                        batch=per, max_iter=s.solver.max_iter)
+            total += n * host_seconds(exp, cfg, cell)  # the draws and the sampled test error stay on the CPU
+            if kind == "found_mask":  # the dense learner's pre_iters, batched on the GPU too
+                total += estimate(s.N, s.oracle.d, s.oracle.K, s.oracle.d * s.oracle.K, cfg.pre_iters, n, "cuda",
+                                  dtype=s.dtype, batch=per, max_iter=s.solver.max_iter)
             continue
         m = members[cell.group] if cell.group is not None and together else 1
         size = split_size(n, per, split if chunk_size is None else 1, threads)

@@ -10,7 +10,7 @@ import typer
 
 from ..config import ConfigError, bad_value, build
 from ..store import DEFAULT_STORE
-from .options import STORE_HELP, imp_folder, int_list, json_text, model_option, option, parse_seeds, with_options
+from .options import STORE_HELP, old_default_note, imp_folder, int_list, json_text, model_option, option, parse_seeds, with_options
 
 
 def _rewind(text: str) -> tuple[int, str]:
@@ -110,6 +110,9 @@ def imp(**o):
         for s in seed_list:
             for n in sizes:
                 build(IMPSpec, True, **base, control=c, n_train=n, seed=s)
+    note = old_default_note("imp", o["store"])
+    if note:
+        typer.echo(note, err=True)
     store, device, threads, plot, as_json = imp_folder(o["store"]), o["device"], o["threads"], o["plot"], o["as_json"]
     if threads < 0:
         raise bad_value("--threads", "must be >= 0", threads)

@@ -158,6 +158,24 @@ def imp_folder(store) -> str:
     return str(p.parent) if p.suffix == ".db" or p.is_file() else str(p)
 
 
+#: where reproduce and imp kept their results before the one --store default (ticketlab 0.1.0 of 2026-12-02)
+OLD_DEFAULTS = {"reproduce": "results/ticketlab-results.db", "imp": "results/imp"}
+
+
+def old_default_note(command: str, store) -> str | None:
+    """A line for a user rerunning ``command`` with the default --store to resume, whose earlier results
+    sit at the old default path: the new default would silently start over."""
+    from ..app import DEFAULT_STORE
+
+    old = Path(OLD_DEFAULTS[command])
+    new = Path(imp_folder(store)) / "imp" if command == "imp" else Path(store)
+    if str(store) != DEFAULT_STORE or new.exists() or not old.exists():
+        return None
+    given = old.parent if command == "imp" else old
+    return (f"note: the default --store is now {DEFAULT_STORE}; earlier results of `ticketlab {command}` are in "
+            f"{old}: pass --store {given} to resume them")
+
+
 ENGINE_HELP = ("Algorithm 1 engine: auto (fast on the CPU if numba is installed), fast (numba, CPU) or "
                "reference (batched torch); stored with each row")
 Engine = Annotated[str, typer.Option("--engine", help=ENGINE_HELP)]

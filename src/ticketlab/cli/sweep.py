@@ -13,7 +13,7 @@ from ..app import (DEFAULT_STORE, build_report, list_store, paper, plot_experime
                    reproduce_names, run_experiment, verdict_word)
 from ..config import ConfigError
 from .options import (CONFIRM_SECONDS, EXECUTORS, Device, Engine, Progress, Scale, Sets, Store, Trials, Yes,
-                      check_choice, engine_chosen, json_text)
+                      check_choice, engine_chosen, json_text, old_default_note)
 
 
 def _json_summary(exp, cfg, summary, counts) -> dict:
@@ -205,6 +205,9 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
         as_json: bool = typer.Option(False, "--json", help="print timings and paths as JSON"),
     ) -> int:
+        note = old_default_note("reproduce", store)
+        if note:
+            typer.echo(note, err=True)
         # every sweep it runs on this engine (its estimate included), recorded in each row's provenance
         with engine_chosen(engine):
             names = reproduce_names(only)
@@ -291,9 +294,14 @@ def register(app: typer.Typer) -> None:
     ) -> int:
         from ..store import check_store_path
         from ..store import unpack as do_unpack
+        from ..tables import is_tables
 
+        if not is_tables(folder):
+            raise ConfigError(f"FOLDER: must be a folder written by `ticketlab pack` (with MANIFEST.json) "
+                              f"(got {str(folder)!r})")
         if store.exists():
-            raise ConfigError(f"--store {str(store)!r}: exists; unpack into a new file")
+            raise ConfigError(f"--store: must be a new file to unpack into (got {str(store)!r}, which exists)")
+        store.parent.mkdir(parents=True, exist_ok=True)
         check_store_path(store)
         do_unpack(folder, store)
         typer.echo(f"unpacked {folder} into {store}; resume with `ticketlab sweep FIG --store {store}`, then "

@@ -92,7 +92,7 @@ class Fig6(Experiment):
             x = [np.sqrt(c["r_tilde"]) for c in rows]
             m, s = np.array([c["mean"] for c in rows]), np.array([c["std"] for c in rows])
             line = plotting.band(ax, x, m, m + s, lower=np.maximum(m - s, m * 1e-3), label=f"$\\sigma/E_y$ = {nz:g}")
-            # an error at the cap is not yet the floor: open markers where the claims withhold the cell
+            # an error at the cap is not yet the floor: open markers where >= 5% of the cell's trials ran to it
             at_cap = [i for i, c in enumerate(rows) if c.get("capped", 0) >= vd.CAPPED_LIMIT * c["trials"]]
             if at_cap:
                 ax.plot([x[i] for i in at_cap], m[at_cap], "o", ms=5, color=line.get_color(), mfc="white", zorder=3,

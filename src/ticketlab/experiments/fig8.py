@@ -46,7 +46,8 @@ class Fig8Config(FoundMaskConfig):
 
 
 def _reached(ratio: dict, level: float) -> int:
-    """How many kept trials of one pruning ratio (a summary row) reached ``level`` within max_iter."""
+    """How many kept trials of one pruning ratio (a summary row) reached ``level`` within max_iter (a
+    trial whose limit did not converge counts as not reached: there is no limit to measure against)."""
     return next(x["reached"] for x in ratio["levels"] if x["level"] == level)
 
 
@@ -136,8 +137,10 @@ class Fig8(Experiment):
         if not colors:  # no median to draw: say how many of the kept trials got how far
             deepest = min(cfg.levels)
             counts = ", ".join(f"{r['pruning']:.0%}: {_reached(r, deepest)}/{r['trials']}" for r in summary["ratios"])
-            ax.text(0.5, 0.6, f"fewer than half the kept trials reached a level at every pruning ratio\n"
-                    f"kept trials that reached {deepest:g} within max_iter:\n{counts or 'none kept'}\n"
+            head = ("fewer than half the kept trials reached a level at every pruning ratio\n"
+                    f"kept trials whose limit converged and that reached {deepest:g} within max_iter:\n{counts}\n"
+                    if summary["kept"] else "no trial's mask accuracy fell in the window\n")
+            ax.text(0.5, 0.6, head +
                     f"({summary['kept']} of {summary['trials']} trials kept: mask accuracy in range)",
                     transform=ax.transAxes, ha="center", va="center", fontsize=8, color="tab:red",
                     bbox=dict(fc="white", ec="none", alpha=0.9))
@@ -167,7 +170,7 @@ class Fig8(Experiment):
                                                     f"at {r['pruning']:.0%} pruning (never reached {deepest:g})")
         text = ", ".join(f"{p:.0%}: {e.text()}" for p, e in ests.items()) or "no trials in the window"
         if ests:  # what the censored medians hide: how many got there, and how fast each ratio contracts
-            text += ("; reached within max_iter: " + ", ".join(
+            text += ("; limit converged and reached within max_iter: " + ", ".join(
                 f"{r['pruning']:.0%}: {_reached(r, deepest)} of {r['trials']}" for r in summary["ratios"])
                 + "; median linear rate: " + ", ".join(
                 f"{r['pruning']:.0%}: {r['rate_median']:.5f}" for r in summary["ratios"]))

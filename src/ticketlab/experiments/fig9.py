@@ -86,11 +86,8 @@ class Fig9(Experiment):
         fig, ax = plotting.new_figure(5.0, 3.6)
         colors = {}
         for c in summary["series"]:
-            if "test_q25" in c:  # summaries stored before the quartiles were added have none
-                line = plotting.band(ax, c["N"], c["test_median"], c["test_q75"], lower=c["test_q25"],
-                                     label=f"{c['pruning']:.0%} pruned", band_label="interquartile range")
-            else:
-                line, = ax.plot(c["N"], c["test_median"], "o-", ms=3, label=f"{c['pruning']:.0%} pruned")
+            line = plotting.band(ax, c["N"], c["test_median"], c["test_q75"], lower=c["test_q25"],
+                                 label=f"{c['pruning']:.0%} pruned", band_label="interquartile range")
             colors[round(100 * c["pruning"])] = line.get_color()
         ref = plotting.paper_values().get("fig9_samples_to_floor", {})
         for i, (k, v) in enumerate(ref.items()):
