@@ -73,8 +73,11 @@ def test_report_opens_with_the_replication_table_then_contents_then_not_run(fig4
     # every other registered experiment is listed as not run, with its command
     missing = {x["name"] for x in res["not_run"]}
     assert missing == set(available()) - {"fig4"}
-    for name in missing:
+    for name in missing - {"fig11"}:
         assert f"ticketlab sweep {name} --store {db}" in text
+    # Figure 11 is IMP on real data: its command is `ticketlab imp`, and no --scale hint follows it
+    assert "<code>ticketlab imp --model lenet5 --data mnist:DIR" in text and "docs/results/deep" in text
+    assert "ticketlab sweep fig11" not in text
     md = Path(res["markdown"]).read_text()
     assert md.index("## Replication table") < md.index("## Contents") < md.index("## Not run") < \
         md.index("## Figure 4")

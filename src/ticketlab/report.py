@@ -85,10 +85,28 @@ def not_run_command(name: str, store) -> str:
     read-only: run into an SQLite store, then pack it again)."""
     from .tables import is_tables
 
+    if name == "fig11":  # IMP on real data lives in an imp/ folder, not in a sweep store (docs/deep.md)
+        return ("ticketlab imp --model lenet5 --data mnist:DIR --n-train 25000,30000,35000,40000 --rounds 12 "
+                "--rate 0.2 --store FOLDER")
     if is_tables(store):  # unpack to a store of one's own (the packing machine's path means nothing here)
         return (f"ticketlab unpack {store} --store paper.db && ticketlab sweep {name} --store paper.db && "
                 f"ticketlab pack {store} --store paper.db --force")
     return f"ticketlab sweep {name} --store {store}"
+
+
+def _code_spans(escaped: str) -> str:
+    """Markdown `code` spans of an already escaped text as <code> elements."""
+    import re
+
+    return re.sub(r"`([^`]*)`", r"<code>\1</code>", escaped)
+
+
+def not_run_after(name: str) -> str:
+    """What the report says after a not-run experiment's command (markdown)."""
+    if name == "fig11":
+        return ("(the full MNIST in DIR; then `ticketlab report --store FOLDER`; this repository's paper-scale "
+                "runs are in docs/results/deep, see docs/deep.md)")
+    return "(add `--scale paper` for the paper's grid)"
 
 
 def _trials_line(s: dict) -> str:
@@ -131,7 +149,7 @@ def write_report(store_path, out_dir, experiments: list[str] | None = None,
         sec = experiment_section(name, store_path, fig_dir, paper)
         if sec is None:
             not_run.append({"name": name, "title": get_experiment(name).title,
-                            "command": not_run_command(name, store_path)})
+                            "command": not_run_command(name, store_path), "after": not_run_after(name)})
         else:
             sections.append(sec)
     if not sections:
@@ -162,8 +180,7 @@ def write_report(store_path, out_dir, experiments: list[str] | None = None,
     if not_run:
         md.append("- [Not run](#not-run)")
         md += ["", "## Not run", ""]
-        md += [f"- **{x['name']}** ({x['title']}): `{x['command']}` (add `--scale paper` for the paper's grid)"
-               for x in not_run]
+        md += [f"- **{x['name']}** ({x['title']}): `{x['command']}` {x['after']}" for x in not_run]
     for s in sections:
         md += ["", f"<a id='{s['name']}'></a>", "", f"## {s['title']}", ""]
         if s.get("scale") and s["scale"] != "paper":
@@ -224,8 +241,8 @@ def write_report(store_path, out_dir, experiments: list[str] | None = None,
         + ("<li><a href='#not-run'>Not run</a></li>" if not_run else "") + "</ul>")
     if not_run:
         h.append("<h2 id='not-run'>Not run</h2><ul>" + "".join(
-            f"<li><b>{e(x['name'])}</b> ({e(x['title'])}): <code>{e(x['command'])}</code> (add "
-            "<code>--scale paper</code> for the paper's grid)</li>" for x in not_run) + "</ul>")
+            f"<li><b>{e(x['name'])}</b> ({e(x['title'])}): <code>{e(x['command'])}</code> "
+            f"{_code_spans(e(x['after']))}</li>" for x in not_run) + "</ul>")
     for s in sections:
         h.append(f"<h2 id='{e(s['name'])}'>{e(s['title'])}</h2>")
         if s.get("scale") and s["scale"] != "paper":
