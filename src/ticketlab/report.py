@@ -21,7 +21,7 @@ from .provenance import provenance
 from .verdicts import CATEGORIES, withhold_incomplete
 
 __all__ = [
-    "paper_values", "experiment_section", "verdict_word", "CSS_CLASS", "not_run_command", "SENSITIVITY_NOTE",
+    "paper_values", "experiment_section", "verdict_word", "CSS_CLASS", "not_run_command", "not_run_after", "SENSITIVITY_NOTE",
     "write_report",
 ]
 
