@@ -134,7 +134,7 @@ def bad_values(tp, none_ok: bool = False) -> list:
         return [1, "yes", *nothing]
     if base is int or base is float:
         out = [True, "1", *nothing]
-        out += [1.5] if base is int else [math.nan, math.inf, -math.inf]
+        out += [1.5, 2.0] if base is int else [math.nan, math.inf, -math.inf]
         for m in meta:  # one past each bound
             out += [m.ge - 1] if isinstance(m, Ge) else [m.gt] if isinstance(m, Gt) else \
                 [m.le + 1] if isinstance(m, Le) else [m.lt] if isinstance(m, Lt) else []

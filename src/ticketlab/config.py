@@ -48,6 +48,17 @@ def _is_number(annotation) -> bool:
     return bool(args) and any(_is_number(a) for a in args if a is not type(None) and a is not Ellipsis)
 
 
+def _is_whole(annotation) -> bool:
+    """int, or an Annotated/Optional/list/tuple of int and no float: where 50.0 is not meant (a function's
+    argument goes through unconverted, so a float there would reach torch as a float)."""
+    if annotation is int:
+        return True
+    if annotation is float or typing.get_origin(annotation) is typing.Literal:
+        return False
+    args = [a for a in typing.get_args(annotation) if a is not type(None) and a is not Ellipsis]
+    return bool(args) and any(_is_whole(a) for a in args) and not any(a is float for a in args)
+
+
 def _contains_bool(value) -> bool:
     if isinstance(value, bool):
         return True
@@ -390,6 +401,7 @@ class _Arguments(Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False, allow_inf_nan=False)
     number_fields: typing.ClassVar[frozenset] = frozenset()  # set once per function by ``validated``
+    whole_fields: typing.ClassVar[frozenset] = frozenset()  # the int ones among them (no 50.0)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -401,6 +413,8 @@ class _Arguments(Model):
                 raise ValueError("must be a number, not true/false")
             if str in kinds or bytes in kinds:
                 raise ValueError("must be a number, not text")
+            if info.field_name in cls.whole_fields and float in kinds:
+                raise ValueError("must be a whole number (an int), not a float")
         return value
 
 
@@ -424,6 +438,7 @@ def validated(**types):
         model = create_model(f"{fn.__name__}_arguments", __base__=_Arguments,
                              **{name: (tp, None) for name, tp in types.items()})
         model.number_fields = frozenset(k for k, f in model.model_fields.items() if _is_number(f.annotation))
+        model.whole_fields = frozenset(k for k in model.number_fields if _is_whole(model.model_fields[k].annotation))
         prefix = f"{fn.__name__} "
 
         def check_arguments(*args, **kwargs) -> None:
