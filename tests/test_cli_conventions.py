@@ -352,3 +352,13 @@ def test_a_rerun_on_the_new_default_store_points_at_the_old_results(tmp_path, mo
     note = old_default_note(command, DEFAULT_STORE)
     assert note.startswith("note: the default --store is now") and f"--store {given} " in note
     assert old_default_note(command, "elsewhere.db") is None  # a store given: the user chose
+
+
+@pytest.mark.parametrize("flag,value", [("--points", "0"), ("--dense-max", "-1"), ("--hessian", "foo"),
+                                        ("--bandwidth", "2")])
+def test_landscape_errors_name_the_flag_not_the_function_parameter(capsys, flag, value):
+    """analyze_trials checks its own parameters ('analyze_trials points: ...'); through the CLI the user
+    typed a flag, so the one line names the flag."""
+    rc, _, err = _run(["landscape", "--d", "10", "--K", "2", "--r", "3", "--N", "60", flag, value], capsys)
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith(f"error: {flag}: must"), lines

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Optional
 
 import typer
 
+from ..config import ConfigError
 from .options import (ORACLE_FIELDS, SEED_HELP, SEEDS_HELP, json_text, model_option, option, oracle_from_options,
                       oracle_options, seeds_of, with_options)
 
@@ -86,9 +88,13 @@ def landscape(**o) -> None:
     seeds = seeds_of(o["seed"], o["trials"], o["seeds"])
     trials = len(seeds)
     oracle = oracle_from_options(*(o[n] for n in ORACLE_FIELDS))
-    rows = analyze_trials(oracle, o["N"], seeds, parse_grid(o["radius_grid"]), o["points"], hessian=o["hessian"],
-                          bandwidth=o["bandwidth"], dense_max=o["dense_max"], population=o["population"],
-                          both=o["compare"], device=resolve_device(o["device"]))
+    try:
+        rows = analyze_trials(oracle, o["N"], seeds, parse_grid(o["radius_grid"]), o["points"], hessian=o["hessian"],
+                              bandwidth=o["bandwidth"], dense_max=o["dense_max"], population=o["population"],
+                              both=o["compare"], device=resolve_device(o["device"]))
+    except ConfigError as err:  # the function names its parameters; the user typed flags
+        raise ConfigError(re.sub(r"analyze_trials (\w+):", lambda m: f"--{m.group(1).replace('_', '-')}:",
+                                 str(err))) from None
     if o["json_out"]:
         out = dict(rows[0]) if trials == 1 else {"trials": rows}
         if trials > 1:
