@@ -233,7 +233,6 @@ HAND = [
     (["sweep", "fig4", "--trials", "1000000000"], "trials"),
     (["report"], "--store"),
     (["plot", "fig4"], "--store"),
-    (["train", "--d", "abc"], "--d"),
     (["sensitivity", "fig4", "--vary", "step_convention=K,K3"], "--vary step_convention=K3"),
     (["sensitivity", "fig4", "--vary", "batches=fresh:0"], "--vary batches"),
     (["sensitivity", "fig4", "--vary", "nosuch=1,2"], "--vary nosuch"),

@@ -85,9 +85,9 @@ def not_run_command(name: str, store) -> str:
     read-only: run into an SQLite store, then pack it again)."""
     from .tables import is_tables
 
-    if name == "fig11":  # IMP on real data lives in an imp/ folder, not in a sweep store (docs/deep.md)
-        return ("ticketlab imp --model lenet5 --data mnist:DIR --n-train 25000,30000,35000,40000 --rounds 12 "
-                "--rate 0.2 --store FOLDER")
+    hint = get_experiment(name).not_run_hint()  # an experiment with its own files says how it runs
+    if hint:
+        return hint[0]
     if is_tables(store):  # unpack to a store of one's own (the packing machine's path means nothing here)
         return (f"ticketlab unpack {store} --store paper.db && ticketlab sweep {name} --store paper.db && "
                 f"ticketlab pack {store} --store paper.db --force")
@@ -103,10 +103,8 @@ def _code_spans(escaped: str) -> str:
 
 def not_run_after(name: str) -> str:
     """What the report says after a not-run experiment's command (markdown)."""
-    if name == "fig11":
-        return ("(the full MNIST in DIR; then `ticketlab report --store FOLDER`; this repository's paper-scale "
-                "runs are in docs/results/deep, see docs/deep.md)")
-    return "(add `--scale paper` for the paper's grid)"
+    hint = get_experiment(name).not_run_hint()
+    return hint[1] if hint else "(add `--scale paper` for the paper's grid)"
 
 
 def _trials_line(s: dict) -> str:

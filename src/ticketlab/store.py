@@ -211,13 +211,9 @@ class Store:
         now = time.time()
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
-            marks = ','.join('?' * len(trial_ids))
             if len(self.existing(trial_ids)) == len(trial_ids):
-                # a claim on stored trials is moot, whoever holds it: a killed sweep leaves its finished
-                # chunks' claims behind (a sweep releases its claims only at its end), and they go here
-                self._conn.execute(f"DELETE FROM claims WHERE trial_id IN ({marks})", trial_ids)
-                return "done"
-            q = f"SELECT trial_id, owner, created FROM claims WHERE trial_id IN ({marks})"
+                return "done"  # claims on stored trials are moot: release() drops them
+            q = f"SELECT trial_id, owner, created FROM claims WHERE trial_id IN ({','.join('?' * len(trial_ids))})"
             for tid, other, created in self._conn.execute(q, trial_ids).fetchall():
                 if other == owner:
                     continue

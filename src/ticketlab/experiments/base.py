@@ -159,6 +159,12 @@ class Experiment:
     Config: ClassVar[type[ExperimentConfig]]
     sweeps: ClassVar[bool] = True  # its trials are rows of the SQLite store, run by ticketlab.sweep
 
+    def not_run_hint(self) -> tuple[str, str] | None:
+        """For an experiment that keeps its own files (``sweeps`` False): the command that runs it at the
+        paper's scale and the report's words after it; None for a store sweep (the report builds its
+        ``ticketlab sweep`` line)."""
+        return None
+
     def default_config(self, scale: str) -> ExperimentConfig:
         presets = self.presets()
         if scale not in presets:

@@ -20,7 +20,7 @@ from ..deep.fig11 import QUICK, fig11_claims, fig11_notes
 from ..deep.models import MODELS
 from .base import Cell, Experiment, ExperimentConfig
 
-__all__ = ["imp_dir", "Fig11Config", "Fig11", "EXPERIMENT"]
+__all__ = ["imp_dir", "PAPER_IMP", "Fig11Config", "Fig11", "EXPERIMENT"]
 
 
 def imp_dir(store) -> Path:
@@ -53,6 +53,11 @@ class Fig11Config(ExperimentConfig):
     batch_size: Annotated[int, Field(ge=1, description="minibatch size")] = QUICK["train"]["batch_size"]
 
 
+#: the paper-scale Figure 11 run (the full MNIST in DIR), said by `sweep fig11 --scale paper` and the report
+PAPER_IMP = ("ticketlab imp --model lenet5 --data mnist:DIR --n-train 25000,30000,35000,40000 --rounds 12 "
+             "--rate 0.2 --store {folder}")
+
+
 class Fig11(Experiment):
     """Figure 11: IMP on a real network and data set; runs live in the IMP folder tree, not the store."""
 
@@ -60,6 +65,11 @@ class Fig11(Experiment):
     title = "Figure 11: lottery tickets on real data (IMP)"
     Config = Fig11Config
     sweeps = False  # IMP runs hold checkpoints: they live in their folder tree, not as store rows
+
+    def not_run_hint(self):
+        return (PAPER_IMP.format(folder="FOLDER"),
+                "(the full MNIST in DIR; then `ticketlab report --store FOLDER`; this repository's paper-scale "
+                "runs are in docs/results/deep, see docs/deep.md)")
 
     def presets(self):
         # the paper's Figure 11 needs 25k-40k MNIST images on disk (see run)
@@ -77,9 +87,8 @@ class Fig11(Experiment):
 
         folder = imp_dir(store)
         if cfg.scale == "paper":
-            print("fig11: the paper scale needs the full MNIST on disk: run `ticketlab imp --model lenet5 --data "
-                  "mnist:DIR --n-train 25000,30000,35000,40000 --rounds 12 --rate 0.2 --store "
-                  f"{folder}`; the report includes whatever that folder holds", file=sys.stderr)
+            print(f"fig11: the paper scale needs the full MNIST on disk: run `{PAPER_IMP.format(folder=folder)}`; "
+                  "the report includes whatever that folder holds", file=sys.stderr)
             return {"total": 0, "skipped": 0, "ran": 0, "written": 0}
         if not Path(store).is_dir():
             from ..store import Store
