@@ -203,8 +203,11 @@ class Fig2(Experiment):
         return [vd.capped_note(summary["cells"], cfg.solver.max_iter)]
 
     def notes(self, cfg):
-        return ["The quick scale shrinks d and N (K r~ up to 0.6 N, as the paper's K r~ up to 0.8 N) and caps "
-                "iterations at 4000; the paper scale uses d=500, K=10, N=5000, sqrt(r~)=10..20 and 10,000 iterations.",
+        paper_size = (cfg.d, cfg.K, cfg.N) == (500, 10, 5000)
+        return [("The problem is the paper's (d=500, K=10, N=5000)." if paper_size else
+                 f"This problem (d={cfg.d}, K={cfg.K}, N={cfg.N}) is smaller than the paper's (d=500, K=10, "
+                 "N=5000, sqrt(r~)=10..20, 10,000 iterations); the quick scale keeps K r~ up to 0.6 N, as the "
+                 "paper's K r~ up to 0.8 N.") + f" Iterations are capped at {cfg.solver.max_iter:,}.",
                 "Success area = the integral of the success rate over the start distance: a radius estimate that "
                 "exists even when no 50% crossing falls inside the grid."] + (
             ["Design 'common': the start distances of a column share each trial's problem (X, W*, mask, start "
