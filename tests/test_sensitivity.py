@@ -207,3 +207,109 @@ def test_sensitivity_of_fig11_is_refused_in_one_line(capsys):
     assert main(["sensitivity", "fig11", "--vary", "rate=0.1,0.2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "fig11" in err[0]
+
+
+# --- the replication table's "other choices" column and the Choice sets table -----------------------
+
+def _variant(label, claims, done=10, asked=10):
+    return {"variant": label, "config_id": "c" * 16, "scale": "paper", "trials": asked, "done": done,
+            "asked": asked, "complete": done >= asked,
+            "claims": [{"claim": c, "verdict": v, "check": "", "reason": ""} for c, v in claims]}
+
+
+def _section(name, claims, variants=()):
+    shown = _variant("shown (default choices)", claims)
+    sec = {"name": name, "claims": shown["claims"]}
+    if variants:
+        sec["sensitivity"] = [shown, *variants]
+    return sec
+
+
+def test_other_choices_name_each_stored_variant_and_its_verdict():
+    from ticketlab.sensitivity import verdicts_under_variants
+
+    sec = _section("fig4", [("a", "undecided"), ("b", "not reproduced")],
+                   [_variant("solver.step_convention=K2", [("a", "reproduced"), ("b", "trend only")]),
+                    _variant("solver.max_iter=50000", [("a", "undecided")], done=3, asked=10)])
+    assert verdicts_under_variants("a", sec["sensitivity"]) == (
+        "step_convention=K2: reproduced; max_iter=50000: undecided (3/10 trials)")
+    assert verdicts_under_variants("b", sec["sensitivity"]) == (
+        "step_convention=K2: trend only; max_iter=50000: no results (3/10 trials)")
+    assert verdicts_under_variants("a", []) == "none stored"
+    assert verdicts_under_variants("a", sec["sensitivity"][:1]) == "none stored"
+
+
+def test_choice_sets_count_gains_and_losses_against_the_shown_config():
+    from ticketlab.sensitivity import choice_sets, choice_sets_line
+
+    secs = [_section("fig3", [("x", "reproduced"), ("y", "not reproduced")],
+                     [_variant("solver.step_convention=K2", [("x", "trend only"), ("y", "reproduced")])]),
+            _section("fig4", [("a", "undecided")],
+                     [_variant("solver.step_convention=K2", [("a", "reproduced")]),
+                      _variant("solver.max_iter=50000", [("a", "undecided")])]),
+            _section("fig5", [("t", "reproduced")])]
+    sets = choice_sets(secs)
+    shown, k2, cap = sets
+    assert shown["choices"] == "shown configs" and shown["experiments"] == ["fig3", "fig4", "fig5"]
+    assert shown["counts"] == {"reproduced": 2, "trend only": 0, "not reproduced": 1, "undecided": 1}
+    assert (k2["choices"], k2["experiments"], k2["claims"]) == ("step_convention=K2", ["fig3", "fig4"], 3)
+    assert k2["gained"] == ["fig3: y", "fig4: a"] and k2["lost"] == ["fig3: x"]
+    assert (cap["gained"], cap["lost"]) == ([], [])
+    line = choice_sets_line(sets)
+    assert line.startswith("No stored set of choices reproduces every claim: the shown configs reproduce 2 of 4")
+    assert "2 other sets ran on some experiments only, turning 2 claims reproduced and 1 no longer" in line
+
+
+def test_a_set_that_reproduces_every_claim_everywhere_is_named_and_a_lone_config_says_so():
+    from ticketlab.sensitivity import choice_sets, choice_sets_line
+
+    every = [_section(n, [(n + "1", "undecided")], [_variant("lam=0.1", [(n + "1", "reproduced")])])
+             for n in ("fig2", "fig4")]
+    assert choice_sets_line(choice_sets(every)) == (
+        "One set of choices reproduces every claim of every experiment here: lam=0.1.")
+    one_short = [every[0], _section("fig5", [("t", "undecided")])]  # lam=0.1 not run on fig5
+    assert choice_sets_line(choice_sets(one_short)).startswith("No stored set")
+    alone = [_section("fig5", [("t", "reproduced")])]
+    assert choice_sets_line(choice_sets(alone)) == (
+        "One set of choices reproduces every claim of every experiment here: shown configs.")
+    alone = [_section("fig5", [("t", "undecided")])]
+    assert choice_sets_line(choice_sets(alone)).endswith("; no other set of choices is stored.")
+
+
+def test_the_report_tables_carry_the_variants_verdicts_and_escape_pipes(both, tmp_path):
+    db, default, variant = both
+    exp = get_experiment("fig4")
+    res = write_report(db, tmp_path / "rep")
+    md = (tmp_path / "rep" / "report.md").read_text()
+    want = {c["claim"]: c["verdict"] for c in _judged(exp, variant, db)}
+    rows = [line for line in md.splitlines() if line.startswith("| [fig4]")]
+    assert len(rows) == len(want)
+    for line in rows:  # 6 cells: no unescaped '|' inside a cell
+        cells = [c.strip() for c in __import__("re").split(r"(?<!\\)\|", line)[1:-1]]
+        assert len(cells) == 6
+        claim = cells[1].replace("\\|", "|")
+        assert cells[5] == f"step_convention=K2: {want[claim]}"
+    assert "### Choice sets" in md and "| step_convention=K2 | fig4 |" in md
+    assert "id='choice-sets-table'" in (tmp_path / "rep" / "report.html").read_text()
+    sec = next(s for s in res["sections"] if s["name"] == "fig4")
+    assert sec["sensitivity"][1]["variant"] == "solver.step_convention=K2"
+
+
+def test_a_pipe_in_a_claim_stays_inside_its_markdown_cell(tmp_path, monkeypatch):
+    """Figure 6's claim text has |xi|: the row must still have six cells."""
+    import re
+
+    from ticketlab.experiments.fig4 import Fig4
+
+    real = Fig4.claims
+
+    def piped(self, cfg, summary, paper):
+        return [{**c, "claim": c["claim"] + " (|xi|)"} for c in real(self, cfg, summary, paper)]
+
+    monkeypatch.setattr(Fig4, "claims", piped)
+    db = tmp_path / "r.db"
+    _run(db)
+    write_report(db, tmp_path / "rep")
+    rows = [x for x in (tmp_path / "rep" / "report.md").read_text().splitlines() if x.startswith("| [fig4]")]
+    assert rows and all(len(re.split(r"(?<!\\)\|", x)[1:-1]) == 6 for x in rows)
+    assert all("(\\|xi\\|)" in x for x in rows)

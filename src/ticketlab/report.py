@@ -2,7 +2,8 @@
 
 Reads only the store (and the paper's read-off values); one self-contained HTML page (figures
 embedded) and a Markdown twin with the figure files beside it. It opens with the replication table
-(claim, verdict, the one line it checks, a link to its section), then a table of contents, the
+(claim, verdict, the one line it checks, a link to its section, its verdict under each stored variant of
+unstated choices), the choice sets (does one set reproduce every figure?), then a table of contents, the
 experiments not run (with the command that runs each), and one section per experiment. The verdict
 categories are ticketlab.verdicts' (docs/replication.md).
 """
@@ -18,10 +19,11 @@ from pathlib import Path
 from .config import ConfigError
 from .experiments import available, get_experiment
 from .provenance import provenance
+from .sensitivity import choice_sets, choice_sets_line, verdicts_under_variants
 from .verdicts import CATEGORIES, withhold_incomplete
 
 __all__ = [
-    "paper_values", "experiment_section", "verdict_word", "CSS_CLASS", "not_run_command", "not_run_after", "SENSITIVITY_NOTE",
+    "paper_values", "experiment_section", "verdict_word", "CSS_CLASS", "not_run_command", "not_run_after", "SENSITIVITY_NOTE", "CHOICE_SETS_NOTE",
     "write_report",
 ]
 
@@ -94,6 +96,11 @@ def not_run_command(name: str, store) -> str:
     return f"ticketlab sweep {name} --store {store}"
 
 
+def _cell(text) -> str:
+    """A Markdown table cell: a '|' in the text (|xi|, a norm) would end the cell, so it is escaped."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def _code_spans(escaped: str) -> str:
     """Markdown `code` spans of an already escaped text as <code> elements."""
     import re
@@ -119,6 +126,14 @@ def _trials_line(s: dict) -> str:
 SENSITIVITY_NOTE = ("The variants of this config that the store holds (same grids, other unstated choices), "
                     "each judged by the same rules; the first is the config shown above. Run more with "
                     "`ticketlab sensitivity FIG --vary ...` (docs/replication.md).")
+
+
+#: the text above the report's Choice sets table
+CHOICE_SETS_NOTE = ("Does one set of the choices the paper leaves unstated reproduce every figure? Each row is a "
+                    "set the store holds: first the configs shown above, then each variant (how it differs from "
+                    "the config shown, e.g. `step_convention=K2`) over the experiments where it was run, with its "
+                    "verdict counts and the claims it turns reproduced or no longer reproduced against the shown "
+                    "config. A set is judged only where it was run.")
 
 
 def _sensitivity_cells(variants: list[dict]):
@@ -156,7 +171,11 @@ def write_report(store_path, out_dir, experiments: list[str] | None = None,
                           f"`ticketlab sweep FIG --store {store_path}`")
     prov = provenance()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    rows = [{**c, "name": s["name"], "title": s["title"]} for s in sections for c in s.get("claims", [])]
+    rows = [{**c, "name": s["name"], "title": s["title"],
+             "others": verdicts_under_variants(c["claim"], s.get("sensitivity") or [], verdict_word)}
+            for s in sections for c in s.get("claims", [])]
+    sets = choice_sets(sections, verdict_word)
+    sets_line = choice_sets_line(sets)
     about = ("Paper: Zhang, Wang, Liu, Chen, Xiong, *Why Lottery Ticket Wins? A Theoretical Perspective of Sample "
              "Complexity on Pruned Neural Networks*, NeurIPS 2021. Paper values are read off its figures; each "
              "comparison uses the tolerance stated beside the value in paper_figures.json.")
@@ -169,10 +188,17 @@ def write_report(store_path, out_dir, experiments: list[str] | None = None,
     md = [f"# {title}", "", f"Generated {stamp} from `{store_path}` by ticketlab {prov['ticketlab_version']} "
           f"(commit {prov['git_commit']}), torch {prov['torch_version']}, on {prov['platform']}.", "", about, "",
           "## Replication table", "", f"{len(rows)} claims: {_summary_counts(rows)}.", "", legend, "",
-          "| experiment | claim | verdict | check | why |", "|---|---|---|---|---|"]
+          "| experiment | claim | verdict | check | why | other choices |", "|---|---|---|---|---|---|"]
     for c in rows:
-        md.append(f"| [{c['name']}](#{c['name']}) | {c['claim']} | **{verdict_word(c['verdict'])}** | "
-                  f"{c.get('check', c.get('ours', ''))} | {c.get('reason', '')} |")
+        md.append(f"| [{c['name']}](#{c['name']}) | {_cell(c['claim'])} | **{verdict_word(c['verdict'])}** | "
+                  f"{_cell(c.get('check', c.get('ours', '')))} | {_cell(c.get('reason', ''))} | {_cell(c['others'])} |")
+    md += ["", "### Choice sets", "", CHOICE_SETS_NOTE, "", sets_line, "",
+           "| choices | experiments | claims | " + " | ".join(CATEGORIES) + " | now reproduced | no longer reproduced |",
+           "|---|---|---|" + "---|" * (len(CATEGORIES) + 2)]
+    for r in sets:
+        md.append(f"| {r['choices']} | {', '.join(r['experiments'])} | {r['claims']} | "
+                  + " | ".join(str(r["counts"][k]) for k in CATEGORIES)
+                  + f" | {_cell('; '.join(r['gained']) or '-')} | {_cell('; '.join(r['lost']) or '-')} |")
     md += ["", "## Contents", ""]
     md += [f"- [{s['title']}](#{s['name']})" for s in sections]
     if not_run:
@@ -206,9 +232,9 @@ def write_report(store_path, out_dir, experiments: list[str] | None = None,
             md += ["", f"### Sensitivity: {s['name']}", "", SENSITIVITY_NOTE, "",
                    "| variant | config | trials | claim | verdict | check | why |", "|---|---|---|---|---|---|---|"]
             for v, c in _sensitivity_cells(s["sensitivity"]):
-                md.append(f"| {v['variant']} | `{v['config_id'][:12]}` | {v['done']}/{v['asked']} | {c['claim']} | "
-                          f"**{verdict_word(c['verdict'])}** | {c.get('check') or c.get('ours') or ''} | "
-                          f"{c.get('reason') or ''} |")
+                md.append(f"| {_cell(v['variant'])} | `{v['config_id'][:12]}` | {v['done']}/{v['asked']} | "
+                          f"{_cell(c['claim'])} | **{verdict_word(c['verdict'])}** | "
+                          f"{_cell(c.get('check') or c.get('ours') or '')} | {_cell(c.get('reason') or '')} |")
     md_text = "\n".join(md) + "\n"
     (out_dir / "report.md").write_text(md_text)
 
@@ -227,13 +253,21 @@ def write_report(store_path, out_dir, experiments: list[str] | None = None,
          "<h2 id='replication'>Replication table</h2>",
          f"<p>{len(rows)} claims: {e(_summary_counts(rows))}.</p><p class='why'>{e(legend).replace('*', '')}</p>",
          "<table id='replication-table'><tr><th>experiment</th><th>claim</th><th>verdict</th><th>check</th>"
-         "<th>why</th></tr>"]
+         "<th>why</th><th>other choices</th></tr>"]
     for c in rows:
         v = verdict_word(c["verdict"])
         h.append(f"<tr><td><a href='#{e(c['name'])}'>{e(c['name'])}</a></td><td>{e(c['claim'])}</td>"
                  f"<td class='{CSS_CLASS[v]}'>{e(v)}</td><td>{e(str(c.get('check', c.get('ours', ''))))}</td>"
-                 f"<td class='why'>{e(str(c.get('reason', '')))}</td></tr>")
+                 f"<td class='why'>{e(str(c.get('reason', '')))}</td><td class='why'>{e(c['others'])}</td></tr>")
     h.append("</table>")
+    h.append(f"<h3 id='choice-sets'>Choice sets</h3><p class='why'>{_code_spans(e(CHOICE_SETS_NOTE))}</p>"
+             f"<p>{e(sets_line)}</p><table id='choice-sets-table'><tr><th>choices</th><th>experiments</th>"
+             "<th>claims</th>" + "".join(f"<th>{e(k)}</th>" for k in CATEGORIES)
+             + "<th>now reproduced</th><th>no longer reproduced</th></tr>" + "".join(
+                 f"<tr><td>{e(r['choices'])}</td><td>{e(', '.join(r['experiments']))}</td><td>{r['claims']}</td>"
+                 + "".join(f"<td>{r['counts'][k]}</td>" for k in CATEGORIES)
+                 + f"<td>{e('; '.join(r['gained']) or '-')}</td><td>{e('; '.join(r['lost']) or '-')}</td></tr>"
+                 for r in sets) + "</table>")
     h.append("<h2 id='contents'>Contents</h2><ul>" + "".join(
         f"<li><a href='#{e(s['name'])}'>{e(s['title'])}</a></li>" for s in sections)
         + ("<li><a href='#not-run'>Not run</a></li>" if not_run else "") + "</ul>")

@@ -14,7 +14,7 @@ from .config import ConfigError
 
 __all__ = [
     "ALIASES", "split_choices", "expand_choice", "variant_row", "stored_variants", "diff_label",
-    "format_table", "MAX_VARIANTS",
+    "format_table", "MAX_VARIANTS", "short_label", "verdicts_under_variants", "choice_sets", "choice_sets_line",
 ]
 
 #: most variants one ``--vary`` study may ask for
@@ -147,3 +147,91 @@ def format_table(rows: list[dict], verdict_word=str) -> str:
                 if c.get("reason"):
                     lines.append(f"  {'':<{width}}  {'':<14}  why: {c['reason']}")
     return "\n".join(lines)
+
+
+def short_label(label: str) -> str:
+    """A variant label as the replication table prints it: solver fields without their 'solver.' prefix."""
+    return label.replace("solver.", "")
+
+
+def _claim_in(variant: dict, claim: str) -> dict | None:
+    return next((c for c in variant["claims"] if c["claim"] == claim), None)
+
+
+def verdicts_under_variants(claim: str, variants: list[dict], verdict_word=str) -> str:
+    """The replication table's "other choices" cell: the claim's verdict under each stored variant after
+    the first (the config shown), e.g. 'step_convention=K2: reproduced; max_iter=50000: undecided (20/100
+    trials)'; 'none stored' when the store holds no variant of the shown config."""
+    parts = []
+    for v in variants[1:]:
+        c = _claim_in(v, claim)
+        word = "no results" if c is None else verdict_word(c["verdict"])
+        partial = "" if v["complete"] else f" ({v['done']}/{v['asked']} trials)"
+        parts.append(f"{short_label(v['variant'])}: {word}{partial}")
+    return "; ".join(parts) if parts else "none stored"
+
+
+def choice_sets(sections: list[dict], verdict_word=str) -> list[dict]:
+    """Every set of unstated choices a report's sections hold, scored over the experiments it ran on.
+
+    The first set is the configs the sections show (each experiment's own: the preset's choices unless a
+    section says otherwise); every other set is one variant label (how it differs from the shown config)
+    gathered over the experiments where the store holds it. Each: {choices, experiments, claims (judged),
+    counts {category: n}, gained (claims reproduced under it but not under the shown config), lost (the
+    converse)}. Only the shown set covers every experiment unless a variant was run on each."""
+    from .verdicts import CATEGORIES
+
+    def empty(name):
+        return {"choices": name, "experiments": [], "claims": 0, "counts": dict.fromkeys(CATEGORIES, 0),
+                "gained": [], "lost": []}
+
+    shown = empty("shown configs")
+    others: dict[str, dict] = {}
+    for s in sections:
+        if s.get("claims"):
+            shown["experiments"].append(s["name"])
+        for c in s.get("claims", []):
+            shown["claims"] += 1
+            shown["counts"][verdict_word(c["verdict"])] += 1
+        for v in (s.get("sensitivity") or [])[1:]:
+            if not v["claims"]:
+                continue
+            row = others.setdefault(short_label(v["variant"]), empty(short_label(v["variant"])))
+            row["experiments"].append(s["name"])
+            for c in v["claims"]:
+                row["claims"] += 1
+                word = verdict_word(c["verdict"])
+                row["counts"][word] += 1
+                base = next((b for b in s.get("claims", []) if b["claim"] == c["claim"]), None)
+                was = verdict_word(base["verdict"]) if base else None
+                if word == "reproduced" and was != "reproduced":
+                    row["gained"].append(f"{s['name']}: {c['claim']}")
+                elif was == "reproduced" and word != "reproduced":
+                    row["lost"].append(f"{s['name']}: {c['claim']}")
+    return [shown, *sorted(others.values(), key=lambda r: (-len(r["experiments"]), r["choices"]))]
+
+
+def choice_sets_line(sets: list[dict]) -> str:
+    """One sentence from ``choice_sets``: does one stored set of choices reproduce every claim of every
+    experiment, and if none does, what the sets that were tried change."""
+    shown, others = sets[0], sets[1:]
+    every = set(shown["experiments"])
+    full = [r for r in sets if set(r["experiments"]) >= every and r["claims"]]
+    winners = [r for r in full if r["counts"]["reproduced"] == r["claims"]]
+    if winners:
+        return f"One set of choices reproduces every claim of every experiment here: {winners[0]['choices']}."
+    line = (f"No stored set of choices reproduces every claim: the shown configs reproduce "
+            f"{shown['counts']['reproduced']} of {shown['claims']} claims over {len(every)} experiments")
+    partial = [r for r in others if r not in full]
+    if len(full) > 1:
+        best = max(full[1:], key=lambda r: r["counts"]["reproduced"])
+        line += f"; of the other sets run on every experiment, {best['choices']} reproduces {best['counts']['reproduced']}"
+    if partial:
+        gained = sum(len(r["gained"]) for r in partial)
+        lost = sum(len(r["lost"]) for r in partial)
+        line += (f"; {len(partial)} other set{'s' if len(partial) > 1 else ''} ran on some experiments only, "
+                 f"turning {gained} claim{'s' if gained != 1 else ''} reproduced and {lost} no longer reproduced "
+                 f"there (table below)")
+    elif len(full) == 1:
+        line += "; no other set of choices is stored"
+    return line + "."
