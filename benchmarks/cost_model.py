@@ -8,6 +8,11 @@ the mean iterations the trials ran against the ``typical_iterations`` the estima
 Run it on a quiet machine with ``OMP_NUM_THREADS=1`` for numbers comparable to docs/performance.md;
 the load average at start and end is printed with the table (a busy machine makes every ratio larger).
 Figure 11 is not a store sweep (IMP on real data runs its own loop) and has no estimate.
+
+``python -m benchmarks.cost_model --store results/paper/tables`` runs nothing: for every experiment the
+store holds (the config a report shows), it prints the mean iterations per solve and the share of
+solves that ran to max_iter, beside the ``typical_iterations`` and ``capped_share`` the estimate plans
+with at the paper's scale (how those constants were measured).
 """
 
 from __future__ import annotations
@@ -54,6 +59,46 @@ def measure(name: str, tmp: Path) -> dict:
             "trials": counts["ran"], "threads": trial_threads(exp, cfg), "estimate_s": est, "measured_s": wall,
             "ratio": wall / est if est > 0 else float("inf"), "within_2x": est > 0 and 0.5 <= wall / est <= 2.0,
             "iterations_mean": _mean_iterations(df), "iterations_planned": planned}
+
+
+def _solves(df):
+    """Every solve's iteration count (Figure 10 stores one per IMP round; a cell that bisection inferred
+    has none)."""
+    for v in df["iterations"]:
+        for x in (v if isinstance(v, (list, tuple)) else [v]):
+            if x is not None and x == x:
+                yield float(x)
+
+
+def calibration(store, say=print) -> list[dict]:
+    """Per experiment a store holds: the mean iterations per solve and the share at max_iter, measured,
+    beside what ``sweep.typical_iterations`` plans with for that config (its own cap)."""
+    from ticketlab.experiments import available, get_experiment
+    from ticketlab.sweep import typical_iterations
+
+    rows = []
+    say(f"{'figure':10s} {'config':12s} {'cap':>6s} {'solves':>7s} {'mean its':>9s} {'planned':>8s} "
+        f"{'at cap':>7s} {'capped_share':>12s}")
+    for name in available():
+        exp = get_experiment(name)
+        if not exp.sweeps or not exp.has_results(store):
+            continue
+        cfg = exp.stored_config(store)
+        solver = getattr(cfg, "solver", None) if cfg is not None else None
+        if solver is None:  # the landscape and init studies run no Algorithm 1
+            continue
+        df = exp.load(cfg, store)
+        its = list(_solves(df)) if "iterations" in df.columns else []
+        if not its:
+            continue
+        at_cap = sum(x >= solver.max_iter for x in its) / len(its)
+        row = {"experiment": name, "config_id": cfg.config_id(), "max_iter": solver.max_iter, "solves": len(its),
+               "mean_iterations": sum(its) / len(its), "planned": min(solver.max_iter, typical_iterations(exp, cfg)),
+               "at_cap": at_cap, "capped_share": getattr(exp, "capped_share", 0.0)}
+        rows.append(row)
+        say(f"{name:10s} {row['config_id'][:12]:12s} {solver.max_iter:6d} {len(its):7d} {row['mean_iterations']:9.0f} "
+            f"{row['planned']:8d} {at_cap:7.2f} {row['capped_share']:12.2f}")
+    return rows
 
 
 def _machine() -> dict:
@@ -103,7 +148,14 @@ def main(argv=None) -> dict:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="", help="comma-separated experiments (default: every quick figure)")
     ap.add_argument("--json", action="store_true", help="print one JSON object after the table")
+    ap.add_argument("--store", default=None, help="run nothing: measure mean iterations and the share at the cap "
+                    "from the results in STORE (a store or packed tables) beside what the estimate plans with")
     args = ap.parse_args(argv)
+    if args.store:
+        rows = calibration(args.store)
+        if args.json:
+            print(json.dumps(rows, default=str))
+        return {"calibration": rows}
     only = [x.strip() for x in args.only.split(",") if x.strip()] or None
     bad = [x for x in only or () if x not in QUICK]
     if bad:

@@ -263,3 +263,47 @@ def test_a_sampled_test_error_is_planned_for(name, by_hand):
     assert extra == pytest.approx(by_hand, rel=0.01)
     gpu = (sweep.estimate_seconds(exp, sampled, "cuda") - sweep.estimate_seconds(exp, exact, "cuda"))
     assert gpu == pytest.approx(by_hand * sampled.trials * len(exp.cells(sampled)), rel=0.01)
+
+
+# --- iterations planned beyond the cap the paper-scale means were measured at --------------------
+
+def test_a_raised_cap_plans_the_capped_share_to_run_to_it():
+    """Figure 5 at paper scale: mean 7,460 iterations, 43% of solves at the 10,000 cap. At a 50,000 cap
+    the plan is 7,460 + 0.43 * 40,000 = 24,660 (an upper bound: measured 16,735 on the cap check); at the
+    measured cap or below it nothing is added; the quick scale plans with its own mean."""
+    exp = get_experiment("fig5")
+    paper = make_config(exp, "paper")
+    assert sweep.typical_iterations(exp, paper) == 7460
+    raised = make_config(exp, "paper", sets=["max_iter=50000"])
+    assert sweep.typical_iterations(exp, raised) == 7460 + int(0.43 * 40000)
+    assert sweep.typical_iterations(exp, make_config(exp, "paper", sets=["max_iter=5000"])) == 7460
+    assert sweep.typical_iterations(exp, exp.default_config("quick")) == 4650  # the quick sweep's own mean
+    cell = exp.cells(raised)[0]
+    base = sweep.trial_seconds(exp, paper, exp.cells(paper)[0])
+    assert sweep.trial_seconds(exp, raised, cell) == pytest.approx(
+        sweep.host_seconds(exp, raised, cell) + (base - sweep.host_seconds(exp, paper, exp.cells(paper)[0]))
+        * (7460 + int(0.43 * 40000)) / 7460)
+    # an experiment that never hit the cap plans the same iterations at any cap
+    fig3 = get_experiment("fig3")
+    assert sweep.typical_iterations(fig3, make_config(fig3, "paper", sets=["max_iter=50000"])) == 2800
+
+
+def test_the_calibration_reads_the_mean_and_the_capped_share_from_the_store(tmp_path):
+    """benchmarks.cost_model --store against the trials' own rows: a tiny Figure 4 whose cap (300) stops
+    some solves and not others."""
+    from benchmarks.cost_model import calibration
+
+    exp = get_experiment("fig4")
+    cfg = make_config(exp, "quick", 2, ["d=24", "K=2", "r_tilde=4,8", "N=16,48", "max_iter=300"])
+    db = tmp_path / "c.db"
+    with Store(db) as st:
+        sweep.run_sweep("fig4", cfg, st, progress=False)
+        its = [float(x) for x in exp.load(cfg, db)["iterations"]]
+    assert 0 < sum(x >= 300 for x in its) < len(its)  # the case is not trivial
+    lines = []
+    (row,) = calibration(db, say=lines.append)
+    assert row["experiment"] == "fig4" and row["solves"] == len(its) == 8
+    assert row["mean_iterations"] == pytest.approx(sum(its) / len(its))
+    assert row["at_cap"] == pytest.approx(sum(x >= 300 for x in its) / len(its))
+    assert row["planned"] == 300 and row["capped_share"] == 0.25
+    assert lines[1].split()[:2] == ["fig4", cfg.config_id()[:12]]

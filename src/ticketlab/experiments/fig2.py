@@ -53,6 +53,7 @@ class Fig2(Experiment):
     # start distances: 1,591 / 3,735 / 10,000 iterations; the large-r~ columns run to the cap, see
     # docs/performance.md, issue 14) - for the sweep's cost estimate
     typical_iterations = {"quick": 3230, "paper": 5100}  # quick: the mean of the quick sweep (benchmarks/cost_model.py)
+    capped_share = 0.25  # of the paper-scale run's solves, at max_iter = 10,000 (sweep.typical_iterations)
 
     def presets(self):
         return {

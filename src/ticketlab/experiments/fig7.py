@@ -136,6 +136,8 @@ class Fig7(Experiment):
     title = "Figure 7: test error against the accuracy of GraSP masks"
     Config = Fig7Config
     workload = "found_mask"  # what a trial costs (sweep.trial_workload)
+    typical_iterations = {"paper": 8950}  # paper: the mean of the paper-scale run (benchmarks/cost_model.py)
+    capped_share = 0.75  # of the paper-scale run's solves, at max_iter = 10,000 (sweep.typical_iterations)
 
     def presets(self):
         return {"quick": dict(trials=24, solver=dict(max_iter=2000), test_error="exact", min_bin_trials=3, bin_width=0.05),
