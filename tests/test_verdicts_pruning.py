@@ -17,14 +17,33 @@ def _order(ests):
     return vd.pruning_order(ests, "median", few="too few ratios", no_interval="no interval at an extreme")
 
 
-def test_pruning_order_decides_on_the_extremes_only():
-    # the middle ratio is out of order, but only the least and most pruned are compared
-    holds = _order({0.1: _est(900, 1000), 0.5: _est(2000, 2100), 0.9: _est(300, 400)})
-    assert holds.holds is True
+def test_pruning_order_decides_its_direction_on_the_extremes():
+    holds = _order({0.1: _est(900, 1000), 0.5: _est(500, 600), 0.9: _est(300, 400)})
+    assert (holds.holds, holds.shape) == (True, None)
     assert holds.text == "median at 90% 350 ± 50 vs at 10% 950 ± 50 (the first should be smaller, intervals disjoint)"
     assert _order({0.1: _est(300, 400), 0.9: _est(900, 1000)}).holds is False  # reversed
     assert _order({0.1: _est(300, 500), 0.9: _est(400, 600)}).holds is None  # overlapping intervals
     assert _order({0.1: _est(300, 400), 0.9: vd.bound(500, math.inf, 20)}).holds is False  # a bound counts as an interval
+    # a middle ratio merely out of place (intervals overlapping its neighbours) does not count against it
+    assert _order({0.1: _est(900, 1000), 0.5: _est(950, 1100), 0.9: _est(300, 400)}).shape is None
+
+
+def test_a_pair_decisively_out_of_order_breaks_the_shape_or_reverses_an_unresolved_trend():
+    # extremes in order, but 50% wholly above 10%: the direction holds, monotony does not (trend only)
+    t = _order({0.1: _est(900, 1000), 0.5: _est(2000, 2100), 0.9: _est(300, 400)})
+    assert (t.holds, t.shape) == (True, False)
+    assert t.text.endswith("; but median at 50% 2050 ± 50 lies wholly above at 10% 950 ± 50 (more pruning, more): "
+                           "not monotone")
+    assert vd.judge(vd.Estimate(None, n=20), None, None, t, what="").category == "trend only"
+    # extremes overlapping, but 40% -> 60% decisively reversed: reversed
+    t = _order({0.4: _est(5500, 7000), 0.5: _est(20000, math.inf), 0.6: vd.bound(math.inf, math.inf, 30),
+                0.7: _est(3000, 60000)})
+    assert t.holds is False and "at 50% " in t.text and "lies wholly above at 40%" in t.text
+    # an extreme without an interval (4 trials: no median interval) does not hide a decided reversal
+    t = _order({0.4: _est(5500, 7000), 0.6: _est(50000, math.inf), 0.7: vd.Estimate(None, n=4)})
+    assert t.holds is False and t.text.startswith("no interval at an extreme; but median at 60%")
+    # ... nor invent one: without a reversed pair it stays unresolved
+    assert _order({0.4: _est(5500, 7000), 0.6: _est(5000, 6000), 0.7: vd.Estimate(None, n=4)}).holds is None
 
 
 def test_pruning_order_without_two_ratios_or_intervals_is_unresolved():

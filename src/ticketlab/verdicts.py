@@ -341,24 +341,40 @@ def judge(estimate: Estimate, paper, tolerance, trend: Trend, *, what: str, pape
 def point_trend(trend: Trend, holds: str, reversed_: str = "the order is reversed",
                 unresolved: str = "the order is unresolved") -> Trend:
     """The overall trend as the claims at single points cite it: the same decision, a short text."""
-    return Trend(trend.holds, {True: holds, False: reversed_, None: unresolved}[trend.holds])
+    return Trend(trend.holds, {True: holds, False: reversed_, None: unresolved}[trend.holds], trend.shape)
 
 
 def pruning_order(ests: dict[float, Estimate], what: str, *, few: str, no_interval: str,
                   intervals: str = "intervals") -> Trend:
-    """"More pruning needs less" over estimates by pruning ratio: holds when the most pruned one's
-    interval lies wholly below the least pruned one's, reversed when wholly above, else unresolved.
-    ``what`` names the quantity in the text; ``few``: the text with fewer than 2 ratios;
-    ``no_interval``: the text when an extreme lacks an interval."""
+    """"More pruning needs less" over estimates by pruning ratio. The extremes decide the direction:
+    it holds when the most pruned one's interval lies wholly below the least pruned one's, is reversed
+    when wholly above. A claim of order is also a claim of monotony, so any pair of ratios whose
+    intervals are disjoint in the reverse order (more pruning, wholly more) counts against it: with the
+    extremes in order it breaks the shape (trend only), with the extremes unresolved (or one without an
+    interval) it reverses the trend. ``what`` names the quantity in the text; ``few``: the text with
+    fewer than 2 ratios; ``no_interval``: the text when an extreme lacks an interval."""
     xs = sorted(ests)
     if len(xs) < 2:
         return Trend(None, few)
+    inverted = [(p, q) for i, p in enumerate(xs) for q in xs[i + 1:]
+                if ests[p].has_interval and ests[q].has_interval and ests[q].low > ests[p].high]
+
+    def against(pair):
+        p, q = pair
+        return (f"{what} at {q:.0%} {ests[q].text()} lies wholly above at {p:.0%} {ests[p].text()} "
+                "(more pruning, more)")
+
     a, b = ests[xs[0]], ests[xs[-1]]  # least and most pruned
     if not (a.has_interval and b.has_interval):
-        return Trend(None, no_interval)
+        return Trend(False, f"{no_interval}; but {against(inverted[0])}") if inverted else Trend(None, no_interval)
     holds = True if b.high < a.low else False if b.low > a.high else None
-    return Trend(holds, f"{what} at {xs[-1]:.0%} {b.text()} vs at {xs[0]:.0%} {a.text()} (the first should be "
-                        f"smaller, {intervals} disjoint)")
+    text = (f"{what} at {xs[-1]:.0%} {b.text()} vs at {xs[0]:.0%} {a.text()} (the first should be smaller, "
+            f"{intervals} disjoint)")
+    if inverted and holds is not False:
+        pair = inverted[0]
+        return Trend(True, f"{text}; but {against(pair)}: not monotone", shape=False) if holds else \
+            Trend(False, f"{text}; but {against(pair)}")
+    return Trend(holds, text)
 
 
 def at_pruning_ratios(ref: dict[str, float], ests: dict[float, Estimate], withheld: dict[float, list], tol: dict,
