@@ -362,3 +362,31 @@ def test_landscape_errors_name_the_flag_not_the_function_parameter(capsys, flag,
     rc, _, err = _run(["landscape", "--d", "10", "--K", "2", "--r", "3", "--N", "60", flag, value], capsys)
     lines = err.strip().splitlines()
     assert rc == 2 and len(lines) == 1 and lines[0].startswith(f"error: {flag}: must"), lines
+
+
+def test_a_validated_error_carries_its_parameters_so_a_caller_can_rename_them():
+    """ConfigError.fields: each bad parameter and its text without the name, from ``validated`` and
+    from a function's own 'FUNCTION PARAM' check (bad_value); renamed() rewrites the names only."""
+    from ticketlab.config import ConfigError, OracleSpec, bad_value
+    from ticketlab.landscape.study import analyze_trials
+
+    with pytest.raises(ConfigError) as e:
+        analyze_trials(OracleSpec(d=8, K=2, r=3), 0, [0], points=0)
+    err = e.value
+    assert [f for f, _ in err.fields] == ["N", "points"]
+    assert str(err).startswith("analyze_trials N: must be greater than or equal to 1 (got 0)")
+    renamed = err.renamed(lambda p: {"N": "--N", "points": "--points"}[p])
+    assert str(renamed) == "; ".join(f"--{f}: {t}" for f, t in err.fields)
+    assert "analyze_trials" not in str(renamed) and str(renamed).startswith("--N: must be greater than or equal to 1")
+    own = bad_value("analyze_trials dense_max", "must be >= 0", -1)
+    assert own.fields == (("dense_max", "must be >= 0 (got -1)"),)
+    assert str(own.renamed(lambda p: "--dense-max")) == "--dense-max: must be >= 0 (got -1)"
+    plain = bad_value("--memory-budget", "must be a size", "x")  # a flag already: nothing to rename
+    assert plain.fields == () and plain.renamed(str.upper) is plain
+
+
+def test_landscape_names_compare_for_both(capsys):
+    """analyze_trials' ``both`` is the CLI's --compare: the renaming maps it, not just '_' to '-'."""
+    from ticketlab.cli.landscape import FLAG_OF
+
+    assert FLAG_OF["both"] == "--compare"

@@ -20,7 +20,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, InstanceOf, 
                       create_model, field_validator, model_validator)
 
 __all__ = [
-    "LAYOUTS", "ConfigError", "Model", "stable_hash", "reword", "format_validation_error", "build",
+    "LAYOUTS", "ConfigError", "Model", "stable_hash", "reword", "format_validation_error", "validation_fields", "build",
     "OracleSpec", "SolverSpec", "InitSpec", "TrialSpec", "parse_init",
     "bad_value", "validated", "Instance", "Choice", "VALIDATED",
 ]
@@ -32,9 +32,21 @@ LAYOUTS = ("overlap", "random", "disjoint", "groups:N1,N2,...")
 
 class ConfigError(ValueError):
     """A user-facing configuration error: one line per bad field, each naming field and range.
-    ``detail``: the message without its field (``bad_value``'s 'must ... (got X)'), or None."""
+    ``detail``: the message without its field (``bad_value``'s 'must ... (got X)'), or None.
+    ``fields``: from a ``validated`` function, each bad parameter and its text without the name
+    [(param, 'must ... (got X)')], so that a caller (the CLI) can name the flag instead."""
 
     detail: str | None = None
+    fields: tuple[tuple[str, str], ...] = ()
+
+    def renamed(self, name) -> "ConfigError":
+        """The same error with each bad parameter named by ``name(param)`` (e.g. its --flag); itself when
+        it carries no fields."""
+        if not self.fields:
+            return self
+        out = ConfigError("; ".join(f"{name(field)}: {text}" for field, text in self.fields))
+        out.fields = self.fields
+        return out
 
 
 def _is_number(annotation) -> bool:
@@ -129,26 +141,32 @@ def _field_info(model_cls, loc):
     return info
 
 
-def format_validation_error(err: ValidationError, model_cls=None, flag_style: bool = False, prefix: str = "") -> str:
-    """One line for all bad fields, each 'FIELD: must be ... (got X) [allowed]' (FIELD as --flag with
-    flag_style, after ``prefix``), joined by '; ' so that the CLI prints exactly one line."""
+def validation_fields(err: ValidationError, model_cls=None) -> list[tuple[str | None, str, str]]:
+    """Each bad field once: (top-level field or None, its name as printed, 'must be ... (got X) [allowed]')."""
     parts, seen = [], set()
     for e in err.errors():
         msg = reword(e["msg"])
         if not e["loc"]:
-            parts.append(msg)
+            parts.append((None, "", msg))
             continue
         field = str(e["loc"][0])
         if field in seen:  # one complaint per field (a bad grid point also makes the grid 'too short')
             continue
         seen.add(field)
-        name = prefix + ("--" + field.replace("_", "-") if flag_style else _loc_name(e["loc"]))
         info = _field_info(model_cls, e["loc"])
         allowed = f" [{info.description}]" if info is not None and info.description else ""
         value = e.get("input")
         shown = "" if isinstance(value, dict) or "(got" in msg else f" (got {_shown(value)})"
-        parts.append(f"{name}: {msg}{shown}{allowed}")
-    return "; ".join(parts)
+        parts.append((field, _loc_name(e["loc"]), f"{msg}{shown}{allowed}"))
+    return parts
+
+
+def format_validation_error(err: ValidationError, model_cls=None, flag_style: bool = False, prefix: str = "") -> str:
+    """One line for all bad fields, each 'FIELD: must be ... (got X) [allowed]' (FIELD as --flag with
+    flag_style, after ``prefix``), joined by '; ' so that the CLI prints exactly one line."""
+    return "; ".join(text if field is None else
+                     f"{prefix}{'--' + field.replace('_', '-') if flag_style else name}: {text}"
+                     for field, name, text in validation_fields(err, model_cls))
 
 
 def build(model_cls, flag_style: bool = False, **kwargs):
@@ -169,10 +187,14 @@ def bad_value(field: str, rule: str, got, *, hint: str = "") -> ConfigError:
     """The project's one wording for a bad value, 'FIELD: must ... (got X)[; HINT]', as an error to raise.
 
     ``rule`` is the requirement, starting with 'must' (as pydantic's reworded messages do); ``got`` is
-    shown by repr; ``hint`` says what to do instead."""
+    shown by repr; ``hint`` says what to do instead. A FIELD 'FUNCTION PARAM' (a function's own check of
+    its parameter, as ``validated`` words it) is also recorded as the error's ``fields``."""
     detail = f"{rule} (got {_shown(got)})" + (f"; {hint}" if hint else "")
     err = ConfigError(f"{field}: {detail}")
     err.detail = detail
+    head, _, param = field.rpartition(" ")
+    if head and param.isidentifier():
+        err.fields = ((param, detail),)
     return err
 
 
@@ -446,7 +468,10 @@ def validated(**types):
             try:
                 model(**{k: v for k, v in given.items() if k in types})
             except ValidationError as err:
-                raise ConfigError(format_validation_error(err, model, prefix=prefix)) from None
+                bad = ConfigError(format_validation_error(err, model, prefix=prefix))
+                bad.fields = tuple((field, text) for field, _, text in validation_fields(err, model)
+                                   if field is not None)
+                raise bad from None
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):

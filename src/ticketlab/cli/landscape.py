@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import re
 from typing import Optional
 
 import typer
@@ -81,6 +80,10 @@ def _landscape_options() -> list[inspect.Parameter]:
     ]
 
 
+#: analyze_trials' parameters that the CLI names otherwise (the rest: --name with '-' for '_')
+FLAG_OF = {"both": "--compare", "seeds": "--seed/--seeds", "oracle_spec": "--d/--K/--r/--layout"}
+
+
 def landscape(**o) -> None:
     from ..device import resolve_device
     from ..landscape import analyze_trials
@@ -93,8 +96,7 @@ def landscape(**o) -> None:
                               bandwidth=o["bandwidth"], dense_max=o["dense_max"], population=o["population"],
                               both=o["compare"], device=resolve_device(o["device"]))
     except ConfigError as err:  # the function names its parameters; the user typed flags
-        raise ConfigError(re.sub(r"analyze_trials (\w+):", lambda m: f"--{m.group(1).replace('_', '-')}:",
-                                 str(err))) from None
+        raise err.renamed(lambda param: FLAG_OF.get(param, "--" + param.replace("_", "-"))) from None
     if o["json_out"]:
         out = dict(rows[0]) if trials == 1 else {"trials": rows}
         if trials > 1:
