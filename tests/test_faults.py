@@ -439,3 +439,18 @@ def test_an_interrupt_python_cannot_raise_is_not_printed_twice(monkeypatch):
     hook(Unraisable(KeyboardInterrupt()))
     hook(Unraisable(ValueError("a real one")))
     assert seen == [KeyboardInterrupt, ValueError]
+
+
+def test_an_interrupt_printed_by_a_c_extension_is_not_printed_twice(monkeypatch):
+    """Seen at 2.5 s into a loaded sweep: a traceback rooted in '<frozen importlib._bootstrap>' ending in
+    our handler's KeyboardInterrupt, then the one line: most likely an extension's import from C printed it through
+    sys.excepthook (PyErr_Print) and went on. After our handler recorded the interrupt the hook drops it;
+    any other error, and an interrupt the handler never saw, still reach the previous hook."""
+    seen = []
+    hook = _interrupt._quiet_excepthook(lambda t, v, tb: seen.append(t))
+    monkeypatch.setattr(_interrupt, "_hits", [])
+    hook(KeyboardInterrupt, KeyboardInterrupt(), None)
+    monkeypatch.setattr(_interrupt, "_hits", [signal.SIGINT])
+    hook(KeyboardInterrupt, KeyboardInterrupt(), None)
+    hook(ValueError, ValueError("a real one"), None)
+    assert seen == [KeyboardInterrupt, ValueError]

@@ -36,6 +36,7 @@ def install() -> None:
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _on_sigint)
         sys.unraisablehook = _quiet_interrupt(sys.unraisablehook)
+        sys.excepthook = _quiet_excepthook(sys.excepthook)
         _start_watchdog()
 
 
@@ -47,6 +48,18 @@ def _quiet_interrupt(previous):
         if _hits and isinstance(unraisable.exc_value, KeyboardInterrupt):
             return
         previous(unraisable)
+    return hook
+
+
+def _quiet_excepthook(previous):
+    """A C extension that imports a module from C and prints what went wrong (PyErr_Print, which calls
+    sys.excepthook) prints our KeyboardInterrupt as a traceback rooted in the import system, then goes
+    on; the run then leaves through the CLI with the one line. After our handler recorded an interrupt,
+    drop that print; keep every other one (and an interrupt the handler never saw)."""
+    def hook(exc_type, exc_value, tb):
+        if _hits and issubclass(exc_type, KeyboardInterrupt):
+            return
+        previous(exc_type, exc_value, tb)
     return hook
 
 
