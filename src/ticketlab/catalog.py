@@ -3,8 +3,8 @@
 A store can hold several configs of one experiment (a quick run, a paper run, a small `--set`
 test). Each is listed with its trials done and asked; by default the largest complete one is shown,
 so that a small side run never takes over a figure, and of equal sizes the one with the preset's
-solver settings, so that a variant (another step convention, fresh batches) never takes over the
-default; ``config_id`` or ``scale`` choose explicitly.
+choices (solver settings and scalar fields), so that a variant (another step convention, fresh
+batches, IMP rate, mask finder) never takes over the default; ``config_id`` or ``scale`` choose explicitly.
 """
 
 from __future__ import annotations
@@ -14,10 +14,20 @@ from .config import ConfigError, bad_value
 __all__ = ["config_status", "store_status", "select_config", "is_default", "choice_distance"]
 
 
+def _choices(cfg) -> dict:
+    """The choices a config makes beyond its design: every solver field and every scalar field (the IMP
+    rate, lambda, the mask finder, the dtype, ...), not the grids (tuple fields), the seed, the trial
+    count or the scale."""
+    d = cfg.model_dump(mode="json", exclude={"trials", "scale", "seed"})
+    solver = d.pop("solver")
+    return {**{k: v for k, v in d.items() if not isinstance(v, (list, dict))},
+            **{f"solver.{k}": v for k, v in solver.items()}}
+
+
 def choice_distance(exp, cfg) -> int:
-    """How many of the experiment's own choices ``cfg`` changes: the solver fields that differ from
-    the preset's at its scale (a custom config: the nearest preset's). For an experiment without a
-    solver, every field but the trial count and scale counts."""
+    """How many of the experiment's own choices ``cfg`` changes: the solver fields and scalar fields
+    (``_choices``) that differ from the preset's at its scale (a custom config: the nearest preset's).
+    For an experiment without a solver, every field but the trial count and scale counts."""
     from .store import flatten_config
 
     presets = exp.presets()
@@ -25,7 +35,7 @@ def choice_distance(exp, cfg) -> int:
     for scale in ([cfg.scale] if cfg.scale in presets else list(presets)):
         ref = exp.default_config(scale)
         if hasattr(ref, "solver") and hasattr(cfg, "solver"):
-            a, b = cfg.solver.model_dump(mode="json"), ref.solver.model_dump(mode="json")
+            a, b = _choices(cfg), _choices(ref)
         else:
             a, b = (flatten_config(c.model_dump(mode="json", exclude={"trials", "scale"}), "") for c in (cfg, ref))
         n = sum(a.get(k) != b.get(k) for k in set(a) | set(b))
@@ -34,8 +44,8 @@ def choice_distance(exp, cfg) -> int:
 
 
 def is_default(exp, cfg) -> bool:
-    """Whether ``cfg`` makes the experiment's own choices: its solver settings equal the preset's at
-    its scale (the `--scale paper` convention; a custom config: some preset's)."""
+    """Whether ``cfg`` makes the experiment's own choices: its solver settings and scalar fields equal
+    the preset's at its scale (the `--scale paper` convention; a custom config: some preset's)."""
     return choice_distance(exp, cfg) == 0
 
 
