@@ -342,3 +342,24 @@ def test_cli_json_and_errors():
     assert res.exit_code == 0 and "convex radius" in res.output
     bad = CliRunner().invoke(_app(), args[:-4] + ["--radius-grid", "0.1,abc"])
     assert isinstance(bad.exception, ConfigError) and "--radius-grid" in str(bad.exception)
+
+
+def test_the_landscape_summary_brackets_each_radius_by_its_grid():
+    """A radius is the largest grid value with every sampled point PD, so the truth lies below the next
+    grid value: the summary's upper edge is the mean of those next values, and a radius of 0 (PD at W*
+    but not at the first grid value) is counted as below the grid. Checked against the rule by hand."""
+    import pandas as pd
+
+    from ticketlab.app import make_config
+    from ticketlab.experiments import get_experiment
+
+    exp = get_experiment("landscape")
+    cfg = make_config(exp, "quick", 3, ["r=5", "N=500", "radius_grid=0.02,0.05,0.1,0.2"])
+    radii = [0.0, 0.05, 0.2]  # below the grid; between 0.05 and 0.1; at the grid's end (censored)
+    df = pd.DataFrame({"r": 5, "N": 500, "r_tilde": 5.0, "convex_radius": radii,
+                       "convex_radius_censored": [False, False, True], "lambda_min_scaled_at_star": 0.1,
+                       "lambda_max_scaled_at_star": 0.3, "lambda_min_scaled_population": 0.2})
+    (cell,) = exp.summarize(cfg, df)["cells"]
+    assert cell["convex_radius"] == pytest.approx(sum(radii) / 3)
+    assert cell["convex_radius_upper"] == pytest.approx((0.02 + 0.1 + 0.2) / 3)
+    assert cell["below_grid"] == 1 and cell["censored_trials"] == 1

@@ -73,10 +73,17 @@ class Landscape(Experiment):
                               device=device, dtype=DTYPES[cfg.dtype])
 
     def summarize(self, cfg, df):
+        grid = sorted(cfg.radius_grid)
+
+        def next_value(rho):  # a radius is the largest grid value with every point PD: the truth lies below the next
+            return next((g for g in grid if g > rho + 1e-12), grid[-1])
+
         rows = []
         for (r, n), sub in df.groupby(["r", "N"]):
             rows.append({"r": int(r), "N": int(n), "r_tilde": float(sub["r_tilde"].mean()),
                          "convex_radius": float(sub["convex_radius"].mean()),
+                         "convex_radius_upper": float(np.mean([next_value(x) for x in sub["convex_radius"]])),
+                         "below_grid": int((sub["convex_radius"] < grid[0]).sum()),
                          "convex_radius_std": float(sub["convex_radius"].std(ddof=0)),
                          "censored": bool(sub["convex_radius_censored"].any()),
                          "censored_trials": int(sub["convex_radius_censored"].astype(bool).sum()),
@@ -95,8 +102,26 @@ class Landscape(Experiment):
         fig, (a1, a2) = plotting.new_figure(9.2, 3.6, ncols=2)
         for n in sorted({x["N"] for x in summary["cells"]}):
             pts = sorted((x for x in summary["cells"] if x["N"] == n), key=lambda x: x["r_tilde"])
-            plotting.band(a1, [np.sqrt(x["r_tilde"]) for x in pts], [x["convex_radius"] for x in pts],
-                          [x["convex_radius_std"] for x in pts], label=f"N = {n}")
+            xs = [np.sqrt(x["r_tilde"]) for x in pts]
+            # the radius is the largest grid value at which every sampled point is PD: the truth lies between
+            # it and the next grid value, so the band spans that bracket (averaged over trials)
+            line = plotting.band(a1, xs, [x["convex_radius"] for x in pts],
+                                 [x.get("convex_radius_upper", x["convex_radius"]) for x in pts],
+                                 lower=[x["convex_radius"] for x in pts], label=f"N = {n}",
+                                 band_label="up to the next grid value (the radius lies in between)")
+            if min(x["trials"] for x in pts) > 1:
+                a1.errorbar(xs, [x["convex_radius"] for x in pts], yerr=[x["convex_radius_std"] for x in pts],
+                            fmt="none", ecolor=line.get_color(), elinewidth=0.8, capsize=2,
+                            label="_nolegend_" if n != min(x["N"] for x in summary["cells"]) else "bars: ±1 std over trials")
+            low = [(xv, x) for xv, x in zip(xs, pts) if x.get("below_grid")]
+            if low:
+                a1.plot([xv for xv, _ in low], [0 for _ in low], "v", ms=6, mfc="white", color=line.get_color(),
+                        label=f"PD at W* but not at {min(cfg.radius_grid):g}: radius below the grid")
+        ref = plotting.paper_values().get("fig2_radius_at_sqrt_r_tilde", {})
+        pts_ref = sorted((float(k), v) for k, v in ref.items() if not k.startswith("_"))
+        if pts_ref:
+            plotting.paper_points(a1, [p[0] for p in pts_ref], [p[1] for p in pts_ref],
+                                  label="paper Fig. 2: 50% radius of AGD success")
             a2.plot([np.sqrt(x["r_tilde"]) for x in pts], [x["lambda_min_scaled"] for x in pts], "o-", ms=3,
                     label=f"N = {n}")
         pop_at: dict = {}  # one population value per sparsity (its cells differ only in N)
