@@ -363,3 +363,41 @@ def test_the_landscape_summary_brackets_each_radius_by_its_grid():
     assert cell["convex_radius"] == pytest.approx(sum(radii) / 3)
     assert cell["convex_radius_upper"] == pytest.approx((0.02 + 0.1 + 0.2) / 3)
     assert cell["below_grid"] == 1 and cell["censored_trials"] == 1
+
+
+def test_the_landscape_figure_draws_every_sample_size_in_both_panels(tmp_path):
+    """One line per N in the eigenvalue panel too (a regression: only the last N was drawn), and the
+    paper's Figure 2 read-offs only on the paper's own setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+    from matplotlib import pyplot as plt
+
+    from ticketlab.app import make_config
+    from ticketlab.experiments import get_experiment
+
+    exp = get_experiment("landscape")
+    cfg = make_config(exp, "quick", 1, ["r=5,10", "N=200,500", "radius_grid=0.02,0.05,0.1"])
+    rows = [{"r": r, "N": n, "r_tilde": float(r), "convex_radius": rad, "convex_radius_censored": rad == 0.1,
+             "lambda_min_scaled_at_star": 0.1, "lambda_max_scaled_at_star": 0.3, "lambda_min_scaled_population": 0.2}
+            for r in (5, 10) for n, rad in ((200, 0.0), (500, 0.1))]
+    df = pd.DataFrame(rows)
+    seen = {}
+    real_save = __import__("ticketlab.plotting", fromlist=["save"]).save
+
+    def keep(fig, out_dir, name):
+        seen["labels"] = [[ln.get_label() for ln in ax.get_lines()] for ax in fig.axes]
+        return real_save(fig, out_dir, name)
+
+    import ticketlab.plotting as plotting
+    old, plotting.save = plotting.save, keep
+    try:
+        exp.plot(cfg, df, exp.summarize(cfg, df), tmp_path)
+    finally:
+        plotting.save = old
+        plt.close("all")
+    left, right = seen["labels"]
+    assert [x for x in right if x.startswith("N = ")] == ["N = 200", "N = 500"]
+    assert any("below the grid" in x for x in left) and any("grid's end" in x for x in left)
+    assert not any("paper Fig. 2" in x for x in left)  # not the paper's setting

@@ -100,6 +100,7 @@ class Landscape(Experiment):
     @plotting.styled
     def plot(self, cfg, df, summary, out_dir: Path):
         fig, (a1, a2) = plotting.new_figure(9.2, 3.6, ncols=2)
+        first, labelled = min(x["N"] for x in summary["cells"]), set()
         for n in sorted({x["N"] for x in summary["cells"]}):
             pts = sorted((x for x in summary["cells"] if x["N"] == n), key=lambda x: x["r_tilde"])
             xs = [np.sqrt(x["r_tilde"]) for x in pts]
@@ -109,21 +110,27 @@ class Landscape(Experiment):
                                  [x.get("convex_radius_upper", x["convex_radius"]) for x in pts],
                                  lower=[x["convex_radius"] for x in pts], label=f"N = {n}",
                                  band_label="up to the next grid value (the radius lies in between)")
+            color = line.get_color()
             if min(x["trials"] for x in pts) > 1:
                 a1.errorbar(xs, [x["convex_radius"] for x in pts], yerr=[x["convex_radius_std"] for x in pts],
-                            fmt="none", ecolor=line.get_color(), elinewidth=0.8, capsize=2,
-                            label="_nolegend_" if n != min(x["N"] for x in summary["cells"]) else "bars: ±1 std over trials")
-            low = [(xv, x) for xv, x in zip(xs, pts) if x.get("below_grid")]
-            if low:
-                a1.plot([xv for xv, _ in low], [0 for _ in low], "v", ms=6, mfc="white", color=line.get_color(),
-                        label=f"PD at W* but not at {min(cfg.radius_grid):g}: radius below the grid")
+                            fmt="none", ecolor=color, elinewidth=0.8, capsize=2,
+                            label="bars: ±1 std over trials" if n == first else "_nolegend_")
+            for key, marker, y, text in (
+                    ("below_grid", "v", lambda x: 0.0, f"radius below the grid's {min(cfg.radius_grid):g} (PD at W*)"),
+                    ("censored_trials", "^", lambda x: x["convex_radius"],
+                     f"radius at the grid's end {max(cfg.radius_grid):g} (a lower bound)")):
+                hit = [(xv, y(x)) for xv, x in zip(xs, pts) if x.get(key)]
+                if hit:  # each kind of marker in the legend once
+                    a1.plot([h[0] for h in hit], [h[1] for h in hit], marker, ms=6, mfc="white", color=color, ls="none",
+                            label="_nolegend_" if key in labelled else text)
+                    labelled.add(key)
+            a2.plot(xs, [x["lambda_min_scaled"] for x in pts], "o-", ms=3, color=color, label=f"N = {n}")
+        # the paper's Figure 2 radius (AGD success, another quantity) where our grid is the paper's own
         ref = plotting.paper_values().get("fig2_radius_at_sqrt_r_tilde", {})
         pts_ref = sorted((float(k), v) for k, v in ref.items() if not k.startswith("_"))
-        if pts_ref:
+        if pts_ref and (cfg.d, cfg.K) == (500, 10) and 5000 in cfg.N:
             plotting.paper_points(a1, [p[0] for p in pts_ref], [p[1] for p in pts_ref],
                                   label="paper Fig. 2: 50% radius of AGD success")
-            a2.plot([np.sqrt(x["r_tilde"]) for x in pts], [x["lambda_min_scaled"] for x in pts], "o-", ms=3,
-                    label=f"N = {n}")
         pop_at: dict = {}  # one population value per sparsity (its cells differ only in N)
         for x in summary["cells"]:
             pop_at.setdefault(x["r"], []).append(
