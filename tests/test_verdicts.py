@@ -309,14 +309,12 @@ def test_fig8_claims_each_category():
     assert cats(slow) == ["reproduced"] + ["trend only"] * 4
     assert exp.claims(cfg, fig8_summary({p: 2000 - m for p, m in paper.items()}), PAPER)[0]["verdict"] == \
         "not reproduced"
-    # 10% of the kept trials never reached 1e-6: the values at each ratio are withheld, but an order the
-    # (censoring-exact) median intervals decide stands, held or reversed; an unresolved one cites the cap
+    # 10% of the kept trials never reached 1e-6 (their limit may not have converged: their true count is
+    # unknown, not above the cap): every verdict is withheld, the order's too, citing the cap
     capped = exp.claims(cfg, fig8_summary(paper, reached=90), PAPER)
-    assert cats(capped) == ["reproduced"] + ["undecided"] * 4 and "max_iter" in capped[1]["reason"]
+    assert set(cats(capped)) == {"undecided"} and all("max_iter" in c["reason"] for c in capped)
     rev = exp.claims(cfg, fig8_summary({p: 2000 - m for p, m in paper.items()}, reached=90), PAPER)[0]
-    assert rev["verdict"] == "not reproduced"
-    wide = exp.claims(cfg, fig8_summary(paper, half=400, reached=90), PAPER)[0]
-    assert wide["verdict"] == "undecided" and "never reached" in wide["reason"]
+    assert rev["verdict"] == "undecided" and "never reached" in rev["reason"]
     assert exp.claims(cfg, fig8_summary(paper, half=400), PAPER)[0]["verdict"] == "undecided"
 
 

@@ -35,10 +35,17 @@ def test_a_pair_decisively_out_of_order_breaks_the_shape_or_reverses_an_unresolv
     assert t.text.endswith("; but median at 50% 2050 ± 50 lies wholly above at 10% 950 ± 50 (more pruning, more): "
                            "not monotone")
     assert vd.judge(vd.Estimate(None, n=20), None, None, t, what="").category == "trend only"
-    # extremes overlapping, but 40% -> 60% decisively reversed: reversed
+    # extremes overlapping, but 40% -> 60% decisively reversed and no pair in order: reversed
     t = _order({0.4: _est(5500, 7000), 0.5: _est(20000, math.inf), 0.6: vd.bound(math.inf, math.inf, 30),
-                0.7: _est(3000, 60000)})
+                0.7: _est(6000, math.inf)})
     assert t.holds is False and "at 50% " in t.text and "lies wholly above at 40%" in t.text
+    # less information never gives a harsher verdict: widening the most pruned interval of the trend-only
+    # case above leaves one pair reversed and one in order - unresolved, not reversed
+    t = _order({0.1: _est(900, 1000), 0.5: _est(2000, 2100), 0.9: _est(300, 1200)})
+    assert (t.holds, t.shape) == (None, False) and "while other pairs are in order" in t.text
+    # a zigzag, each step decided, extremes in order: the direction holds, the shape does not
+    t = _order({0.4: _est(900, 1000), 0.5: _est(500, 600), 0.6: _est(700, 800), 0.7: _est(100, 200)})
+    assert (t.holds, t.shape) == (True, False)
     # an extreme without an interval (4 trials: no median interval) does not hide a decided reversal
     t = _order({0.4: _est(5500, 7000), 0.6: _est(50000, math.inf), 0.7: vd.Estimate(None, n=4)})
     assert t.holds is False and t.text.startswith("no interval at an extreme; but median at 60%")

@@ -348,16 +348,18 @@ def pruning_order(ests: dict[float, Estimate], what: str, *, few: str, no_interv
                   intervals: str = "intervals") -> Trend:
     """"More pruning needs less" over estimates by pruning ratio. The extremes decide the direction:
     it holds when the most pruned one's interval lies wholly below the least pruned one's, is reversed
-    when wholly above. A claim of order is also a claim of monotony, so any pair of ratios whose
-    intervals are disjoint in the reverse order (more pruning, wholly more) counts against it: with the
-    extremes in order it breaks the shape (trend only), with the extremes unresolved (or one without an
-    interval) it reverses the trend. ``what`` names the quantity in the text; ``few``: the text with
-    fewer than 2 ratios; ``no_interval``: the text when an extreme lacks an interval."""
+    when wholly above. A claim of order is also one of monotony, so pairs of ratios whose intervals are
+    disjoint count too: one in the reverse order (more pruning, wholly more) breaks the shape when the
+    extremes are in order (trend only); with the extremes unresolved (or one without an interval) the
+    trend is reversed only if reversed pairs are all the decided ones, and stays unresolved, its shape
+    broken, when decided pairs point both ways. ``what`` names the quantity in the text; ``few``: the text
+    with fewer than 2 ratios; ``no_interval``: the text when an extreme lacks an interval."""
     xs = sorted(ests)
     if len(xs) < 2:
         return Trend(None, few)
-    inverted = [(p, q) for i, p in enumerate(xs) for q in xs[i + 1:]
-                if ests[p].has_interval and ests[q].has_interval and ests[q].low > ests[p].high]
+    pairs = [(p, q) for i, p in enumerate(xs) for q in xs[i + 1:] if ests[p].has_interval and ests[q].has_interval]
+    inverted = [(p, q) for p, q in pairs if ests[q].low > ests[p].high]
+    in_order = [(p, q) for p, q in pairs if ests[q].high < ests[p].low]
 
     def against(pair):
         p, q = pair
@@ -365,16 +367,20 @@ def pruning_order(ests: dict[float, Estimate], what: str, *, few: str, no_interv
                 "(more pruning, more)")
 
     a, b = ests[xs[0]], ests[xs[-1]]  # least and most pruned
-    if not (a.has_interval and b.has_interval):
-        return Trend(False, f"{no_interval}; but {against(inverted[0])}") if inverted else Trend(None, no_interval)
-    holds = True if b.high < a.low else False if b.low > a.high else None
-    text = (f"{what} at {xs[-1]:.0%} {b.text()} vs at {xs[0]:.0%} {a.text()} (the first should be smaller, "
-            f"{intervals} disjoint)")
-    if inverted and holds is not False:
-        pair = inverted[0]
-        return Trend(True, f"{text}; but {against(pair)}: not monotone", shape=False) if holds else \
-            Trend(False, f"{text}; but {against(pair)}")
-    return Trend(holds, text)
+    if a.has_interval and b.has_interval:
+        holds = True if b.high < a.low else False if b.low > a.high else None
+        text = (f"{what} at {xs[-1]:.0%} {b.text()} vs at {xs[0]:.0%} {a.text()} (the first should be smaller, "
+                f"{intervals} disjoint)")
+    else:
+        holds, text = None, no_interval
+    if not inverted or holds is False:
+        return Trend(holds, text)
+    if holds:
+        return Trend(True, f"{text}; but {against(inverted[0])}: not monotone", shape=False)
+    if in_order:  # decided pairs both ways: no direction, and not monotone
+        return Trend(None, f"{text}; {against(inverted[0])}, while other pairs are in order: not monotone",
+                     shape=False)
+    return Trend(False, f"{text}; but {against(inverted[0])}")
 
 
 def at_pruning_ratios(ref: dict[str, float], ests: dict[float, Estimate], withheld: dict[float, list], tol: dict,
