@@ -375,14 +375,18 @@ def test_a_validated_error_carries_its_parameters_so_a_caller_can_rename_them():
     err = e.value
     assert [f for f, _ in err.fields] == ["N", "points"]
     assert str(err).startswith("analyze_trials N: must be greater than or equal to 1 (got 0)")
-    renamed = err.renamed(lambda p: {"N": "--N", "points": "--points"}[p])
+    assert err.function == "analyze_trials"
+    renamed = err.renamed("analyze_trials", lambda p: {"N": "--N", "points": "--points"}[p])
     assert str(renamed) == "; ".join(f"--{f}: {t}" for f, t in err.fields)
     assert "analyze_trials" not in str(renamed) and str(renamed).startswith("--N: must be greater than or equal to 1")
     own = bad_value("analyze_trials dense_max", "must be >= 0", -1)
-    assert own.fields == (("dense_max", "must be >= 0 (got -1)"),)
-    assert str(own.renamed(lambda p: "--dense-max")) == "--dense-max: must be >= 0 (got -1)"
+    assert own.fields == (("dense_max", "must be >= 0 (got -1)"),) and own.function == "analyze_trials"
+    assert str(own.renamed("analyze_trials", lambda p: "--dense-max")) == "--dense-max: must be >= 0 (got -1)"
+    # another function's error is left as it is: 'solve layout' must not become the CLI's --layout
+    other = bad_value("solve layout", "must be known", "x")
+    assert other.renamed("analyze_trials", lambda p: "--" + p) is other
     plain = bad_value("--memory-budget", "must be a size", "x")  # a flag already: nothing to rename
-    assert plain.fields == () and plain.renamed(str.upper) is plain
+    assert plain.fields == () and plain.renamed("analyze_trials", str.upper) is plain
 
 
 def test_landscape_names_compare_for_both(capsys):

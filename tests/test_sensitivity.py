@@ -77,6 +77,13 @@ def test_a_variant_of_a_scalar_choice_is_not_the_default_either():
     assert choice_distance(fig10, make_config(fig10, "paper", sets=["rate=0.2"])) == 1
     assert choice_distance(fig9, make_config(fig9, "paper", sets=["method=magnitude", "pre_iters=1000"])) == 2
     assert is_default(fig9, make_config(fig9, "paper", sets=["N=25,50"]))  # a grid is the design, not a choice
+    # how it is computed is not a choice of the paper's either: Figure 2's bisection in float32 stays the default,
+    # so a K2 variant of the same size cannot take over the figure
+    fig2 = get_experiment("fig2")
+    fast = make_config(fig2, "paper", sets=["design=bisect", "dtype=float32"])
+    assert is_default(fig2, fast)
+    assert choice_distance(fig2, make_config(fig2, "paper", sets=["design=bisect", "dtype=float32",
+                                                                  "step_convention=K2"])) == 1
 
 
 def test_the_default_is_the_preset_solver_at_its_scale(tmp_path):
@@ -299,7 +306,8 @@ def test_the_report_tables_carry_the_variants_verdicts_and_escape_pipes(both, tm
         assert len(cells) == 6
         claim = cells[1].replace("\\|", "|")
         assert cells[5] == f"step_convention=K2: {want[claim]}"
-    assert "### Choice sets" in md and "| step_convention=K2 | fig4 |" in md
+    # the set is named by how it differs from the preset (the tiny run's own cap too), not from the shown config
+    assert "### Choice sets" in md and "| max_iter=40, step_convention=K2 | fig4 |" in md
     assert "id='choice-sets-table'" in (tmp_path / "rep" / "report.html").read_text()
     sec = next(s for s in res["sections"] if s["name"] == "fig4")
     assert sec["sensitivity"][1]["variant"] == "solver.step_convention=K2"
@@ -323,3 +331,27 @@ def test_a_pipe_in_a_claim_stays_inside_its_markdown_cell(tmp_path, monkeypatch)
     rows = [x for x in (tmp_path / "rep" / "report.md").read_text().splitlines() if x.startswith("| [fig4]")]
     assert rows and all(len(re.split(r"(?<!\\)\|", x)[1:-1]) == 6 for x in rows)
     assert all("(\\|xi\\|)" in x for x in rows)
+
+
+def test_choice_sets_are_named_by_their_absolute_choices_and_claims_must_be_judged_by_both():
+    """A label relative to each shown config would merge different choices ('step_convention=K2' beside a
+    shown run at another cap); a set that judges fewer claims than the shown config cannot reproduce
+    'every claim'; an empty report says so."""
+    from ticketlab.sensitivity import choice_sets, choice_sets_line
+
+    k2_cap = {**_variant("solver.step_convention=K2", [("a", "reproduced")]),
+              "choices": "solver.max_iter=50000, solver.step_convention=K2"}
+    k2 = {**_variant("solver.step_convention=K2", [("x", "reproduced")]), "choices": "solver.step_convention=K2"}
+    sets = choice_sets([_section("fig4", [("a", "undecided")], [k2_cap]), _section("fig5", [("x", "undecided")], [k2])])
+    assert sorted(r["choices"] for r in sets[1:]) == ["max_iter=50000, step_convention=K2", "step_convention=K2"]
+    assert all(len(r["experiments"]) == 1 for r in sets[1:])
+    assert choice_sets_line(sets).startswith("No stored set")
+    # a variant that judges only one of two claims, both experiments covered: not 'every claim'
+    short = {**_variant("lam=0.1", [("a", "reproduced")]), "choices": "lam=0.1"}
+    short5 = {**_variant("lam=0.1", [("x", "reproduced")]), "choices": "lam=0.1"}
+    sets = choice_sets([_section("fig4", [("a", "undecided"), ("b", "undecided")], [short]),
+                        _section("fig5", [("x", "undecided")], [short5])])
+    assert choice_sets_line(sets).startswith("No stored set")
+    assert choice_sets_line(choice_sets([])) == "No experiment here has a claim to judge."
+    same = {**_variant("", [("a", "reproduced")]), "choices": ""}  # the presets' own choices beside a variant shown
+    assert choice_sets([_section("fig4", [("a", "undecided")], [same])])[1]["choices"] == "the presets' choices"

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 from .config import ConfigError, bad_value
 
-__all__ = ["config_status", "store_status", "select_config", "is_default", "choice_distance"]
+__all__ = ["config_status", "store_status", "select_config", "is_default", "choice_distance", "choice_label",
+           "NOT_CHOICES"]
+
+
+#: scalar fields that define the problem or how it is computed, not a choice the paper leaves unstated
+NOT_CHOICES = frozenset({"trials", "scale", "seed", "dtype", "design", "d", "K", "r", "N", "noise"})
 
 
 def _choices(cfg) -> dict:
-    """The choices a config makes beyond its design: every solver field and every scalar field (the IMP
-    rate, lambda, the mask finder, the dtype, ...), not the grids (tuple fields), the seed, the trial
-    count or the scale."""
-    d = cfg.model_dump(mode="json", exclude={"trials", "scale", "seed"})
+    """The choices a config makes beyond its design: every solver field and every other scalar field (the
+    IMP rate, lambda, the mask finder, its pre-training, ...), not the grids (tuple fields), the problem's
+    own sizes, the dtype, the design, the seed, the trial count or the scale (NOT_CHOICES)."""
+    d = cfg.model_dump(mode="json", exclude=set(NOT_CHOICES))
     solver = d.pop("solver")
     return {**{k: v for k, v in d.items() if not isinstance(v, (list, dict))},
             **{f"solver.{k}": v for k, v in solver.items()}}
@@ -41,6 +46,19 @@ def choice_distance(exp, cfg) -> int:
         n = sum(a.get(k) != b.get(k) for k in set(a) | set(b))
         best = n if best is None else min(best, n)
     return best or 0
+
+
+def choice_label(exp, cfg) -> str:
+    """How ``cfg``'s choices differ from its preset's (the nearest preset's, for a custom config), e.g.
+    'solver.step_convention=K2, rate=0.2'; '' when it makes the experiment's own choices."""
+    if not hasattr(cfg, "solver"):
+        return ""
+    presets = exp.presets()
+    labels = []
+    for scale in ([cfg.scale] if cfg.scale in presets else list(presets)):
+        a, b = _choices(cfg), _choices(exp.default_config(scale))
+        labels.append([f"{k}={a.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)])
+    return ", ".join(min(labels, key=len)) if labels else ""
 
 
 def is_default(exp, cfg) -> bool:

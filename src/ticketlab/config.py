@@ -33,19 +33,21 @@ LAYOUTS = ("overlap", "random", "disjoint", "groups:N1,N2,...")
 class ConfigError(ValueError):
     """A user-facing configuration error: one line per bad field, each naming field and range.
     ``detail``: the message without its field (``bad_value``'s 'must ... (got X)'), or None.
-    ``fields``: from a ``validated`` function, each bad parameter and its text without the name
-    [(param, 'must ... (got X)')], so that a caller (the CLI) can name the flag instead."""
+    ``function`` and ``fields``: from a ``validated`` function (or its own 'FUNCTION PARAM' check), the
+    function and each bad parameter with its text without the name [(param, 'must ... (got X)')], so that
+    a caller (the CLI) can name the flag instead; a message not about one parameter has param None."""
 
     detail: str | None = None
-    fields: tuple[tuple[str, str], ...] = ()
+    function: str | None = None
+    fields: tuple[tuple[str | None, str], ...] = ()
 
-    def renamed(self, name) -> "ConfigError":
-        """The same error with each bad parameter named by ``name(param)`` (e.g. its --flag); itself when
-        it carries no fields."""
-        if not self.fields:
+    def renamed(self, function: str, name) -> "ConfigError":
+        """The same error with each of ``function``'s bad parameters named by ``name(param)`` (e.g. its
+        --flag); itself when it came from another function or carries no fields."""
+        if self.function != function or not self.fields:
             return self
-        out = ConfigError("; ".join(f"{name(field)}: {text}" for field, text in self.fields))
-        out.fields = self.fields
+        out = ConfigError("; ".join(text if field is None else f"{name(field)}: {text}" for field, text in self.fields))
+        out.function, out.fields, out.detail = self.function, self.fields, self.detail
         return out
 
 
@@ -193,8 +195,8 @@ def bad_value(field: str, rule: str, got, *, hint: str = "") -> ConfigError:
     err = ConfigError(f"{field}: {detail}")
     err.detail = detail
     head, _, param = field.rpartition(" ")
-    if head and param.isidentifier():
-        err.fields = ((param, detail),)
+    if head.isidentifier() and param.isidentifier():  # 'FUNCTION PARAM', as validated words it
+        err.function, err.fields = head, ((param, detail),)
     return err
 
 
@@ -469,8 +471,8 @@ def validated(**types):
                 model(**{k: v for k, v in given.items() if k in types})
             except ValidationError as err:
                 bad = ConfigError(format_validation_error(err, model, prefix=prefix))
-                bad.fields = tuple((field, text) for field, _, text in validation_fields(err, model)
-                                   if field is not None)
+                bad.function = fn.__name__
+                bad.fields = tuple((field, text) for field, _, text in validation_fields(err, model))
                 raise bad from None
 
         @functools.wraps(fn)

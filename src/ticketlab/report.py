@@ -196,7 +196,7 @@ def write_report(store_path, out_dir, experiments: list[str] | None = None,
            "| choices | experiments | claims | " + " | ".join(CATEGORIES) + " | now reproduced | no longer reproduced |",
            "|---|---|---|" + "---|" * (len(CATEGORIES) + 2)]
     for r in sets:
-        md.append(f"| {r['choices']} | {', '.join(r['experiments'])} | {r['claims']} | "
+        md.append(f"| {_cell(r['choices'])} | {', '.join(r['experiments'])} | {r['claims']} | "
                   + " | ".join(str(r["counts"][k]) for k in CATEGORIES)
                   + f" | {_cell('; '.join(r['gained']) or '-')} | {_cell('; '.join(r['lost']) or '-')} |")
     md += ["", "## Contents", ""]

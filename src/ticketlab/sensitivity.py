@@ -116,7 +116,10 @@ def variant_row(exp, cfg, store, paper: dict, label: str, *, claims: list[dict] 
         if done:
             df = exp.load(cfg, store)
             claims = withhold_incomplete(exp.claims(cfg, exp.summarize(cfg, df), paper), int(len(df)), asked)
-    return {"variant": label, "config_id": cfg.config_id(), "scale": cfg.scale, "trials": cfg.trials,
+    from .catalog import choice_label
+
+    return {"variant": label, "choices": choice_label(exp, cfg), "config_id": cfg.config_id(), "scale": cfg.scale,
+            "trials": cfg.trials,
             "done": done, "asked": asked, "complete": done >= asked,
             "claims": [{k: c.get(k) for k in ("claim", "paper", "ours", "verdict", "check", "reason")}
                        for c in claims]}
@@ -171,24 +174,29 @@ def verdicts_under_variants(claim: str, variants: list[dict], verdict_word=str) 
     return "; ".join(parts) if parts else "none stored"
 
 
+def _set_name(choices: str) -> str:
+    return short_label(choices) if choices else "the presets' choices"
+
+
 def choice_sets(sections: list[dict], verdict_word=str) -> list[dict]:
     """Every set of unstated choices a report's sections hold, scored over the experiments it ran on.
 
-    The first set is the configs the sections show (each experiment's own: the preset's choices unless a
-    section says otherwise); every other set is one variant label (how it differs from the shown config)
-    gathered over the experiments where the store holds it. Each: {choices, experiments, claims (judged),
-    counts {category: n}, gained (claims reproduced under it but not under the shown config), lost (the
-    converse)}. Only the shown set covers every experiment unless a variant was run on each."""
+    The first set is the configs the sections show. Every other is one set of choices, named by how it
+    differs from each experiment's preset (``catalog.choice_label``: the same name means the same
+    choices in every experiment), gathered over the experiments where a stored variant makes them. Each:
+    {choices, experiments, claims (judged), counts {category: n}, gained (claims reproduced under it but
+    not under the shown config), lost (the converse)}; claims are compared only where both judge them."""
     from .verdicts import CATEGORIES
 
     def empty(name):
         return {"choices": name, "experiments": [], "claims": 0, "counts": dict.fromkeys(CATEGORIES, 0),
-                "gained": [], "lost": []}
+                "gained": [], "lost": [], "covers": True}
 
     shown = empty("shown configs")
     others: dict[str, dict] = {}
     for s in sections:
-        if s.get("claims"):
+        base = {c["claim"]: verdict_word(c["verdict"]) for c in s.get("claims", [])}
+        if base:
             shown["experiments"].append(s["name"])
         for c in s.get("claims", []):
             shown["claims"] += 1
@@ -196,18 +204,22 @@ def choice_sets(sections: list[dict], verdict_word=str) -> list[dict]:
         for v in (s.get("sensitivity") or [])[1:]:
             if not v["claims"]:
                 continue
-            row = others.setdefault(short_label(v["variant"]), empty(short_label(v["variant"])))
+            name = _set_name(v.get("choices", short_label(v["variant"])))
+            row = others.setdefault(name, empty(name))
+            if s["name"] in row["experiments"]:  # two stored variants with the same choices: the first counts
+                continue
             row["experiments"].append(s["name"])
-            for c in v["claims"]:
+            judged = {c["claim"]: verdict_word(c["verdict"]) for c in v["claims"]}
+            row["covers"] &= set(base) <= set(judged)
+            for claim, word in judged.items():
                 row["claims"] += 1
-                word = verdict_word(c["verdict"])
                 row["counts"][word] += 1
-                base = next((b for b in s.get("claims", []) if b["claim"] == c["claim"]), None)
-                was = verdict_word(base["verdict"]) if base else None
-                if word == "reproduced" and was != "reproduced":
-                    row["gained"].append(f"{s['name']}: {c['claim']}")
-                elif was == "reproduced" and word != "reproduced":
-                    row["lost"].append(f"{s['name']}: {c['claim']}")
+                if claim not in base:
+                    continue
+                if word == "reproduced" and base[claim] != "reproduced":
+                    row["gained"].append(f"{s['name']}: {claim}")
+                elif base[claim] == "reproduced" and word != "reproduced":
+                    row["lost"].append(f"{s['name']}: {claim}")
     return [shown, *sorted(others.values(), key=lambda r: (-len(r["experiments"]), r["choices"]))]
 
 
@@ -216,8 +228,10 @@ def choice_sets_line(sets: list[dict]) -> str:
     experiment, and if none does, what the sets that were tried change."""
     shown, others = sets[0], sets[1:]
     every = set(shown["experiments"])
-    full = [r for r in sets if set(r["experiments"]) >= every and r["claims"]]
-    winners = [r for r in full if r["counts"]["reproduced"] == r["claims"]]
+    if not every:
+        return "No experiment here has a claim to judge."
+    full = [shown] + [r for r in others if set(r["experiments"]) >= every and r["covers"]]
+    winners = [r for r in full if r["claims"] and r["counts"]["reproduced"] == r["claims"]]
     if winners:
         return f"One set of choices reproduces every claim of every experiment here: {winners[0]['choices']}."
     line = (f"No stored set of choices reproduces every claim: the shown configs reproduce "

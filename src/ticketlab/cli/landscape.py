@@ -96,7 +96,7 @@ def landscape(**o) -> None:
                               bandwidth=o["bandwidth"], dense_max=o["dense_max"], population=o["population"],
                               both=o["compare"], device=resolve_device(o["device"]))
     except ConfigError as err:  # the function names its parameters; the user typed flags
-        raise err.renamed(lambda param: FLAG_OF.get(param, "--" + param.replace("_", "-"))) from None
+        raise err.renamed("analyze_trials", lambda param: FLAG_OF.get(param, "--" + param.replace("_", "-"))) from None
     if o["json_out"]:
         out = dict(rows[0]) if trials == 1 else {"trials": rows}
         if trials > 1:
