@@ -29,20 +29,32 @@ def _choices(cfg) -> dict:
             **{f"solver.{k}": v for k, v in solver.items()}}
 
 
+def _choice_changes(exp, cfg) -> list[str]:
+    """The 'FIELD=VALUE' choices (``_choices``) in which ``cfg`` differs from its preset at its scale (a
+    custom config: the nearest preset, the one it differs from least)."""
+    presets = exp.presets()
+    a = _choices(cfg)
+    best = None
+    for scale in ([cfg.scale] if cfg.scale in presets else list(presets)):
+        b = _choices(exp.default_config(scale))
+        changes = [f"{k}={a.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        best = changes if best is None or len(changes) < len(best) else best
+    return best or []
+
+
 def choice_distance(exp, cfg) -> int:
     """How many of the experiment's own choices ``cfg`` changes: the solver fields and scalar fields
     (``_choices``) that differ from the preset's at its scale (a custom config: the nearest preset's).
     For an experiment without a solver, every field but the trial count and scale counts."""
     from .store import flatten_config
 
+    if hasattr(cfg, "solver"):
+        return len(_choice_changes(exp, cfg))
     presets = exp.presets()
     best = None
     for scale in ([cfg.scale] if cfg.scale in presets else list(presets)):
-        ref = exp.default_config(scale)
-        if hasattr(ref, "solver") and hasattr(cfg, "solver"):
-            a, b = _choices(cfg), _choices(ref)
-        else:
-            a, b = (flatten_config(c.model_dump(mode="json", exclude={"trials", "scale"}), "") for c in (cfg, ref))
+        a, b = (flatten_config(c.model_dump(mode="json", exclude={"trials", "scale"}), "")
+                for c in (cfg, exp.default_config(scale)))
         n = sum(a.get(k) != b.get(k) for k in set(a) | set(b))
         best = n if best is None else min(best, n)
     return best or 0
@@ -51,14 +63,7 @@ def choice_distance(exp, cfg) -> int:
 def choice_label(exp, cfg) -> str:
     """How ``cfg``'s choices differ from its preset's (the nearest preset's, for a custom config), e.g.
     'solver.step_convention=K2, rate=0.2'; '' when it makes the experiment's own choices."""
-    if not hasattr(cfg, "solver"):
-        return ""
-    presets = exp.presets()
-    labels = []
-    for scale in ([cfg.scale] if cfg.scale in presets else list(presets)):
-        a, b = _choices(cfg), _choices(exp.default_config(scale))
-        labels.append([f"{k}={a.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)])
-    return ", ".join(min(labels, key=len)) if labels else ""
+    return ", ".join(_choice_changes(exp, cfg)) if hasattr(cfg, "solver") else ""
 
 
 def is_default(exp, cfg) -> bool:

@@ -163,12 +163,14 @@ def validation_fields(err: ValidationError, model_cls=None) -> list[tuple[str | 
     return parts
 
 
-def format_validation_error(err: ValidationError, model_cls=None, flag_style: bool = False, prefix: str = "") -> str:
+def format_validation_error(err: ValidationError, model_cls=None, flag_style: bool = False, prefix: str = "",
+                            fields: list | None = None) -> str:
     """One line for all bad fields, each 'FIELD: must be ... (got X) [allowed]' (FIELD as --flag with
-    flag_style, after ``prefix``), joined by '; ' so that the CLI prints exactly one line."""
+    flag_style, after ``prefix``), joined by '; ' so that the CLI prints exactly one line (``fields``:
+    ``validation_fields`` already taken)."""
     return "; ".join(text if field is None else
                      f"{prefix}{'--' + field.replace('_', '-') if flag_style else name}: {text}"
-                     for field, name, text in validation_fields(err, model_cls))
+                     for field, name, text in (fields or validation_fields(err, model_cls)))
 
 
 def build(model_cls, flag_style: bool = False, **kwargs):
@@ -470,9 +472,10 @@ def validated(**types):
             try:
                 model(**{k: v for k, v in given.items() if k in types})
             except ValidationError as err:
-                bad = ConfigError(format_validation_error(err, model, prefix=prefix))
+                parts = validation_fields(err, model)
+                bad = ConfigError(format_validation_error(err, model, prefix=prefix, fields=parts))
                 bad.function = fn.__name__
-                bad.fields = tuple((field, text) for field, _, text in validation_fields(err, model))
+                bad.fields = tuple((field, text) for field, _, text in parts)
                 raise bad from None
 
         @functools.wraps(fn)

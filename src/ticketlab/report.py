@@ -130,8 +130,9 @@ SENSITIVITY_NOTE = ("The variants of this config that the store holds (same grid
 
 #: the text above the report's Choice sets table
 CHOICE_SETS_NOTE = ("Does one set of the choices the paper leaves unstated reproduce every figure? Each row is a "
-                    "set the store holds: first the configs shown above, then each variant (how it differs from "
-                    "the config shown, e.g. `step_convention=K2`) over the experiments where it was run, with its "
+                    "set the store holds: first the configs shown above, then each set of choices its variants "
+                    "make (named by how they differ from each experiment's preset, e.g. `step_convention=K2`) over "
+                    "the experiments where it was run, with its "
                     "verdict counts and the claims it turns reproduced or no longer reproduced against the shown "
                     "config. A set is judged only where it was run.")
 

@@ -107,7 +107,7 @@ class Landscape(Experiment):
             # the radius is the largest grid value at which every sampled point is PD: the truth lies between
             # it and the next grid value, so the band spans that bracket (averaged over trials)
             line = plotting.band(a1, xs, [x["convex_radius"] for x in pts],
-                                 [x.get("convex_radius_upper", x["convex_radius"]) for x in pts],
+                                 [x["convex_radius_upper"] for x in pts],
                                  lower=[x["convex_radius"] for x in pts], label=f"N = {n}",
                                  band_label="up to the next grid value (the radius lies in between)")
             color = line.get_color()
