@@ -355,3 +355,26 @@ def test_choice_sets_are_named_by_their_absolute_choices_and_claims_must_be_judg
     assert choice_sets_line(choice_sets([])) == "No experiment here has a claim to judge."
     same = {**_variant("", [("a", "reproduced")]), "choices": ""}  # the presets' own choices beside a variant shown
     assert choice_sets([_section("fig4", [("a", "undecided")], [same])])[1]["choices"] == "the presets' choices"
+
+
+def test_the_landscape_radius_grid_and_bandwidth_are_choices_its_problem_grid_is_not(tmp_path):
+    """The radius grid says how the convex radius is measured, so a finer grid is a variant of the same
+    problems (shown in Sensitivity, named by its choice); a different r grid is another design."""
+    from ticketlab.catalog import choice_label
+    from ticketlab.sensitivity import stored_variants
+
+    exp = get_experiment("landscape")
+    tiny = ["d=12", "K=2", "r=3,6", "N=200"]
+    db = tmp_path / "l.db"
+    cfgs = {}
+    for name, extra in [("shown", []), ("fine", ["radius_grid=[0.01,0.05,0.2]"]), ("h", ["bandwidth=0.1"]),
+                        ("other r", ["r=3,4"])]:
+        cfgs[name] = make_config(exp, "paper", 1, [*tiny, *extra])
+        with Store(db) as st:
+            run_sweep("landscape", cfgs[name], st, progress=False)
+    assert choice_label(exp, cfgs["fine"]) == "radius_grid=[0.01,0.05,0.2]"
+    assert choice_label(exp, cfgs["h"]) == "bandwidth=0.1"
+    assert choice_label(exp, make_config(exp, "paper", sets=["r=100,400"])) == ""  # the problems' grid
+    got = stored_variants(exp, cfgs["shown"], db)
+    assert [c.config_id() for _, c in got] == [cfgs[k].config_id() for k in ("shown", "fine", "h")]
+    assert got[1][0].startswith("radius_grid=") and got[2][0] == "bandwidth=0.1"

@@ -21,11 +21,13 @@ NOT_CHOICES = frozenset({"trials", "scale", "seed", "dtype", "design", "d", "K",
 
 def _choices(cfg) -> dict:
     """The choices a config makes beyond its design: every solver field and every other scalar field (the
-    IMP rate, lambda, the mask finder, its pre-training, ...), not the grids (tuple fields), the problem's
-    own sizes, the dtype, the design, the seed, the trial count or the scale (NOT_CHOICES)."""
+    IMP rate, lambda, the mask finder, its pre-training, ...) and the grids that say how a quantity is
+    measured (``choice_grids``: the landscape's radii), not the problems' grids (other tuple fields), the
+    problem's own sizes, the dtype, the design, the seed, the trial count or the scale (NOT_CHOICES)."""
     d = cfg.model_dump(mode="json", exclude=set(NOT_CHOICES))
-    solver = d.pop("solver")
-    return {**{k: v for k, v in d.items() if not isinstance(v, (list, dict))},
+    solver = d.pop("solver", {})
+    grids = type(cfg).choice_grids
+    return {**{k: v for k, v in d.items() if k in grids or not isinstance(v, (list, dict))},
             **{f"solver.{k}": v for k, v in solver.items()}}
 
 
@@ -37,9 +39,14 @@ def _choice_changes(exp, cfg) -> list[str]:
     best = None
     for scale in ([cfg.scale] if cfg.scale in presets else list(presets)):
         b = _choices(exp.default_config(scale))
-        changes = [f"{k}={a.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        changes = [f"{k}={_spelled(a.get(k))}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
         best = changes if best is None or len(changes) < len(best) else best
     return best or []
+
+
+def _spelled(value) -> str:
+    """A choice's value as `--set` takes it: a grid as [0.01,0.02]."""
+    return "[" + ",".join(map(str, value)) + "]" if isinstance(value, list) else str(value)
 
 
 def choice_distance(exp, cfg) -> int:
@@ -62,8 +69,9 @@ def choice_distance(exp, cfg) -> int:
 
 def choice_label(exp, cfg) -> str:
     """How ``cfg``'s choices differ from its preset's (the nearest preset's, for a custom config), e.g.
-    'solver.step_convention=K2, rate=0.2'; '' when it makes the experiment's own choices."""
-    return ", ".join(_choice_changes(exp, cfg)) if hasattr(cfg, "solver") else ""
+    'solver.step_convention=K2, rate=0.2' or 'bandwidth=0.1'; '' when it makes the experiment's own
+    choices."""
+    return ", ".join(_choice_changes(exp, cfg))
 
 
 def is_default(exp, cfg) -> bool:

@@ -1,7 +1,8 @@
 """Sensitivity: one experiment's claims across the choices the paper leaves unstated.
 
 A *variant* is a config that differs from another only in such choices (the step convention, full
-or fresh batches, the cap, lambda, ...): every grid (tuple field), the seed and the dtype are the same.
+or fresh batches, the cap, lambda, the landscape's radius grid, ...): every grid of problems (tuple
+field but ``choice_grids``), the seed and the dtype are the same.
 For each variant this gives its trials done of asked and each claim's verdict and check line, judged
 by the experiment's own ``claims`` (withheld while the sweep is incomplete). `ticketlab sensitivity`
 builds the variants from ``--vary`` choices (``app.sensitivity_study``); the report lists the
@@ -77,9 +78,11 @@ def diff_label(cfg, ref) -> str:
 
 
 def _same_design(cfg, ref) -> bool:
-    """The same grids, seed and dtype: only unstated choices (scalars, the solver) may differ."""
+    """The same grids, seed and dtype: only unstated choices (scalars, the solver, a grid that says how
+    a quantity is measured, ``choice_grids``) may differ."""
     a, b = cfg.model_dump(mode="json"), ref.model_dump(mode="json")
-    keys = [k for k, v in type(cfg).model_fields.items() if k in ("seed", "dtype") or isinstance(a.get(k), list)]
+    keys = [k for k in type(cfg).model_fields
+            if k in ("seed", "dtype") or (isinstance(a.get(k), list) and k not in type(cfg).choice_grids)]
     return all(a.get(k) == b.get(k) for k in keys)
 
 

@@ -28,6 +28,10 @@ class ExperimentConfig(Model):
     scale: Annotated[str, Field(description="quick, paper, or custom (any --set override makes it custom)")] = "quick"
     dtype: Literal["float64", "float32"] = "float64"
 
+    #: tuple fields that say how a quantity is measured (the landscape's radius grid), not which problems
+    #: are run: unstated choices like the scalar fields (catalog, sensitivity), never the design's grid
+    choice_grids: ClassVar[frozenset[str]] = frozenset()
+
     @field_validator("*", mode="after")
     @classmethod
     def _grid_unique_and_sorted(cls, value, info):

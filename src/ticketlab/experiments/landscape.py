@@ -41,6 +41,8 @@ class LandscapeConfig(ExperimentConfig):
     hessian: Literal["smoothed", "generalized"] = "smoothed"
     bandwidth: Annotated[float, Field(gt=0, description="kink smoothing width h (smoothed Hessian)")] = 0.05
 
+    choice_grids = frozenset({"radius_grid"})  # the radii measure the landscape; r and N are the problems
+
 
 class Landscape(Experiment):
     """The landscape sweep: extreme Hessian eigenvalues at W* and the convex radius per (r~, N) cell."""
