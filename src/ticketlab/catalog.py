@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .config import ConfigError, bad_value
 
-__all__ = ["config_status", "store_status", "select_config", "is_default", "choice_distance", "choice_label",
+__all__ = ["config_status", "store_status", "select_config", "is_default", "choice_distance", "choice_label", "spelled",
            "NOT_CHOICES"]
 
 
@@ -39,13 +39,13 @@ def _choice_changes(exp, cfg) -> list[str]:
     best = None
     for scale in ([cfg.scale] if cfg.scale in presets else list(presets)):
         b = _choices(exp.default_config(scale))
-        changes = [f"{k}={_spelled(a.get(k))}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        changes = [f"{k}={spelled(a.get(k))}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
         best = changes if best is None or len(changes) < len(best) else best
     return best or []
 
 
-def _spelled(value) -> str:
-    """A choice's value as `--set` takes it: a grid as [0.01,0.02]."""
+def spelled(value) -> str:
+    """A choice's value as `--set` takes it (one spelling in every label): a grid as [0.01,0.02]."""
     return "[" + ",".join(map(str, value)) + "]" if isinstance(value, list) else str(value)
 
 

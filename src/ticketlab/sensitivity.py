@@ -74,7 +74,9 @@ def diff_label(cfg, ref) -> str:
 
     a = flatten_config(cfg.model_dump(mode="json", exclude={"trials", "scale"}), "")
     b = flatten_config(ref.model_dump(mode="json", exclude={"trials", "scale"}), "")
-    return ", ".join(f"{k}={a.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+    from .catalog import spelled
+
+    return ", ".join(f"{k}={spelled(a.get(k))}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
 
 
 def _same_design(cfg, ref) -> bool:
