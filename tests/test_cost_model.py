@@ -226,12 +226,13 @@ def test_reproduce_estimate_of_a_resume_counts_only_what_the_store_lacks(tmp_pat
 
 
 def test_landscape_beyond_the_dense_limit_is_lanczos_by_hand():
-    """p = 2000 kept weights > 1500: no p x p Hessian; (29 + 1) points x 4e-7 s x N=2000 x 2000 =
-    48 s + 0.035 s fixed (measured here: 1.85 s a point, 55 s for 30 points). Just below the limit,
-    p = 1500, the dense path: 29 x (2.1e-10 x 2000 x 1500^2 + 2 x 3.4e-10 x 1500^3) = 29 x (0.945 +
-    2.295) s = 93.96 s + 0.035 s."""
-    assert cost.landscape_trial_time(2000, 2000, 29) == pytest.approx(48.035)
-    assert cost.landscape_trial_time(2000, 1500, 29) == pytest.approx(93.995)
+    """p = 2000 kept weights > 1500: no p x p Hessian; each Hessian-vector product runs through the dense
+    N x d data and d x K weights, so (29 + 1) points x 8e-8 s x N=2000 x d=500 x K=10 = 24 s + 0.035 s
+    fixed, and the same at p = 4000 (the paper grid: flat in p). Just below the limit, p = 1500, the dense
+    path: 29 x (2.1e-10 x 2000 x 1500^2 + 2 x 3.4e-10 x 1500^3) = 29 x (0.945 + 2.295) s = 93.96 s + 0.035 s."""
+    assert cost.landscape_trial_time(2000, 2000, 29, 500, 10) == pytest.approx(24.035)
+    assert cost.landscape_trial_time(2000, 4000, 29, 500, 10) == pytest.approx(24.035)
+    assert cost.landscape_trial_time(2000, 1500, 29, 500, 10) == pytest.approx(93.995)
 
 
 def test_gpu_estimate_counts_every_solve_of_a_trial():

@@ -374,7 +374,7 @@ def trial_seconds(exp, cfg, cell, members: int = 1) -> float:
     kind = trial_workload(exp, cfg)
     if kind == "landscape":
         points = 1 + len(cfg.radius_grid) * cfg.points
-        return setup + cost.landscape_trial_time(s.N, sum(o.r_values()), points)
+        return setup + cost.landscape_trial_time(s.N, sum(o.r_values()), points, o.d, o.K)
     if kind == "init":
         return setup + cost.init_trial_time(s.N, o.d, min(o.d, sum(o.r_values())), cfg.kinds)
     its = min(s.solver.max_iter, typical_iterations(exp, cfg))

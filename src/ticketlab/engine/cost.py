@@ -182,10 +182,13 @@ LANDSCAPE_TRIAL_S = 0.035
 HESSIAN_S = 2.1e-10  # per sample, kept weight squared and point (1.75e-10 quiet, 2.6e-10 busy)
 EIGEN_S = 3.4e-10  # per kept weight cubed and eigendecomposition (2.6e-10 quiet, 4.3e-10 busy)
 # Beyond DENSE_MAX kept weights (landscape/empirical.py) the extremes come from Lanczos on Hessian-
-# vector products, no population Hessian: measured 1.0 s a point at N = 2000, p = 1600 and 1.85 s at
-# p = 2000 (one thread, load 2), about LANCZOS_S per sample and kept weight (the matvec count grows with p).
+# vector products, no population Hessian. A product runs through the dense X (N x d) and W (d x K), so it
+# costs ~N d K whatever p, and the products per point barely move with p: the paper grid (N = 5000,
+# d = 500, K = 10) took 165-320 s for 114 matrices at p = 1,960-4,000, flat in p (load ~2), and one
+# thread measured 1.1 s a point at N = 2000 and 2.1 s at d = 250 against 1.8-3.7 s at d = 500 (load ~4):
+# about LANCZOS_S per sample, input and neuron, per matrix.
 LANDSCAPE_DENSE_MAX = 1500
-LANCZOS_S = 4e-7
+LANCZOS_S = 8e-8
 # The initialization study (experiments/init.py): every kind on the same data. A mask-aware kind
 # (tensor, moments, moments0) does power iterations and restarts over the union of kept columns
 # (~N u work, many passes, whatever d); the dense method of moments forms a d x d second moment
@@ -208,11 +211,11 @@ def test_error_time(n_test: int, d: int, K: int, evaluations: int = 1) -> float:
     return n_test * d * (TEST_DRAW_S + (1 + evaluations) * K * TEST_FORWARD_S)
 
 
-def landscape_trial_time(N: int, p: int, points: int) -> float:
-    """Seconds of one landscape trial: ``points`` weight matrices (W* included), p kept weights
-    (Lanczos, and the generalized Hessian once more at W*, beyond LANDSCAPE_DENSE_MAX)."""
+def landscape_trial_time(N: int, p: int, points: int, d: int, K: int) -> float:
+    """Seconds of one landscape trial: ``points`` weight matrices (W* included), p kept weights of a
+    d x K layer (Lanczos, and the generalized Hessian once more at W*, beyond LANDSCAPE_DENSE_MAX)."""
     if p > LANDSCAPE_DENSE_MAX:
-        return LANDSCAPE_TRIAL_S + (points + 1) * LANCZOS_S * N * p
+        return LANDSCAPE_TRIAL_S + (points + 1) * LANCZOS_S * N * d * K
     return LANDSCAPE_TRIAL_S + points * (HESSIAN_S * N * p * p + 2 * EIGEN_S * p**3)
 
 
