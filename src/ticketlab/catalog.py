@@ -24,21 +24,25 @@ def _choices(cfg) -> dict:
     IMP rate, lambda, the mask finder, its pre-training, ...) and the grids that say how a quantity is
     measured (``choice_grids``: the landscape's radii), not the problems' grids (other tuple fields), the
     problem's own sizes, the dtype, the design, the seed, the trial count or the scale (NOT_CHOICES)."""
-    d = cfg.model_dump(mode="json", exclude=set(NOT_CHOICES))
+    d = cfg.model_dump(mode="json", exclude=set(NOT_CHOICES) | set(cfg.problem_grids()))
     solver = d.pop("solver", {})
-    grids = type(cfg).choice_grids
-    return {**{k: v for k, v in d.items() if k in grids or not isinstance(v, (list, dict))},
+    return {**{k: v for k, v in d.items() if not isinstance(v, dict)},
             **{f"solver.{k}": v for k, v in solver.items()}}
+
+
+def _presets_for(exp, cfg) -> list:
+    """The preset configs ``cfg`` is compared with: its scale's, or every preset for a custom config."""
+    presets = exp.presets()
+    return [exp.default_config(scale) for scale in ([cfg.scale] if cfg.scale in presets else list(presets))]
 
 
 def _choice_changes(exp, cfg) -> list[str]:
     """The 'FIELD=VALUE' choices (``_choices``) in which ``cfg`` differs from its preset at its scale (a
     custom config: the nearest preset, the one it differs from least)."""
-    presets = exp.presets()
     a = _choices(cfg)
     best = None
-    for scale in ([cfg.scale] if cfg.scale in presets else list(presets)):
-        b = _choices(exp.default_config(scale))
+    for ref in _presets_for(exp, cfg):
+        b = _choices(ref)
         changes = [f"{k}={spelled(a.get(k))}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
         best = changes if best is None or len(changes) < len(best) else best
     return best or []
@@ -57,11 +61,9 @@ def choice_distance(exp, cfg) -> int:
 
     if hasattr(cfg, "solver"):
         return len(_choice_changes(exp, cfg))
-    presets = exp.presets()
     best = None
-    for scale in ([cfg.scale] if cfg.scale in presets else list(presets)):
-        a, b = (flatten_config(c.model_dump(mode="json", exclude={"trials", "scale"}), "")
-                for c in (cfg, exp.default_config(scale)))
+    for ref in _presets_for(exp, cfg):
+        a, b = (flatten_config(c.model_dump(mode="json", exclude={"trials", "scale"}), "") for c in (cfg, ref))
         n = sum(a.get(k) != b.get(k) for k in set(a) | set(b))
         best = n if best is None else min(best, n)
     return best or 0

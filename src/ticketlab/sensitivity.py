@@ -83,9 +83,7 @@ def _same_design(cfg, ref) -> bool:
     """The same grids, seed and dtype: only unstated choices (scalars, the solver, a grid that says how
     a quantity is measured, ``choice_grids``) may differ."""
     a, b = cfg.model_dump(mode="json"), ref.model_dump(mode="json")
-    keys = [k for k in type(cfg).model_fields
-            if k in ("seed", "dtype") or (isinstance(a.get(k), list) and k not in type(cfg).choice_grids)]
-    return all(a.get(k) == b.get(k) for k in keys)
+    return all(a.get(k) == b.get(k) for k in ("seed", "dtype", *cfg.problem_grids()))
 
 
 def stored_variants(exp, cfg, store) -> list[tuple[str, object]]:

@@ -32,6 +32,11 @@ class ExperimentConfig(Model):
     #: are run: unstated choices like the scalar fields (catalog, sensitivity), never the design's grid
     choice_grids: ClassVar[frozenset[str]] = frozenset()
 
+    def problem_grids(self) -> list[str]:
+        """The tuple fields that say which problems run (the design's grids): every grid but ``choice_grids``."""
+        return [k for k in type(self).model_fields
+                if isinstance(getattr(self, k), (tuple, list)) and k not in self.choice_grids]
+
     @field_validator("*", mode="after")
     @classmethod
     def _grid_unique_and_sorted(cls, value, info):
