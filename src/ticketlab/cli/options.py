@@ -176,8 +176,9 @@ def old_default_note(command: str, store) -> str | None:
             f"{old}: pass --store {given} to resume them")
 
 
-ENGINE_HELP = ("Algorithm 1 engine: auto (fast on the CPU if numba is installed), fast (numba, CPU) or "
-               "reference (batched torch); stored with each row")
+ENGINE_HELP = ("Algorithm 1 engine: auto (fast on the CPU if numba is installed), fast (numba, CPU), "
+               "reference (batched torch) or slots (device-side stopping, trials of many cells in shared "
+               "slots; CUDA graphs on a GPU); stored with each row")
 Engine = Annotated[str, typer.Option("--engine", help=ENGINE_HELP)]
 Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N")]
 CONFIRM_SECONDS = 600  # a run estimated longer than this asks first (or needs --yes)

@@ -75,7 +75,9 @@ def register(app: typer.Typer) -> None:
         device, backend, as_json = o["device"], o["backend"], o["as_json"]
         seeds = seeds_of(o["seed"], o["trials"], o["seeds"])
         trials = len(seeds)
-        check_choice("--engine", backend, ("auto", "reference", "fast"))
+        from .. import engine
+
+        check_choice("--engine", backend, engine.ENGINES)
         spec = trial_spec_from_options(o)
         from ..device import resolve_device
         from ..sweep import available_memory, bytes_per_trial, fmt_bytes
@@ -85,8 +87,6 @@ def register(app: typer.Typer) -> None:
         if have is not None and need > have:
             raise ConfigError(f"--trials/--N/--d: {trials} trial(s) need about {fmt_bytes(need)}, more than the "
                               f"available memory ({fmt_bytes(have)}); lower --trials, --N or --d")
-        from .. import engine
-
         engine.resolve("cpu" if dev == "cpu" else "cuda", backend)  # a missing engine is an error here
         from ..trial import run_trials
 

@@ -1,16 +1,22 @@
 """Algorithm 1 engines. ``solve`` runs the chosen implementation; all share one interface and one result.
 
-The engine is an explicit choice, never a silent fallback: ``choose('auto' | 'fast' | 'reference')``
-sets it for this process (the CLI's ``--engine``; a sweep passes it to its workers). 'auto' is the fast
-engine on the CPU when numba is installed, else the reference (with a warning). If numba is installed
-but fails to load (a broken install, or a Ctrl-C landing in its import), that is an error, not a
-quiet switch to other numbers. ``used()`` tells which engines actually ran, for the provenance of
-each stored row.
+The engine is an explicit choice, never a silent fallback: ``choose('auto' | 'fast' | 'reference' |
+'slots')`` sets it (the CLI's ``--engine``; a sweep passes it to its workers). 'auto' is the fast
+engine on the CPU when numba is installed, else the reference (with a warning). 'slots' is the
+device-side scheduler of ``engine.slots`` (any device; CUDA graphs on a GPU), which pays off when a
+sweep's tasks share its slots (``executors.PooledExecutor``). If numba is installed but fails to
+load (a broken install, or a Ctrl-C landing in its import), that is an error, not a quiet switch to
+other numbers. ``used()`` tells which engines actually ran, for the provenance of each stored row.
+
+The choice and the record of what ran are per thread (a pooled sweep and a threaded Dask worker run
+several tasks at once, each setting its own): a thread that never chose follows the main thread's
+choice.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import threading
 import warnings
 from typing import TYPE_CHECKING
 
@@ -29,10 +35,19 @@ __all__ = [
 ]
 
 #: the engine choices of ``choose`` and ``--engine``
-ENGINES = ("auto", "fast", "reference")
-_choice = "auto"
-_used: set[str] = set()
+ENGINES = ("auto", "fast", "reference", "slots")
+_main_choice = "auto"  # what the main thread chose: the choice of every thread that did not choose
 _warned = False
+
+
+class _PerThread(threading.local):
+    choice: str | None = None
+
+    def __init__(self):
+        self.used: set[str] = set()
+
+
+_thread = _PerThread()
 
 
 def check_engine(name: object) -> str:
@@ -43,28 +58,33 @@ def check_engine(name: object) -> str:
 
 
 def choose(name: str) -> str:
-    """Set this process's engine ('auto', 'fast' or 'reference'); returns the previous choice."""
-    global _choice
-    previous, _choice = _choice, check_engine(name)
+    """Set this thread's engine (one of ENGINES; on the main thread, also every thread's that did
+    not choose); returns the previous choice."""
+    global _main_choice
+    previous = chosen()
+    _thread.choice = check_engine(name)
+    if threading.current_thread() is threading.main_thread():
+        _main_choice = name
     return previous
 
 
 def chosen() -> str:
-    """This process's engine choice ('auto', 'fast' or 'reference'), as set by ``choose``."""
-    return _choice
+    """This thread's engine choice (one of ENGINES), as set by ``choose``."""
+    return _thread.choice if _thread.choice is not None else _main_choice
 
 
 def used(reset: bool = False) -> set[str]:
-    """The engines ``solve`` ran since the last reset (``reset=True`` returns them and starts afresh)."""
-    out = set(_used)
+    """The engines ``solve`` ran in this thread since the last reset (``reset=True`` returns them and
+    starts afresh)."""
+    out = set(_thread.used)
     if reset:
-        _used.clear()
+        _thread.used.clear()
     return out
 
 
 def mark_used(name: str) -> None:
     """Record an engine that ran outside ``solve`` (the shared-problem engine of design='common')."""
-    _used.add(name)
+    _thread.used.add(name)
 
 
 def _numba_installed() -> bool:
@@ -72,9 +92,10 @@ def _numba_installed() -> bool:
 
 
 def resolve(device_type: str = "cpu", backend: str = "auto") -> str:
-    """The engine a solve on ``device_type`` runs: 'fast' or 'reference' (ConfigError if impossible)."""
+    """The engine a solve on ``device_type`` runs: 'fast', 'reference' or 'slots' (ConfigError if
+    impossible)."""
     global _warned
-    name = check_engine(_choice if backend == "auto" else backend)
+    name = check_engine(chosen() if backend == "auto" else backend)
     if name == "auto":
         if device_type != "cpu":
             return "reference"
@@ -111,8 +132,9 @@ def solve(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, W0: torch.Tensor
     X (B, N, d) inputs, y (B, N) targets, mask (B, d, K) 0/1 (the learner's kept weights), W0 (B, d, K)
     the start; ``solver`` sets eta, beta, the stopping rule and the cap. ``record_every > 0`` records
     the relative error to ``W_target`` (B, d, K) every that many iterations (``curve``).
-    backend: 'reference' (batched torch, any device), 'fast' (compiled per-trial loops on the CPU) or
-    'auto' (this process's ``choose``-n engine). The result's ``engine`` says which ran.
+    backend: 'reference' (batched torch, any device), 'fast' (compiled per-trial loops on the CPU),
+    'slots' (device-side stopping in a shared set of slots, any device; ``engine.slots``) or 'auto'
+    (this thread's ``choose``-n engine). The result's ``engine`` says which ran.
 
     Two trials with an accurate mask, started at 10 % relative distance from W*, recover it:
 
@@ -132,10 +154,14 @@ def solve(X: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, W0: torch.Tensor
     name = resolve(X.device.type, backend)
     if name == "fast":
         res = _load_fast().solve(X, y, mask, W0, solver, W_target=W_target, record_every=record_every)
+    elif name == "slots":
+        from . import slots
+
+        res = slots.solve(X, y, mask, W0, solver, W_target=W_target, record_every=record_every)
     else:
         res = solve_reference(X, y, mask, W0, solver, W_target=W_target, record_every=record_every)
     res.engine = name
-    _used.add(name)
+    _thread.used.add(name)
     return res
 
 
