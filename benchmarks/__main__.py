@@ -1,7 +1,7 @@
 """``python -m benchmarks [--quick] [--json] [--skip-others]``: the machine, its peaks, then every entry.
 
 The engine entries (a)-(e) print here; other modules of this package with a ``run(quick)`` entry
-(OTHERS: the figures, memory, init, IMP, Dask and shared-problem design benchmarks, the cost model
+(OTHERS: the figures, memory, init, IMP, Dask, shared-problem design and slot-engine benchmarks, the cost model
 against every quick sweep) run after them, each isolated so one failure does not lose
 the rest.
 """
@@ -20,7 +20,7 @@ import traceback
 from . import engine, figures, machine, roofline, scaling
 from .timing import fmt
 
-OTHERS = ("figures", "memory", "init_bench", "imp_bench", "dask_bench", "design", "cost_model")
+OTHERS = ("figures", "memory", "init_bench", "imp_bench", "dask_bench", "design", "slots", "cost_model")
 
 
 def main(argv=None) -> dict:
