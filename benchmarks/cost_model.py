@@ -1,12 +1,14 @@
 """The sweep estimate against the measured sweep, for every quick figure, on this machine.
 
-``python -m benchmarks.cost_model [--only fig2,fig7] [--json]`` runs each store experiment's quick
+``python -m benchmarks.cost_model [--only fig2,fig7] [--engine reference] [--json]`` runs each store experiment's quick
 sweep into a fresh store, as ``ticketlab sweep NAME`` runs it (the same chunks: the progress split,
 its bar silenced), times it, and prints beside it what ``sweep.estimate_seconds`` said before it
 started, the ratio and whether it is within 2x (the cost model's promise, issue 17). It also prints
 the mean iterations the trials ran against the ``typical_iterations`` the estimate planned with.
 Run it on a quiet machine with ``OMP_NUM_THREADS=1`` for numbers comparable to docs/performance.md;
 the load average at start and end is printed with the table (a busy machine makes every ratio larger).
+``--engine`` runs the sweeps with that Algorithm 1 engine (as ``ticketlab sweep --engine``), and the
+estimate plans for it.
 Figure 11 is not a store sweep (IMP on real data runs its own loop) and has no estimate.
 
 ``python -m benchmarks.cost_model --store results/paper/tables`` runs nothing: for every experiment the
@@ -117,30 +119,39 @@ def _machine() -> dict:
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "uptime": up, "load_average": os.getloadavg()}
 
 
-def run(quick: bool = True, only=None, say=print) -> dict:
-    """Every quick figure (or ``only``): estimate, measurement, ratio; prints the table."""
+def run(quick: bool = True, only=None, say=print, engine: str = "auto") -> dict:
+    """Every quick figure (or ``only``): estimate, measurement, ratio; prints the table. ``engine``:
+    the Algorithm 1 engine the sweeps run and the estimate plans for."""
+    from ticketlab import engine as engines
+
     names = [n for n in QUICK if not only or n in only]
     start = _machine()
+    before = engines.chosen()
+    engines.choose(engine)
     say(f"machine: {start['cpu']}, {start['cores']} cores, torch threads {start['torch_threads']} "
-        f"(OMP_NUM_THREADS={start['OMP_NUM_THREADS']})")
+        f"(OMP_NUM_THREADS={start['OMP_NUM_THREADS']}); engine {engine}")
     say(f"  at start: {start['uptime']}")
     say(f"{'figure':10s} {'workload':10s} {'cells':>5s} {'trials':>6s} {'thr':>3s} {'estimate':>9s} {'measured':>9s} "
         f"{'meas/est':>8s}  2x   iterations (mean / planned)")
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in names:
-            r = measure(name, Path(tmp))
-            rows.append(r)
-            its = "-" if r["iterations_mean"] is None else \
-                f"{r['iterations_mean']:.0f} / {r['iterations_planned'] if r['iterations_planned'] else '-'}"
-            say(f"{name:10s} {r['workload']:10s} {r['cells']:5d} {r['trials']:6d} {r['threads']:3d} "
-                f"{r['estimate_s']:8.1f}s {r['measured_s']:8.1f}s {r['ratio']:8.2f}  {'yes' if r['within_2x'] else 'NO '}  {its}")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in names:
+                r = measure(name, Path(tmp))
+                rows.append(r)
+                its = "-" if r["iterations_mean"] is None else \
+                    f"{r['iterations_mean']:.0f} / {r['iterations_planned'] if r['iterations_planned'] else '-'}"
+                say(f"{name:10s} {r['workload']:10s} {r['cells']:5d} {r['trials']:6d} {r['threads']:3d} "
+                    f"{r['estimate_s']:8.1f}s {r['measured_s']:8.1f}s {r['ratio']:8.2f}  "
+                    f"{'yes' if r['within_2x'] else 'NO '}  {its}")
+    finally:
+        engines.choose(before)
     end = _machine()
     say(f"  at end:   {end['uptime']}")
     say(f"within 2x: {sum(r['within_2x'] for r in rows)} of {len(rows)}; measured in all "
         f"{sum(r['measured_s'] for r in rows):.1f} s, estimated {sum(r['estimate_s'] for r in rows):.1f} s")
     say("fig11: not a store sweep (IMP on real data, its own loop): no estimate")
-    return {"machine_start": start, "machine_end": end, "rows": rows}
+    return {"machine_start": start, "machine_end": end, "engine": engine, "rows": rows}
 
 
 def main(argv=None) -> dict:
@@ -150,6 +161,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--json", action="store_true", help="print one JSON object after the table")
     ap.add_argument("--store", default=None, help="run nothing: measure mean iterations and the share at the cap "
                     "from the results in STORE (a store or packed tables) beside what the estimate plans with")
+    from ticketlab.engine import ENGINES
+
+    ap.add_argument("--engine", default="auto", choices=ENGINES,
+                    help="the Algorithm 1 engine the sweeps run (default auto: fast on the CPU)")
     args = ap.parse_args(argv)
     if args.store:
         rows = calibration(args.store)
@@ -160,7 +175,7 @@ def main(argv=None) -> dict:
     bad = [x for x in only or () if x not in QUICK]
     if bad:
         ap.error(f"--only: choose from {', '.join(QUICK)} (got {', '.join(bad)})")
-    out = run(True, only)
+    out = run(True, only, engine=args.engine)
     if args.json:
         print(json.dumps(out, default=str))
     return out

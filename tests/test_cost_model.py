@@ -308,3 +308,43 @@ def test_the_calibration_reads_the_mean_and_the_capped_share_from_the_store(tmp_
     assert row["at_cap"] == pytest.approx(sum(x >= 300 for x in its) / len(its))
     assert row["planned"] == 300 and row["capped_share"] == 0.25
     assert lines[1].split()[:2] == ["fig4", cfg.config_id()[:12]]
+
+
+# --- the estimate plans for the engine the sweep will run -------------------------------------------
+
+def test_reference_iteration_by_hand():
+    """In cache (200 x 100 x 8 B = 160 kB): compute 4*200*100*5/2e9 = 200 us, memory 2*200*100*8/1e10
+    = 3.2 us, launch 1.5 ms / 10 trials = 150 us: 350 us / 3.2 = 109.375 us. Streaming (5000 x 500):
+    compute 50 ms, memory 4 ms, launch 1.5 ms / 100: 50.015 ms, no cache speedup."""
+    assert cost.iteration_time(200, 100, 5, 50, "reference", batch=10) == pytest.approx(109.375e-6)
+    assert cost.iteration_time(5000, 500, 10, 50, "reference", batch=100) == pytest.approx(50.015e-3)
+
+
+def test_estimate_follows_the_engine_choice():
+    """One trial left of fig4's first cell: the estimate is that trial's time under the chosen engine
+    (auto = fast here), the slot engine's solve SLOTS_CPU_FACTOR times the reference's; fast on a GPU is
+    refused with the --engine wording, as the run would refuse it."""
+    from ticketlab import engine
+    from ticketlab.config import ConfigError
+
+    pytest.importorskip("numba", reason="auto plans for the fast engine only where numba is installed")
+    exp, cfg = _fig4(2)
+    cell = exp.cells(cfg)[0]
+    setup = sweep.host_seconds(exp, cfg, cell)
+    before = engine.chosen()
+    try:
+        est = {}
+        for name in ("auto", "fast", "reference", "slots"):
+            engine.choose(name)
+            est[name] = sweep.estimate_seconds(exp, cfg, remaining={0: 1})
+        assert est["auto"] == pytest.approx(est["fast"]) == pytest.approx(sweep.trial_seconds(exp, cfg, cell))
+        assert est["reference"] == pytest.approx(sweep.trial_seconds(exp, cfg, cell, engine="reference", batch=1))
+        assert est["reference"] > 3 * est["fast"]
+        assert est["slots"] - setup == pytest.approx(cost.SLOTS_CPU_FACTOR * (est["reference"] - setup))
+        engine.choose("fast")
+        with pytest.raises(ConfigError, match="--engine fast: must run on the CPU"):
+            sweep.estimate_seconds(exp, cfg, "cuda")
+    finally:
+        engine.choose(before)
+    with pytest.raises(ConfigError, match=r"^engine: must be fast, reference or slots \(got 'gpu'\)"):
+        sweep.trial_seconds(exp, cfg, cell, engine="gpu")

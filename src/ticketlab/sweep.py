@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
+from .config import bad_value
 from .experiments import get_experiment
 from .provenance import provenance
 from .store import Store
@@ -363,10 +364,17 @@ def host_seconds(exp, cfg, cell) -> float:
     return seconds
 
 
-def trial_seconds(exp, cfg, cell, members: int = 1) -> float:
+def trial_seconds(exp, cfg, cell, members: int = 1, engine: str = "fast", batch: int = 100) -> float:
     """Seconds one trial of ``cell`` takes on one core (engine.cost): setup, then its workload's work.
-    members > 1: one member of a group sharing its problems (design='common', the shared engine)."""
+    members > 1: one member of a group sharing its problems (design='common', the shared engine).
+    ``engine``: the CPU engine that solves it ('fast', or 'reference' / 'slots' in batches of ``batch``
+    trials)."""
     from .engine import cost
+
+    if engine not in ("fast", "reference", "slots"):
+        raise bad_value("engine", "must be fast, reference or slots", engine)
+    backend = "fast" if engine == "fast" else "reference"
+    factor = cost.SLOTS_CPU_FACTOR if engine == "slots" else 1.0
 
     s = cell.spec
     o = s.oracle
@@ -380,7 +388,8 @@ def trial_seconds(exp, cfg, cell, members: int = 1) -> float:
     its = min(s.solver.max_iter, typical_iterations(exp, cfg))
 
     def solve(r_sum, iterations):
-        return iterations * cost.iteration_time(s.N, o.d, o.K, max(1, round(r_sum)), dtype=s.dtype, members=members)
+        return factor * iterations * cost.iteration_time(s.N, o.d, o.K, max(1, round(r_sum)), backend, dtype=s.dtype,
+                                                         batch=batch, members=members if backend == "fast" else 1)
 
     dense = o.d * o.K
     if kind == "found_mask":  # pre_iters on the dense learner, then the pruned training (Figure 8: twice)
@@ -416,8 +425,15 @@ def estimate_seconds(exp, cfg, device="cpu", chunk_size: int | None = None,
     trials side by side, chunks one after another, cut as ``plan`` cuts them (``split``: the
     progress split of a run with a bar). Iterations per trial: ``typical_iterations``; on a GPU the
     batches are sized as ``plan`` sizes them. ``remaining`` (cell index -> trials still to run, from
-    ``remaining_per_cell``) estimates a resume: only those trials count."""
+    ``remaining_per_cell``) estimates a resume: only those trials count. The engine planned for is
+    the one the sweep will run (``engine.resolve`` of this thread's choice): on the CPU the fast
+    engine's model, or the batched reference's (the slot engine at ``cost.SLOTS_CPU_FACTOR`` times
+    it); on a GPU the batched reference's for every engine (the slot engine's GPU cost is not
+    measured yet, so it is planned at the reference's)."""
+    from . import engine as engines
     from .engine.cost import estimate
+
+    chosen = engines.resolve(str(device or "cpu").split(":")[0], load=False)
 
     total = 0.0
     cells = exp.cells(cfg)
@@ -449,7 +465,7 @@ def estimate_seconds(exp, cfg, device="cpu", chunk_size: int | None = None,
         m = members[cell.group] if cell.group is not None and together else 1
         size = split_size(n, per, split if chunk_size is None else 1, threads)
         rounds = (n // size) * math.ceil(size / threads) + math.ceil((n % size) / threads)
-        total += rounds * trial_seconds(exp, cfg, cell, members=m)
+        total += rounds * trial_seconds(exp, cfg, cell, members=m, engine=chosen, batch=size)
     return total * exp.solved_fraction(cfg)
 
 

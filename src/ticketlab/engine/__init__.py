@@ -91,16 +91,16 @@ def _numba_installed() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
-def resolve(device_type: str = "cpu", backend: str = "auto") -> str:
+def resolve(device_type: str = "cpu", backend: str = "auto", load: bool = True) -> str:
     """The engine a solve on ``device_type`` runs: 'fast', 'reference' or 'slots' (ConfigError if
-    impossible)."""
+    impossible). ``load=False``: only say which (a cost estimate), without loading numba or warning."""
     global _warned
     name = check_engine(chosen() if backend == "auto" else backend)
     if name == "auto":
         if device_type != "cpu":
             return "reference"
         if not _numba_installed():
-            if not _warned:
+            if not _warned and load:
                 warnings.warn("numba is not installed: running the reference engine (slower; results agree to "
                               "~1e-12); install numba or pass --engine reference to silence this", stacklevel=3)
                 _warned = True
@@ -110,7 +110,8 @@ def resolve(device_type: str = "cpu", backend: str = "auto") -> str:
         if device_type != "cpu":
             raise ConfigError(f"--engine fast: must run on the CPU (got device {device_type!r}); use --engine "
                               "reference or auto on a GPU")
-        _load_fast()
+        if load:
+            _load_fast()
     return name
 
 

@@ -49,6 +49,14 @@ CACHE_BYTES = 2 * 2**20  # a trial's data up to this stays in cache across itera
 # (a) on the shared development machine (min of repeats); an idle machine does better.
 TORCH_FLOPS = {8: 2e9, 4: 4e9}
 TORCH_STEP_S = 1.5e-3
+# The reference engine's whole quick sweeps (in-cache data, batches of 3-12 trials, two threads) ran
+# 2.5-4.4x faster than the rates above on a quiet machine (python -m benchmarks.cost_model --engine
+# reference, figures 2-10); like CACHED_SPEEDUP, applied only where a trial's data stay in cache.
+REFERENCE_CACHED_SPEEDUP = 3.2
+# The slot engine (engine/slots.py) on the CPU: the reference's batched iteration plus the masks that
+# replace the host's stopping decisions, and frozen slots computing to their block's end; measured
+# against the reference on the same quick sweeps (python -m benchmarks.cost_model --engine slots|reference).
+SLOTS_CPU_FACTOR = 1.1  # geometric mean of slots/reference over the nine quick sweeps fig2-fig10 (0.5-2.6 each)
 # The reference engine on a GPU: a batched iteration is about forty small kernel launches, so it
 # costs about CUDA_STEP_S however small the batch (measured on an H200: the paper-scale Figure 4,
 # 100 trials a batch, took 0.75 ms per batched iteration, Python and launches), and the flops at
@@ -102,7 +110,8 @@ def iteration_time(N: int, d: int, K: int, r_sum: int, backend: str = "fast", dt
     if backend == "reference":  # dense batched products, the whole batch streamed every iteration
         compute = 4 * N * d * K / TORCH_FLOPS[isz]
         memory = 2 * N * d * isz / BANDWIDTH
-        return max(compute, memory) + TORCH_STEP_S / max(1, batch)
+        t = max(compute, memory) + TORCH_STEP_S / max(1, batch)
+        return t / REFERENCE_CACHED_SPEEDUP if N * d * isz <= CACHE_BYTES else t
     raise ValueError(f"backend: must be 'fast' or 'reference' (got {backend!r})")
 
 
