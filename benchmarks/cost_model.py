@@ -155,14 +155,14 @@ def run(quick: bool = True, only=None, say=print, engine: str = "auto") -> dict:
 
 
 def main(argv=None) -> dict:
+    from ticketlab.engine import ENGINES
+
     ap = argparse.ArgumentParser(prog="python -m benchmarks.cost_model", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="", help="comma-separated experiments (default: every quick figure)")
     ap.add_argument("--json", action="store_true", help="print one JSON object after the table")
     ap.add_argument("--store", default=None, help="run nothing: measure mean iterations and the share at the cap "
                     "from the results in STORE (a store or packed tables) beside what the estimate plans with")
-    from ticketlab.engine import ENGINES
-
     ap.add_argument("--engine", default="auto", choices=ENGINES,
                     help="the Algorithm 1 engine the sweeps run (default auto: fast on the CPU)")
     args = ap.parse_args(argv)

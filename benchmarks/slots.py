@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -74,20 +74,16 @@ def main(argv=None) -> dict:
     results = {}
     for label, graphs in modes.items():
         server = slots.SlotServer(block=slots.DEFAULT_BLOCK, graphs=graphs)
-        got = [None] * len(cells)
 
-        def run(i, server=server, got=got):
-            p, W0 = cells[i]
+        def run(cell, server=server):  # one thread per cell, all sharing the server's slots
+            p, W0 = cell
             with slots.serving(server):
-                got[i] = engine.solve(p.X, p.y, p.mask, W0, solver, backend="slots")
+                return engine.solve(p.X, p.y, p.mask, W0, solver, backend="slots")
 
         _sync(args.device)
         t0 = time.perf_counter()
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(cells))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        with ThreadPoolExecutor(len(cells)) as pool:
+            got = list(pool.map(run, cells))
         server.close()
         _sync(args.device)
         results[label] = (time.perf_counter() - t0, got)

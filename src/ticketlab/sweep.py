@@ -369,10 +369,11 @@ def trial_seconds(exp, cfg, cell, members: int = 1, engine: str = "fast", batch:
     members > 1: one member of a group sharing its problems (design='common', the shared engine).
     ``engine``: the CPU engine that solves it ('fast', or 'reference' / 'slots' in batches of ``batch``
     trials)."""
-    from .engine import cost
+    from .engine import ENGINES, cost
 
-    if engine not in ("fast", "reference", "slots"):
-        raise bad_value("engine", "must be fast, reference or slots", engine)
+    runnable = [e for e in ENGINES if e != "auto"]  # what engine.resolve returns
+    if engine not in runnable:
+        raise bad_value("engine", f"must be {', '.join(runnable[:-1])} or {runnable[-1]}", engine)
     backend = "fast" if engine == "fast" else "reference"
     factor = cost.SLOTS_CPU_FACTOR if engine == "slots" else 1.0
 
@@ -430,10 +431,12 @@ def estimate_seconds(exp, cfg, device="cpu", chunk_size: int | None = None,
     engine's model, or the batched reference's (the slot engine at ``cost.SLOTS_CPU_FACTOR`` times
     it); on a GPU the batched reference's for every engine (the slot engine's GPU cost is not
     measured yet, so it is planned at the reference's)."""
+    import torch
+
     from . import engine as engines
     from .engine.cost import estimate
 
-    chosen = engines.resolve(str(device or "cpu").split(":")[0], load=False)
+    chosen = engines.resolve(torch.device(str(device or "cpu")).type, load=False)
 
     total = 0.0
     cells = exp.cells(cfg)
